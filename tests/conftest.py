@@ -1,0 +1,112 @@
+"""Shared fixtures: real databases (SQLite and the PostgreSQL server of this machine).
+
+PostgreSQL is never skipped: a test that needs it fails when it is not there, in CI as
+everywhere. Each test run gets its own database (named by process id) and each test
+starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from vipsync.bootstrap import Context, set_context
+from vipsync.config.settings import Settings
+from vipsync.store.db import make_engine, make_session_factory, upgrade
+from vipsync.store.models import Base
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FIXTURES = SHARED / "fixtures"
+PG_ADMIN_URL = os.environ.get("VIPSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def pytest_configure(config):
+    os.environ.setdefault("VIPSYNC_LOG_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    assert FIXTURES.is_dir(), f"the official fixtures are missing: {FIXTURES}"
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_database():
+    """A fresh PostgreSQL database for this test run, migrated once."""
+    name = f"vipsync_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_pg(engine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def sqlite_url(_sqlite_template, tmp_path) -> str:
+    path = tmp_path / "vipsync.sqlite3"
+    shutil.copy(_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def pg_url(_pg_database) -> str:
+    engine = make_engine(_pg_database)
+    _truncate_pg(engine)
+    engine.dispose()
+    return _pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session_factory(engine):
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def context(db_url, tmp_path, monkeypatch):
+    """The process-wide context pointed at the test database (for CLI and job tests)."""
+    monkeypatch.setenv("VIPSYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VIPSYNC_DATABASE_URL", db_url)
+    ctx = Context(settings=Settings(), database_url=db_url)
+    set_context(ctx)
+    yield ctx
+    set_context(None)

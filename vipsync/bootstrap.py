@@ -1,0 +1,69 @@
+"""The composition root: the one place that wires settings, stores and the database.
+
+The CLI, the workers and the web app all start from :func:`get_context`; tests build a
+:class:`Context` of their own with another database URL or stores file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from vipsync.config.settings import Settings, get_settings
+from vipsync.config.stores import Stores, load_stores
+from vipsync.store.db import ensure_schema, make_engine, make_session_factory
+
+__all__ = ["Context", "get_context", "set_context"]
+
+
+@dataclass
+class Context:
+    """Settings plus the lazily built adapters that depend on them."""
+
+    settings: Settings
+    database_url: str | None = None
+    migrate: bool = True
+    _stores: Stores | None = field(default=None, repr=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.database_url or self.settings.effective_database_url)
+        if self.migrate:
+            ensure_schema(engine)
+        return engine
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @property
+    def stores(self) -> Stores:
+        if self._stores is None:
+            self._stores = load_stores(self.settings.stores_file)
+        return self._stores
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+_context: Context | None = None
+
+
+def get_context() -> Context:
+    """The process-wide context, built on first use from the environment."""
+    global _context
+    if _context is None:
+        _context = Context(settings=get_settings())
+    return _context
+
+
+def set_context(ctx: Context | None) -> None:
+    """Replace the process-wide context (tests, or a CLI option that overrides a setting)."""
+    global _context
+    if _context is not None and _context is not ctx:
+        _context.dispose()
+    _context = ctx

@@ -1,0 +1,9 @@
+"""Commands of the amazon part (registered by vipsync.cli.main)."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+
+def register(groups) -> None:
+    """Add this module's commands to the CLI groups."""

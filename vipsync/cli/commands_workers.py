@@ -1,0 +1,9 @@
+"""Commands of the workers part (registered by vipsync.cli.main)."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+
+def register(groups) -> None:
+    """Add this module's commands to the CLI groups."""

@@ -1,0 +1,133 @@
+"""Progress on long work: a bar on a terminal, nothing when output is piped or logged."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["console", "err_console", "open_with_progress", "progress_bar", "interactive"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def interactive() -> bool:
+    return err_console.is_terminal and os.environ.get("CI") != "true"
+
+
+class _CountingReader:
+    """A binary file wrapper that reports bytes read to a progress task."""
+
+    def __init__(self, raw: IO[bytes], advance) -> None:
+        self._raw = raw
+        self._advance = advance
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._advance(len(data))
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        data = self._raw.read1(size) if hasattr(self._raw, "read1") else self._raw.read(size)
+        self._advance(len(data))
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self._raw.readline(size)
+        self._advance(len(data))
+        return data
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def flush(self) -> None:
+        pass
+
+
+@contextmanager
+def open_with_progress(path: Path, description: str) -> Iterator[IO[bytes]]:
+    """Open ``path`` for reading in binary; on a terminal, show bytes read against its size."""
+    fh = open(path, "rb")
+    if not interactive():
+        try:
+            yield fh
+        finally:
+            fh.close()
+        return
+    total = os.path.getsize(path)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        reader = _CountingReader(fh, lambda n: bar.advance(task, n))
+        try:
+            yield reader  # type: ignore[misc]
+        finally:
+            fh.close()
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None):
+    """A counter bar (records, pages, API calls). Yields ``advance(n=1, total=None)``."""
+    if not interactive():
+        yield lambda n=1, total=None: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+
+        def advance(n: int = 1, total: int | None = None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            bar.advance(task, n)
+
+        yield advance

@@ -1,0 +1,1 @@
+"""Connectors: one subpackage per outside system, each mapping its shapes to records."""

@@ -1,0 +1,1 @@
+"""Amazon SP-API: Orders API sync, Reports API backfill, and the flat-file report mapper."""

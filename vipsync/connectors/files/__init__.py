@@ -1,0 +1,1 @@
+"""File imports: streaming readers for order exports, reports and the members file."""

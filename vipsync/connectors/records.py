@@ -1,0 +1,189 @@
+"""Normalized records: what every connector produces and the store consumes.
+
+Connectors map an outside shape (a Shopify order, an Amazon order, a flat-file row) to
+these frozen dataclasses with a pure ``map_*`` function. The store never sees a source's
+own shape except as the raw payload kept beside each record.
+
+Conventions: timestamps are timezone-aware, dates are ``datetime.date``, money is
+``Decimal`` with its currency, countries are ISO 3166-1 alpha-2 (``GB``, never ``UK``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = [
+    "Source",
+    "OrderLine",
+    "OrderRecord",
+    "MemberRecord",
+    "Rejected",
+    "normalize_email",
+    "email_digest",
+    "normalize_country",
+    "canonical_json",
+    "payload_sha256",
+]
+
+Source = Literal["shopify", "amazon"]
+
+# Amazon's buyer e-mail relay; such addresses never create or match members.
+AMAZON_RELAY_DOMAIN = "marketplace.amazon."
+
+
+def normalize_email(value: str | None) -> str | None:
+    """Trimmed, lower-cased e-mail, or None when empty."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return value or None
+
+
+def email_digest(value: str | None) -> str | None:
+    """The SHA-256 of the normalized e-mail: how orders and members are matched without
+    storing the address in a readable column. Amazon relay addresses give None."""
+    email = normalize_email(value)
+    if email is None or "@" not in email:
+        return None
+    if AMAZON_RELAY_DOMAIN in email.split("@", 1)[1]:
+        return None
+    return hashlib.sha256(email.encode("utf-8")).hexdigest()
+
+
+def normalize_country(value: str | None) -> str | None:
+    """ISO alpha-2 upper case; ``UK`` is written ``GB``; empty gives None."""
+    if value is None:
+        return None
+    value = str(value).strip().upper()
+    if not value:
+        return None
+    return "GB" if value == "UK" else value
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def payload_sha256(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """One order line. ``line_key`` is the source's line id, or ``sku#n`` when it has none
+    (flat-file reports). Units are keyed by SKU and ordinal, never by ``line_key``."""
+
+    line_key: str
+    sku: str
+    title: str
+    quantity: int
+    refunded_quantity: int = 0
+    unit_price: Decimal | None = None
+    discount: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One order from one official (or listed) store, normalized."""
+
+    source: Source
+    store_key: str
+    external_id: str  # Shopify numeric order id; Amazon order id
+    name: str  # Shopify "#1001"; the Amazon order id
+    purchased_at: datetime  # aware
+    purchase_date: date  # calendar date in the store's (marketplace's) zone
+    updated_at: datetime  # aware; the source's own update time, decides which version wins
+    lines: tuple[OrderLine, ...]
+    raw: dict[str, Any] = field(compare=False, repr=False)
+    raw_kind: str = "order"  # "order", "report_rows", "bulk_order", ...
+    marketplace_id: str | None = None
+    currency: str | None = None
+    total_amount: Decimal | None = None
+    financial_status: str | None = None  # the source's own word, lower case
+    order_status: str | None = None
+    payment_pending: bool = False
+    cancelled_at: datetime | None = None
+    is_cancelled: bool = False
+    is_test: bool = False
+    email_hash: str | None = None
+    country: str | None = None  # resolved: shipping, else billing, else the store's own
+    country_source: Literal["shipping", "billing", "store"] = "store"
+    shipping_postal_code: str | None = None
+    discount_codes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("purchased_at", "updated_at", "cancelled_at"):
+            value = getattr(self, name)
+            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+                raise ValueError(f"OrderRecord.{name} must be timezone-aware")
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return (self.store_key, self.external_id)
+
+    def content_hash(self) -> str:
+        """A digest of everything stored for this version, raw payload included."""
+        body = {
+            "name": self.name,
+            "purchased_at": self.purchased_at.astimezone(timezone.utc).isoformat(),
+            "purchase_date": self.purchase_date.isoformat(),
+            "updated_at": self.updated_at.astimezone(timezone.utc).isoformat(),
+            "lines": [
+                [l.line_key, l.sku, l.title, l.quantity, l.refunded_quantity, str(l.unit_price), str(l.discount)]
+                for l in self.lines
+            ],
+            "marketplace_id": self.marketplace_id,
+            "currency": self.currency,
+            "total": str(self.total_amount),
+            "fin": self.financial_status,
+            "status": self.order_status,
+            "pending": self.payment_pending,
+            "cancelled": self.is_cancelled,
+            "cancelled_at": self.cancelled_at.astimezone(timezone.utc).isoformat() if self.cancelled_at else None,
+            "test": self.is_test,
+            "email": self.email_hash,
+            "country": [self.country, self.country_source],
+            "zip": self.shipping_postal_code,
+            "codes": list(self.discount_codes),
+            "raw": payload_sha256(self.raw),
+            "raw_kind": self.raw_kind,
+        }
+        return payload_sha256(body)
+
+    def unit_keys(self) -> list[tuple[str, int]]:
+        """(sku, ordinal) of every unit of quantity, ordinals 1..n per SKU in line order."""
+        counts: dict[str, int] = {}
+        keys: list[tuple[str, int]] = []
+        for line in self.lines:
+            for _ in range(max(line.quantity, 0)):
+                counts[line.sku] = counts.get(line.sku, 0) + 1
+                keys.append((line.sku, counts[line.sku]))
+        return keys
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """One VIP member from the members file or a registration."""
+
+    email_hash: str
+    registered_at: date
+    country: str | None = None
+    exited_at: date | None = None
+    record_id: str = ""  # where it came from (file line), for error reports
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record a reader could not map: which record, which field, why, and the record
+    itself (so ops can fix and replay it). Readers yield these instead of raising, so one
+    bad record never stops a batch. Messages name fields, never personal data."""
+
+    record_id: str
+    field: str | None
+    message: str
+    raw: Any = field(repr=False, default=None)

@@ -1,0 +1,1 @@
+"""Development tools: fake Shopify and SP-API servers, data generators."""

@@ -1,0 +1,1 @@
+"""The normalized store: tables, repository, migrations and read models."""

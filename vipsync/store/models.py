@@ -1,0 +1,305 @@
+"""The normalized store's tables.
+
+One row per order, order line, unit of quantity, product, member; every order points at
+the raw payload it came from. Units are keyed by (store, order id, SKU, ordinal), never by
+a source's line id, so an Amazon order first seen in a flat-file report and later through
+the Orders API keeps the same units.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from vipsync.store.types import JSONType, UTCDateTime
+
+__all__ = [
+    "Base",
+    "Product",
+    "Order",
+    "OrderLineRow",
+    "Unit",
+    "UnitTag",
+    "Member",
+    "OrderMemberLink",
+    "Claim",
+    "RawPayload",
+    "SyncCursor",
+    "ImportRun",
+    "ImportError_",
+    "WebhookDelivery",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(14, 2)
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class RawPayload(Base):
+    """A payload exactly as received; one row per distinct version of a record."""
+
+    __tablename__ = "raw_payloads"
+    __table_args__ = (UniqueConstraint("store_key", "kind", "external_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    store_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Product(Base):
+    """A SKU seen in any order; ``category`` is set by the catalog classifier."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(128), unique=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str | None] = mapped_column(String(32))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("store_key", "external_id"),
+        Index("ix_orders_store_name", "store_key", "name"),
+        Index("ix_orders_email_hash", "email_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    store_key: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    marketplace_id: Mapped[str | None] = mapped_column(String(32))
+    purchased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    purchase_date: Mapped[date] = mapped_column(Date)
+    source_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    total_amount: Mapped[Decimal | None] = mapped_column(Money)
+    financial_status: Mapped[str | None] = mapped_column(String(32))
+    order_status: Mapped[str | None] = mapped_column(String(32))
+    payment_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    is_cancelled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_test: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
+    country_source: Mapped[str] = mapped_column(String(16))
+    shipping_postal_code: Mapped[str | None] = mapped_column(String(32))
+    discount_codes: Mapped[Any] = mapped_column(JSONType)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OrderLineRow(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("order_id", "line_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    line_key: Mapped[str] = mapped_column(String(128))
+    sku: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(Text, default="")
+    quantity: Mapped[int] = mapped_column(Integer)
+    refunded_quantity: Mapped[int] = mapped_column(Integer, server_default="0")
+    unit_price: Mapped[Decimal | None] = mapped_column(Money)
+    discount: Mapped[Decimal | None] = mapped_column(Money)
+
+
+class Unit(Base):
+    """One unit of quantity. ``removed`` marks a unit whose order no longer carries it
+    (an order edit lowered the quantity); it is kept, never deleted."""
+
+    __tablename__ = "units"
+    __table_args__ = (
+        UniqueConstraint("store_key", "order_external_id", "sku", "ordinal"),
+        Index("ix_units_order_id", "order_id"),
+        Index("ix_units_needs_tag", "needs_tag"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    store_key: Mapped[str] = mapped_column(String(64))
+    order_external_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(128))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, default="")
+    removed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    needs_tag: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UnitTag(Base):
+    """The eligibility engine's verdict for one unit, as of the policy version it names.
+    Statuses that depend on today (active, expired, closing soon) are computed on read."""
+
+    __tablename__ = "unit_tags"
+    __table_args__ = (Index("ix_unit_tags_policy_version", "policy_version"),)
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(2))
+    purchase_date: Mapped[date] = mapped_column(Date)
+    eligible: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[Any] = mapped_column(JSONType)
+    valid_purchase: Mapped[bool] = mapped_column(Boolean)
+    original_warranty_end: Mapped[date | None] = mapped_column(Date)
+    registration_deadline: Mapped[date | None] = mapped_column(Date)
+    extended_warranty_end: Mapped[date | None] = mapped_column(Date)
+    trade_in_opens: Mapped[date | None] = mapped_column(Date)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    benefit_status: Mapped[str | None] = mapped_column(String(32))
+    facts_hash: Mapped[str] = mapped_column(String(64))
+    tagged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Member(Base):
+    """A VIP member. The e-mail is kept only as a digest: it can be matched, not read back.
+    Erasure clears ``email_hash`` and keeps the row (its id is the pseudonym)."""
+
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    registered_at: Mapped[date] = mapped_column(Date)
+    exited_at: Mapped[date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(32), default="import")
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OrderMemberLink(Base):
+    """A member's verified proof of purchase for an order (Amazon and guest checkouts)."""
+
+    __tablename__ = "order_member_links"
+    __table_args__ = (UniqueConstraint("order_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(32))  # "email", "postal_code", "invoice"
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Claim(Base):
+    """A benefit used on a unit: one exchange or one trade-in, never both."""
+
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "exchange" | "trade_in"
+    claimed_on: Mapped[date] = mapped_column(Date)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SyncCursor(Base):
+    """The bookmark of one stream of one store (e.g. shopify-us / orders)."""
+
+    __tablename__ = "sync_cursors"
+    __table_args__ = (UniqueConstraint("store_key", "stream"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_key: Mapped[str] = mapped_column(String(64))
+    stream: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[Any] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ImportRun(Base):
+    """One run of an import or a sync, with its counts."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    store_key: Mapped[str | None] = mapped_column(String(64))
+    source_name: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    read: Mapped[int] = mapped_column(Integer, server_default="0")
+    inserted: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated: Mapped[int] = mapped_column(Integer, server_default="0")
+    unchanged: Mapped[int] = mapped_column(Integer, server_default="0")
+    rejected: Mapped[int] = mapped_column(Integer, server_default="0")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ImportError_(Base):
+    """A record that could not be imported: its source, id, field and message, and the
+    record itself so it can be replayed once fixed."""
+
+    __tablename__ = "import_errors"
+    __table_args__ = (Index("ix_import_errors_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(32))  # "shopify", "amazon-report", "members", ...
+    store_key: Mapped[str | None] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(128))
+    field: Mapped[str | None] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | replayed | dropped
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """A webhook as received, stored before it is answered and processed in the background."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(128), unique=True)
+    store_key: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

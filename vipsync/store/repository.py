@@ -1,0 +1,516 @@
+"""The repository: idempotent, batched upserts keyed by store and external id.
+
+Rules kept here, for every way an order arrives (API page, webhook, file):
+- the same version twice changes no row (a content digest decides "unchanged");
+- a newer version (by the source's update time) replaces an older one; an older one
+  never overwrites a newer one;
+- units are keyed by (store, order id, SKU, ordinal) so every source yields the same units;
+  a unit an edit takes away is marked ``removed``, never deleted;
+- each stored version keeps its raw payload.
+
+Statements are issued in batches (one SELECT to classify a batch, then executemany
+inserts/updates), so memory stays flat in the size of an import.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from vipsync.connectors.records import MemberRecord, OrderRecord, canonical_json, payload_sha256
+from vipsync.store.models import (
+    ImportError_,
+    ImportRun,
+    Member,
+    Order,
+    OrderLineRow,
+    OrderMemberLink,
+    Product,
+    RawPayload,
+    SyncCursor,
+    Unit,
+)
+
+__all__ = ["UpsertCounts", "Repository", "write_orders", "utcnow"]
+
+CHUNK = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class UpsertCounts:
+    """What one or more upserts did."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0  # an older version than the stored one: ignored (also "unchanged" to users)
+    changed_order_ids: list[int] = field(default_factory=list, repr=False)
+
+    def __iadd__(self, other: UpsertCounts) -> UpsertCounts:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.stale += other.stale
+        self.changed_order_ids.extend(other.changed_order_ids)
+        return self
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.unchanged + self.stale
+
+
+def _insert_ignore(session: Session, table, rows: list[dict], index_elements: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on both databases."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    session.execute(ins.on_conflict_do_nothing(index_elements=index_elements), rows)
+
+
+def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class Repository:
+    """Reads and writes of the normalized store inside one session (one transaction)."""
+
+    def __init__(self, session: Session, *, now: Callable[[], datetime] = utcnow) -> None:
+        self.session = session
+        self.now = now
+
+    # ------------------------------------------------------------------ orders
+    def upsert_orders(self, records: Iterable[OrderRecord]) -> UpsertCounts:
+        """Insert new orders, replace older versions, leave equal or newer ones alone."""
+        latest: dict[tuple[str, str], OrderRecord] = {}
+        for rec in records:
+            prev = latest.get(rec.identity)
+            if prev is None or rec.updated_at >= prev.updated_at:
+                latest[rec.identity] = rec
+        counts = UpsertCounts()
+        batch = list(latest.values())
+        for chunk in _chunks(batch):
+            counts += self._upsert_chunk(chunk)
+        return counts
+
+    def _upsert_chunk(self, records: Sequence[OrderRecord]) -> UpsertCounts:
+        s = self.session
+        now = self.now()
+        counts = UpsertCounts()
+        by_store: dict[str, list[str]] = {}
+        for rec in records:
+            by_store.setdefault(rec.store_key, []).append(rec.external_id)
+        existing: dict[tuple[str, str], Any] = {}
+        for store_key, ids in by_store.items():
+            rows = s.execute(
+                select(Order.id, Order.store_key, Order.external_id, Order.source_updated_at, Order.content_hash).where(
+                    Order.store_key == store_key, Order.external_id.in_(ids)
+                )
+            ).all()
+            existing.update({(r.store_key, r.external_id): r for r in rows})
+
+        new: list[tuple[OrderRecord, str]] = []
+        replace: list[tuple[OrderRecord, str, int]] = []
+        for rec in records:
+            digest = rec.content_hash()
+            old = existing.get(rec.identity)
+            if old is None:
+                new.append((rec, digest))
+            elif old.content_hash == digest:
+                counts.unchanged += 1
+            elif rec.updated_at >= old.source_updated_at:
+                # Equal update times with other content: the later arrival wins.
+                replace.append((rec, digest, old.id))
+            else:
+                counts.stale += 1
+        if not new and not replace:
+            return counts
+
+        touched = [r for r, _ in new] + [r for r, _, _ in replace]
+        raw_ids = self._store_raw(touched, now)
+        self._ensure_products(touched, now)
+
+        # Orders.
+        if new:
+            rows = [self._order_row(rec, digest, raw_ids, now) | {"created_at": now} for rec, digest in new]
+            result = s.execute(
+                insert(Order).returning(Order.id, sort_by_parameter_order=True), rows
+            ).scalars().all()
+            new_ids = list(result)
+        else:
+            new_ids = []
+        if replace:
+            s.execute(
+                update(Order),
+                [self._order_row(rec, digest, raw_ids, now) | {"id": oid} for rec, digest, oid in replace],
+            )
+            replaced_ids = [oid for _, _, oid in replace]
+            s.execute(delete(OrderLineRow).where(OrderLineRow.order_id.in_(replaced_ids)))
+        else:
+            replaced_ids = []
+
+        # Lines.
+        line_rows: list[dict] = []
+        for oid, rec in zip(new_ids + replaced_ids, [r for r, _ in new] + [r for r, _, _ in replace]):
+            seen_keys: set[str] = set()
+            for line in rec.lines:
+                key = line.line_key
+                while key in seen_keys:  # a source repeating a line id must not break the batch
+                    key += "'"
+                seen_keys.add(key)
+                line_rows.append(
+                    {
+                        "order_id": oid,
+                        "line_key": key,
+                        "sku": line.sku,
+                        "title": line.title,
+                        "quantity": line.quantity,
+                        "refunded_quantity": line.refunded_quantity,
+                        "unit_price": line.unit_price,
+                        "discount": line.discount,
+                    }
+                )
+        if line_rows:
+            s.execute(insert(OrderLineRow), line_rows)
+
+        # Units.
+        unit_inserts: list[dict] = []
+        unit_updates: list[dict] = []
+        current: dict[int, dict[tuple[str, int], Any]] = {}
+        if replaced_ids:
+            for chunk_ids in _chunks(replaced_ids):
+                for u in s.execute(
+                    select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.title).where(
+                        Unit.order_id.in_(chunk_ids)
+                    )
+                ):
+                    current.setdefault(u.order_id, {})[(u.sku, u.ordinal)] = u
+        for oid, rec in zip(new_ids + replaced_ids, [r for r, _ in new] + [r for r, _, _ in replace]):
+            titles = {line.sku: line.title for line in reversed(rec.lines)}
+            have = current.get(oid, {})
+            wanted = rec.unit_keys()
+            for sku, ordinal in wanted:
+                if (sku, ordinal) in have:
+                    u = have[(sku, ordinal)]
+                    unit_updates.append(
+                        {"id": u.id, "removed": False, "needs_tag": True, "title": titles[sku], "updated_at": now}
+                    )
+                else:
+                    unit_inserts.append(
+                        {
+                            "order_id": oid,
+                            "store_key": rec.store_key,
+                            "order_external_id": rec.external_id,
+                            "sku": sku,
+                            "ordinal": ordinal,
+                            "title": titles[sku],
+                            "removed": False,
+                            "needs_tag": True,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+            wanted_set = set(wanted)
+            for key, u in have.items():
+                if key not in wanted_set:
+                    unit_updates.append(
+                        {"id": u.id, "removed": True, "needs_tag": True, "title": u.title, "updated_at": now}
+                    )
+        if unit_inserts:
+            s.execute(insert(Unit), unit_inserts)
+        if unit_updates:
+            s.execute(update(Unit), unit_updates)
+
+        counts.inserted += len(new)
+        counts.updated += len(replace)
+        counts.changed_order_ids.extend(new_ids + replaced_ids)
+        return counts
+
+    def _order_row(self, rec: OrderRecord, digest: str, raw_ids: dict, now: datetime) -> dict:
+        return {
+            "source": rec.source,
+            "store_key": rec.store_key,
+            "external_id": rec.external_id,
+            "name": rec.name,
+            "marketplace_id": rec.marketplace_id,
+            "purchased_at": rec.purchased_at,
+            "purchase_date": rec.purchase_date,
+            "source_updated_at": rec.updated_at,
+            "currency": rec.currency,
+            "total_amount": rec.total_amount,
+            "financial_status": rec.financial_status,
+            "order_status": rec.order_status,
+            "payment_pending": rec.payment_pending,
+            "is_cancelled": rec.is_cancelled,
+            "cancelled_at": rec.cancelled_at,
+            "is_test": rec.is_test,
+            "email_hash": rec.email_hash,
+            "country": rec.country,
+            "country_source": rec.country_source,
+            "shipping_postal_code": rec.shipping_postal_code,
+            "discount_codes": list(rec.discount_codes),
+            "content_hash": digest,
+            "raw_payload_id": raw_ids.get((rec.store_key, rec.raw_kind, rec.external_id)),
+            "updated_at": now,
+        }
+
+    def _store_raw(self, records: Sequence[OrderRecord], now: datetime) -> dict[tuple[str, str, str], int]:
+        rows = []
+        keys = []
+        for rec in records:
+            sha = payload_sha256(rec.raw)
+            keys.append((rec.store_key, rec.raw_kind, rec.external_id, sha))
+            rows.append(
+                {
+                    "source": rec.source,
+                    "store_key": rec.store_key,
+                    "kind": rec.raw_kind,
+                    "external_id": rec.external_id,
+                    "sha256": sha,
+                    "payload": rec.raw,
+                    "received_at": now,
+                }
+            )
+        _insert_ignore(self.session, RawPayload, rows, ["store_key", "kind", "external_id", "sha256"])
+        ids: dict[tuple[str, str, str], int] = {}
+        wanted = set(keys)
+        for chunk in _chunks(list({k[3] for k in keys})):
+            for r in self.session.execute(
+                select(RawPayload.id, RawPayload.store_key, RawPayload.kind, RawPayload.external_id, RawPayload.sha256).where(
+                    RawPayload.sha256.in_(chunk)
+                )
+            ):
+                if (r.store_key, r.kind, r.external_id, r.sha256) in wanted:
+                    ids[(r.store_key, r.kind, r.external_id)] = r.id
+        return ids
+
+    def _ensure_products(self, records: Sequence[OrderRecord], now: datetime) -> None:
+        titles: dict[str, str] = {}
+        for rec in records:
+            for line in rec.lines:
+                if line.sku and line.sku not in titles:
+                    titles[line.sku] = line.title
+        if not titles:
+            return
+        known = set()
+        skus = list(titles)
+        for chunk in _chunks(skus):
+            known.update(self.session.execute(select(Product.sku).where(Product.sku.in_(chunk))).scalars())
+        rows = [
+            {"sku": sku, "title": title, "category": None, "first_seen_at": now}
+            for sku, title in titles.items()
+            if sku not in known
+        ]
+        _insert_ignore(self.session, Product, rows, ["sku"])
+
+    # ------------------------------------------------------------------ members
+    def upsert_members(self, records: Iterable[MemberRecord]) -> UpsertCounts:
+        """Insert new members, update changed ones; changed membership re-tags their units."""
+        counts = UpsertCounts()
+        latest = {m.email_hash: m for m in records}
+        items = list(latest.values())
+        now = self.now()
+        for chunk in _chunks(items):
+            hashes = [m.email_hash for m in chunk]
+            existing = {
+                r.email_hash: r
+                for r in self.session.execute(
+                    select(Member.id, Member.email_hash, Member.registered_at, Member.exited_at, Member.country).where(
+                        Member.email_hash.in_(hashes)
+                    )
+                )
+            }
+            inserts, updates, changed_hashes = [], [], []
+            for m in chunk:
+                old = existing.get(m.email_hash)
+                if old is None:
+                    inserts.append(
+                        {
+                            "email_hash": m.email_hash,
+                            "country": m.country,
+                            "registered_at": m.registered_at,
+                            "exited_at": m.exited_at,
+                            "source": "import",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+                    changed_hashes.append(m.email_hash)
+                elif (old.registered_at, old.exited_at, old.country) != (m.registered_at, m.exited_at, m.country):
+                    updates.append(
+                        {
+                            "id": old.id,
+                            "country": m.country,
+                            "registered_at": m.registered_at,
+                            "exited_at": m.exited_at,
+                            "updated_at": now,
+                        }
+                    )
+                    changed_hashes.append(m.email_hash)
+                else:
+                    counts.unchanged += 1
+            if inserts:
+                self.session.execute(insert(Member), inserts)
+            if updates:
+                self.session.execute(update(Member), updates)
+            counts.inserted += len(inserts)
+            counts.updated += len(updates)
+            self.mark_member_units(changed_hashes)
+        return counts
+
+    def mark_member_units(self, email_hashes: Sequence[str]) -> int:
+        """Flag for re-tagging the units of orders bought with these e-mails or linked to
+        these members by a proof of purchase."""
+        if not email_hashes:
+            return 0
+        total = 0
+        for chunk in _chunks(list(email_hashes)):
+            by_email = select(Order.id).where(Order.email_hash.in_(chunk))
+            by_link = (
+                select(OrderMemberLink.order_id)
+                .join(Member, Member.id == OrderMemberLink.member_id)
+                .where(Member.email_hash.in_(chunk))
+            )
+            res = self.session.execute(
+                update(Unit)
+                .where(or_(Unit.order_id.in_(by_email), Unit.order_id.in_(by_link)), Unit.needs_tag.is_(False))
+                .values(needs_tag=True)
+            )
+            total += res.rowcount or 0
+        return total
+
+    # ------------------------------------------------------------------ runs and errors
+    def start_run(self, kind: str, *, store_key: str | None, source_name: str = "") -> int:
+        run = ImportRun(kind=kind, store_key=store_key, source_name=source_name, status="running", started_at=self.now())
+        self.session.add(run)
+        self.session.flush()
+        return run.id
+
+    def finish_run(self, run_id: int, counts: UpsertCounts, *, read: int, rejected: int, status: str = "done") -> None:
+        self.session.execute(
+            update(ImportRun)
+            .where(ImportRun.id == run_id)
+            .values(
+                status=status,
+                read=read,
+                inserted=counts.inserted,
+                updated=counts.updated,
+                unchanged=counts.unchanged + counts.stale,
+                rejected=rejected,
+                finished_at=self.now(),
+            )
+        )
+
+    def record_error(
+        self,
+        *,
+        source: str,
+        store_key: str | None,
+        record_id: str,
+        field: str | None,
+        message: str,
+        raw: Any,
+        run_id: int | None = None,
+    ) -> int:
+        """Keep a rejected record where ops can see and replay it."""
+        row = ImportError_(
+            run_id=run_id,
+            source=source,
+            store_key=store_key,
+            record_id=str(record_id)[:128],
+            field=field,
+            message=message,
+            raw=raw if isinstance(raw, str) else canonical_json(raw),
+            status="open",
+            created_at=self.now(),
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def open_errors(self, *, source: str | None = None, limit: int = 1000) -> list[ImportError_]:
+        q = select(ImportError_).where(ImportError_.status == "open").order_by(ImportError_.id).limit(limit)
+        if source:
+            q = q.where(ImportError_.source == source)
+        return list(self.session.execute(q).scalars())
+
+    def resolve_error(self, error_id: int, status: str) -> None:
+        self.session.execute(
+            update(ImportError_).where(ImportError_.id == error_id).values(status=status, resolved_at=self.now())
+        )
+
+    # ------------------------------------------------------------------ cursors
+    def get_cursor(self, store_key: str, stream: str) -> SyncCursor | None:
+        return self.session.execute(
+            select(SyncCursor).where(SyncCursor.store_key == store_key, SyncCursor.stream == stream)
+        ).scalar_one_or_none()
+
+    def set_cursor(self, store_key: str, stream: str, value: str | None, state: dict | None = None) -> None:
+        cur = self.get_cursor(store_key, stream)
+        if cur is None:
+            self.session.add(
+                SyncCursor(store_key=store_key, stream=stream, value=value, state=state or {}, updated_at=self.now())
+            )
+        else:
+            cur.value = value
+            cur.state = state or {}
+            cur.updated_at = self.now()
+        self.session.flush()
+
+    # ------------------------------------------------------------------ reads
+    def counts(self) -> dict[str, int]:
+        from vipsync.store.models import UnitTag
+
+        out = {}
+        for name, model in (
+            ("orders", Order),
+            ("order_lines", OrderLineRow),
+            ("units", Unit),
+            ("products", Product),
+            ("members", Member),
+            ("raw_payloads", RawPayload),
+            ("unit_tags", UnitTag),
+            ("import_errors_open", None),
+        ):
+            if model is None:
+                out[name] = self.session.execute(
+                    select(func.count()).select_from(ImportError_).where(ImportError_.status == "open")
+                ).scalar_one()
+            else:
+                out[name] = self.session.execute(select(func.count()).select_from(model)).scalar_one()
+        return out
+
+
+def write_orders(
+    factory: sessionmaker[Session], records: Sequence[OrderRecord], *, attempts: int = 3
+) -> UpsertCounts:
+    """Upsert a batch in its own transaction; a concurrent writer that inserted the same
+    order first (unique violation) or a deadlock makes the batch retry, and the retry
+    sees that order as existing."""
+    for attempt in range(1, attempts + 1):
+        session = factory()
+        try:
+            counts = Repository(session).upsert_orders(records)
+            session.commit()
+            return counts
+        except (IntegrityError, OperationalError):
+            session.rollback()
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)
+        finally:
+            session.close()
+    raise AssertionError("unreachable")
