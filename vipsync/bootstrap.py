@@ -6,8 +6,10 @@ The CLI, the workers and the web app all start from :func:`get_context`; tests b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +29,10 @@ class Context:
     database_url: str | None = None
     migrate: bool = True
     _stores: Stores | None = field(default=None, repr=False)
+    # How follow-up jobs are started: None runs them inline (the embedded default); the
+    # workers install one that enqueues a dramatiq message. Call it only after the commit
+    # the job depends on.
+    dispatcher: Callable[[str, dict[str, Any]], None] | None = field(default=None, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -44,6 +50,14 @@ class Context:
         if self._stores is None:
             self._stores = load_stores(self.settings.stores_file)
         return self._stores
+
+    def dispatch(self, job: str, **kwargs: Any) -> Any:
+        """Start a job by name (see vipsync.workers.registry), inline or enqueued."""
+        if self.dispatcher is not None:
+            return self.dispatcher(job, kwargs)
+        from vipsync.workers.registry import run_job
+
+        return run_job(self, job, **kwargs)
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
