@@ -171,10 +171,12 @@ class MemberRecord:
     """One VIP member from the members file or a registration."""
 
     email_hash: str
-    registered_at: date
+    registered_at: date  # the date as given (a timestamp's UTC date when given as one)
     country: str | None = None
     exited_at: date | None = None
     record_id: str = ""  # where it came from (file line), for error reports
+    registered_ts: datetime | None = None  # set when the source gave a timestamp
+    exited_ts: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

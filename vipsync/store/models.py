@@ -194,7 +194,11 @@ class UnitTag(Base):
 
 class Member(Base):
     """A VIP member. The e-mail is kept only as a digest: it can be matched, not read back.
-    Erasure clears ``email_hash`` and keeps the row (its id is the pseudonym)."""
+    Erasure clears ``email_hash`` and keeps the row (its id is the pseudonym).
+
+    A registration or exit given as a date is that date (``registered_at``/``exited_at``);
+    given as a timestamp it is also kept in ``registered_ts``/``exited_ts``, because POLICY.md
+    takes its calendar date in the zone of each unit's store, which differs per unit."""
 
     __tablename__ = "members"
 
@@ -203,6 +207,8 @@ class Member(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     registered_at: Mapped[date] = mapped_column(Date)
     exited_at: Mapped[date | None] = mapped_column(Date)
+    registered_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exited_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
     source: Mapped[str] = mapped_column(String(32), default="import")
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -328,7 +328,10 @@ class Repository:
             existing = {
                 r.email_hash: r
                 for r in self.session.execute(
-                    select(Member.id, Member.email_hash, Member.registered_at, Member.exited_at, Member.country).where(
+                    select(
+                        Member.id, Member.email_hash, Member.registered_at, Member.exited_at, Member.country,
+                        Member.registered_ts, Member.exited_ts,
+                    ).where(
                         Member.email_hash.in_(hashes)
                     )
                 )
@@ -343,19 +346,25 @@ class Repository:
                             "country": m.country,
                             "registered_at": m.registered_at,
                             "exited_at": m.exited_at,
+                            "registered_ts": m.registered_ts,
+                            "exited_ts": m.exited_ts,
                             "source": "import",
                             "created_at": now,
                             "updated_at": now,
                         }
                     )
                     changed_hashes.append(m.email_hash)
-                elif (old.registered_at, old.exited_at, old.country) != (m.registered_at, m.exited_at, m.country):
+                elif (old.registered_at, old.exited_at, old.registered_ts, old.exited_ts, old.country) != (
+                    m.registered_at, m.exited_at, m.registered_ts, m.exited_ts, m.country
+                ):
                     updates.append(
                         {
                             "id": old.id,
                             "country": m.country,
                             "registered_at": m.registered_at,
                             "exited_at": m.exited_at,
+                            "registered_ts": m.registered_ts,
+                            "exited_ts": m.exited_ts,
                             "updated_at": now,
                         }
                     )

@@ -8,12 +8,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import IO
 
 from vipsync.connectors.records import MemberRecord, Rejected, email_digest, normalize_country
 
-__all__ = ["read_members_csv", "parse_date", "PROGRAM_COUNTRIES"]
+__all__ = ["read_members_csv", "replay_record", "parse_when", "PROGRAM_COUNTRIES"]
 
 REQUIRED = ("email", "registered_at")
 
@@ -24,12 +24,51 @@ PROGRAM_COUNTRIES = frozenset(
 )
 
 
-def parse_date(value: str) -> date:
-    """ISO date, or an ISO timestamp (its calendar date as written)."""
+def parse_when(value: str) -> tuple[date, datetime | None]:
+    """An ISO date -> (date, None); an ISO timestamp with offset -> (its UTC date, the
+    timestamp). The timestamp is kept because its calendar date depends on the zone of
+    each unit's store. A timestamp without an offset is refused: its zone is unknown."""
     value = value.strip()
     if len(value) == 10:
-        return date.fromisoformat(value)
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+        return date.fromisoformat(value), None
+    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if ts.tzinfo is None:
+        raise ValueError("a timestamp needs its UTC offset")
+    return ts.astimezone(timezone.utc).date(), ts
+
+
+def _map_row(row: dict, line: str) -> MemberRecord | Rejected:
+    """One members row (``email`` or, on replay, ``email_sha256``) to a record or a reject."""
+    digest = row.get("email_sha256") or email_digest(row.get("email"))
+    # The address itself is not kept in the error table: its digest is enough to replay.
+    raw = {k: v for k, v in row.items() if k not in ("email", "email_sha256")} | {"email_sha256": digest}
+    if digest is None:
+        return Rejected(line, "email", "missing or not an e-mail address", raw)
+    when: dict[str, tuple[date, datetime | None] | None] = {}
+    for name in ("registered_at", "exited_at"):
+        value = (row.get(name) or "").strip()
+        if not value:
+            if name == "registered_at":
+                return Rejected(line, name, "missing (expected YYYY-MM-DD or an ISO timestamp with offset)", raw)
+            when[name] = None
+            continue
+        try:
+            when[name] = parse_when(value)
+        except ValueError:
+            return Rejected(line, name, "not a date (expected YYYY-MM-DD or an ISO timestamp with offset)", raw)
+    country = normalize_country(row.get("country"))
+    if country is not None and country not in PROGRAM_COUNTRIES:
+        return Rejected(line, "country", f"membership is open only in the US, the EU and Japan, not {country}", raw)
+    registered, exited = when["registered_at"], when["exited_at"]
+    return MemberRecord(
+        email_hash=digest,
+        registered_at=registered[0],
+        registered_ts=registered[1],
+        exited_at=exited[0] if exited else None,
+        exited_ts=exited[1] if exited else None,
+        country=country,
+        record_id=line,
+    )
 
 
 def read_members_csv(fh: IO[bytes]) -> Iterator[MemberRecord | Rejected]:
@@ -43,47 +82,9 @@ def read_members_csv(fh: IO[bytes]) -> Iterator[MemberRecord | Rejected]:
         raise ValueError(f"members file: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})")
     reader.fieldnames = header
     for row in reader:
-        line = f"line {reader.line_num}"
-        digest = email_digest(row.get("email"))
-        # The address itself is not kept in the error table: its digest is enough to replay.
-        raw = {k: v for k, v in row.items() if k != "email"} | {"email_sha256": digest}
-        if digest is None:
-            yield Rejected(line, "email", "missing or not an e-mail address", raw)
-            continue
-        try:
-            registered = parse_date(row.get("registered_at") or "")
-        except ValueError:
-            yield Rejected(line, "registered_at", "not a date (expected YYYY-MM-DD)", raw)
-            continue
-        exited = None
-        if (row.get("exited_at") or "").strip():
-            try:
-                exited = parse_date(row["exited_at"])
-            except ValueError:
-                yield Rejected(line, "exited_at", "not a date (expected YYYY-MM-DD)", raw)
-                continue
-        country = normalize_country(row.get("country"))
-        if country is not None and country not in PROGRAM_COUNTRIES:
-            yield Rejected(line, "country", f"membership is open only in the US, the EU and Japan, not {country}", raw)
-            continue
-        yield MemberRecord(email_hash=digest, registered_at=registered, country=country, exited_at=exited, record_id=line)
+        yield _map_row(row, f"line {reader.line_num}")
 
 
 def replay_record(raw: dict, store=None) -> Iterator[MemberRecord | Rejected]:
     """Map a rejected members row again (its e-mail digest was kept, never the address)."""
-    digest = raw.get("email_sha256")
-    line = "replay"
-    if not digest:
-        yield Rejected(line, "email", "missing or not an e-mail address", raw)
-        return
-    try:
-        registered = parse_date(raw.get("registered_at") or "")
-        exited = parse_date(raw["exited_at"]) if (raw.get("exited_at") or "").strip() else None
-    except ValueError:
-        yield Rejected(line, "registered_at", "not a date (expected YYYY-MM-DD)", raw)
-        return
-    country = normalize_country(raw.get("country"))
-    if country is not None and country not in PROGRAM_COUNTRIES:
-        yield Rejected(line, "country", f"membership is open only in the US, the EU and Japan, not {country}", raw)
-        return
-    yield MemberRecord(email_hash=digest, registered_at=registered, country=country, exited_at=exited, record_id=line)
+    yield _map_row(raw, "replay")

@@ -37,6 +37,8 @@ def upgrade() -> None:
     sa.Column('country', sa.String(length=2), nullable=True),
     sa.Column('registered_at', sa.Date(), nullable=False),
     sa.Column('exited_at', sa.Date(), nullable=True),
+    sa.Column('registered_ts', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('exited_ts', sa.DateTime(timezone=True), nullable=True),
     sa.Column('source', sa.String(length=32), nullable=False),
     sa.Column('erased_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
