@@ -77,7 +77,7 @@ def main() -> None:
     try:
         app()
     except VipsyncError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
