@@ -1,0 +1,213 @@
+"""Policy versions: every number of the program is a parameter here, never in code.
+
+A unit is judged by the enabled version with the latest ``effective_from`` on or before
+its purchase date, unless a later enabled version says ``retroactive = true``; the as-of
+date asked for never changes the choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from vipsync.eligibility.catalog import CLASSIFIED
+from vipsync.errors import PolicyError
+
+__all__ = [
+    "Scope",
+    "Warranty",
+    "Registration",
+    "Exchange",
+    "AgeBand",
+    "TradeIn",
+    "Policy",
+    "PolicySet",
+    "select_policy",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _country_code(value: str) -> str:
+    value = value.strip().upper()
+    if value == "UK":
+        raise ValueError("write the United Kingdom as GB")
+    if len(value) != 2 or not value.isalpha():
+        raise ValueError(f"not an ISO 3166-1 alpha-2 code: {value!r}")
+    return value
+
+
+class Scope(_Strict):
+    """Which units are in the program."""
+
+    regions: frozenset[str] = Field(min_length=1, description="ISO codes of the program's countries.")
+    official_only: bool = Field(True, description="Only official shops and seller accounts (the FAQ's temporary exclusion).")
+    categories: frozenset[str] = Field(frozenset({"kvm_switch"}), min_length=1)
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _regions(cls, value):
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise ValueError("must be a list of ISO country codes")
+        return frozenset(_country_code(str(v)) for v in value)
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: frozenset[str]) -> frozenset[str]:
+        bad = sorted(value - set(CLASSIFIED))
+        if bad:
+            raise ValueError(f"unknown categories {bad} (known: {', '.join(CLASSIFIED)})")
+        return value
+
+
+class Warranty(_Strict):
+    original_years: int = Field(ge=1, le=10)
+    original_years_by_country: dict[str, int] = Field(default_factory=dict, description="e.g. DE = 2")
+    extended_years: int = Field(ge=1, le=20, description="extended_warranty_end = purchase_date + this")
+
+    @field_validator("original_years_by_country")
+    @classmethod
+    def _by_country(cls, value: dict[str, int]) -> dict[str, int]:
+        out = {}
+        for k, v in value.items():
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{k}: must be a whole number of years >= 1")
+            out[_country_code(k)] = v
+        return out
+
+    @model_validator(mode="after")
+    def _extended_after_original(self) -> Warranty:
+        longest = max([self.original_years, *self.original_years_by_country.values()])
+        if self.extended_years <= longest:
+            raise ValueError(f"extended_years ({self.extended_years}) must exceed every original warranty ({longest})")
+        return self
+
+    def original_years_for(self, country: str | None) -> int:
+        return self.original_years_by_country.get(country or "", self.original_years)
+
+
+class Registration(_Strict):
+    """How membership works. ``deadline``: ``original_warranty_end`` (VIP: register before
+    the original warranty ends) or ``none`` (TESmart ID). ``membership`` says how members
+    come to be (``registration``, or ``verified_email`` for an automatic membership that
+    becomes active when the e-mail is verified); the engine only reads the active date."""
+
+    deadline: Literal["original_warranty_end", "none"]
+    membership: Literal["registration", "verified_email"] = "registration"
+
+
+class Exchange(_Strict):
+    """One exchange per unit during [original_warranty_end, extended_warranty_end); the
+    replacement is covered through the ``replacement_days``-th day after the exchange, or
+    the unit's remaining coverage when longer."""
+
+    replacement_days: int = Field(ge=0, le=3650)
+
+
+class AgeBand(_Strict):
+    under_months: int = Field(ge=1)
+    percent: Decimal = Field(ge=0, le=100)
+
+
+class TradeIn(_Strict):
+    """When the trade-in opens (purchase + months + days), when it closes (optional) and
+    how its value is computed."""
+
+    opens_after_months: int = Field(0, ge=0)
+    opens_after_days: int = Field(0, ge=0)
+    closes_after_months: int | None = Field(None, ge=1)
+    terms: Literal["percent_of_original_price", "share_of_amount_paid_by_age"]
+    percent: Decimal | None = Field(None, ge=0, le=100)
+    bands: tuple[AgeBand, ...] = ()
+
+    @model_validator(mode="after")
+    def _terms(self) -> TradeIn:
+        if self.opens_after_months == 0 and self.opens_after_days == 0:
+            raise ValueError("opens_after_months or opens_after_days must be set")
+        if self.terms == "percent_of_original_price":
+            if self.percent is None:
+                raise ValueError("percent: required when terms = 'percent_of_original_price'")
+            if self.bands:
+                raise ValueError("bands: only for terms = 'share_of_amount_paid_by_age'")
+        else:
+            if not self.bands:
+                raise ValueError("bands: required when terms = 'share_of_amount_paid_by_age'")
+            if self.percent is not None:
+                raise ValueError("percent: only for terms = 'percent_of_original_price'")
+            limits = [b.under_months for b in self.bands]
+            if limits != sorted(set(limits)):
+                raise ValueError("bands: under_months must increase strictly")
+        if self.closes_after_months is not None:
+            opens_days = self.opens_after_months * 31 + self.opens_after_days
+            if self.closes_after_months * 28 <= opens_days:
+                raise ValueError("closes_after_months must be after the opening")
+        return self
+
+
+class Policy(_Strict):
+    """One policy version (one file in ``config/policies/``)."""
+
+    version: str = Field(min_length=1, max_length=64)
+    effective_from: date
+    enabled: bool
+    retroactive: bool = False
+    description: str = ""
+    scope: Scope
+    warranty: Warranty
+    registration: Registration
+    exchange: Exchange
+    trade_in: TradeIn
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Every loaded version, enabled or not."""
+
+    policies: tuple[Policy, ...]
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for p in self.policies:
+            if p.version in seen:
+                raise PolicyError(f"policy version {p.version!r} is defined twice")
+            seen.add(p.version)
+
+    @property
+    def enabled(self) -> tuple[Policy, ...]:
+        return tuple(p for p in self.policies if p.enabled)
+
+    def get(self, version: str) -> Policy:
+        for p in self.policies:
+            if p.version == version:
+                return p
+        raise PolicyError(f"unknown policy version {version!r}")
+
+    def select(self, purchase_date: date) -> Policy:
+        return select_policy(self.policies, purchase_date)
+
+
+def select_policy(policies: Iterable[Policy], purchase_date: date) -> Policy:
+    """The version that judges a unit bought on ``purchase_date``.
+
+    Among enabled versions: the latest ``effective_from`` on or before the purchase, unless
+    a later one (or, before every version, any one) is retroactive: then the latest such
+    retroactive version. Raises PolicyError when none applies.
+    """
+    enabled = sorted((p for p in policies if p.enabled), key=lambda p: p.effective_from)
+    base = None
+    for p in enabled:
+        if p.effective_from <= purchase_date:
+            base = p
+    later_retro = [p for p in enabled if p.retroactive and p.effective_from > purchase_date]
+    if later_retro:
+        return later_retro[-1]
+    if base is None:
+        raise PolicyError(f"no enabled policy version covers purchases of {purchase_date.isoformat()}")
+    return base
