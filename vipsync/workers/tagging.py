@@ -1,0 +1,381 @@
+"""The tagging jobs: resolve each unit's facts from the store, run the eligibility engine,
+write ``unit_tags``.
+
+- :func:`tag_pending` tags every unit flagged ``needs_tag`` (the repository flags units when
+  their order changes or their member's membership changes) or without a tag yet.
+- :func:`retag_all` recomputes every unit after a policy or catalog change and rewrites only
+  the rows whose verdict changed (``facts_hash`` compare); the result counts them.
+
+Both stream units in id order, ``batch_size`` at a time, one transaction per batch, so
+memory stays flat whatever the number of units. On PostgreSQL a batch locks its unit rows
+(``FOR UPDATE SKIP LOCKED``): an order upsert that flags a unit while it is being tagged
+waits for the batch to commit and flags it again, so no change is lost, and two tagging
+workers never take the same units.
+
+Units an order edit took away (``removed``) keep a tag that says so: not a valid purchase,
+reason ``refunded`` (the quantity is no longer part of the order), every window null.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from vipsync.eligibility.catalog import Catalog
+from vipsync.eligibility.engine import ClaimFacts, MemberFacts, UnitFacts, Verdict, evaluate
+from vipsync.eligibility.loader import load_catalog, load_policies
+from vipsync.eligibility.policy import Policy, PolicySet
+from vipsync.eligibility.refunds import allocate_refunds
+from vipsync.errors import PolicyError
+from vipsync.store.models import Claim, ImportError_, Member, Order, OrderLineRow, OrderMemberLink, Product, Unit, UnitTag
+from vipsync.store.repository import Repository
+
+__all__ = ["TagResult", "Rules", "load_rules", "tag_pending", "retag_all", "tag_units", "classify_products", "verdicts_for_units"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 2000
+
+
+@dataclass
+class TagResult:
+    """What one tagging run did. ``rewritten`` counts existing tags whose verdict changed."""
+
+    mode: str  # "pending" | "all"
+    scanned: int = 0
+    inserted: int = 0
+    rewritten: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    products_reclassified: int = 0
+    batches: int = 0
+    elapsed_s: float = 0.0
+    by_version: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "scanned": self.scanned,
+            "inserted": self.inserted,
+            "rewritten": self.rewritten,
+            "unchanged": self.unchanged,
+            "errors": self.errors,
+            "products_reclassified": self.products_reclassified,
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything the engine needs besides the store: catalog, policies, official stores."""
+
+    catalog: Catalog
+    policies: PolicySet
+    official_stores: frozenset[str]
+
+
+def load_rules(ctx) -> Rules:
+    """Load the catalog and policy files named by the settings; official stores from the
+    stores file (a store is official only when listed with ``official = true``)."""
+    settings = ctx.settings
+    return Rules(
+        catalog=load_catalog(settings.catalog_file),
+        policies=load_policies(settings.policies_dir),
+        official_stores=frozenset(s.key for s in ctx.stores if s.official),
+    )
+
+
+def tag_pending(ctx, *, batch_size: int | None = None) -> TagResult:
+    """Tag every unit that is new or changed since it was last tagged."""
+    return tag_units(ctx.session_factory, load_rules(ctx), mode="pending", batch_size=batch_size or _batch(ctx))
+
+
+def retag_all(ctx, *, batch_size: int | None = None) -> TagResult:
+    """Recompute every unit (after a policy or catalog change); rewrite only changed tags."""
+    return tag_units(ctx.session_factory, load_rules(ctx), mode="all", batch_size=batch_size or _batch(ctx))
+
+
+def _batch(ctx) -> int:
+    return max(DEFAULT_BATCH, ctx.settings.batch_size)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def classify_products(session: Session, catalog: Catalog, *, flag_units: bool) -> tuple[dict[str, str], int]:
+    """Fill ``products.category`` from the catalog; returns (sku -> category, changed count).
+    With ``flag_units``, the units of re-classified products are flagged for tagging."""
+    categories: dict[str, str] = {}
+    changes: list[dict[str, Any]] = []
+    changed_skus: list[str] = []
+    for pid, sku, title, old in session.execute(select(Product.id, Product.sku, Product.title, Product.category)):
+        cat = catalog.classify(sku, title or "")
+        categories[sku] = cat
+        if cat != old:
+            changes.append({"id": pid, "category": cat})
+            if old is not None:
+                changed_skus.append(sku)
+    if changes:
+        session.execute(update(Product), changes)
+    if flag_units and changed_skus:
+        for i in range(0, len(changed_skus), 500):
+            session.execute(
+                update(Unit)
+                .where(Unit.sku.in_(changed_skus[i : i + 500]), Unit.needs_tag.is_(False))
+                .values(needs_tag=True)
+                .execution_options(synchronize_session=False)
+            )
+    return categories, len(changes)
+
+
+def tag_units(
+    factory: sessionmaker[Session],
+    rules: Rules,
+    *,
+    mode: str,
+    batch_size: int = DEFAULT_BATCH,
+    now: datetime | None = None,
+) -> TagResult:
+    """The tagging loop behind both jobs (``mode`` ``pending`` or ``all``)."""
+    if mode not in ("pending", "all"):
+        raise ValueError("mode is 'pending' or 'all'")
+    started = time.perf_counter()
+    result = TagResult(mode=mode)
+    tagged_at = now or _utcnow()
+    with factory() as session:
+        categories, result.products_reclassified = classify_products(session, rules.catalog, flag_units=mode == "pending")
+        session.commit()
+    policy_cache: dict[date, Policy | PolicyError] = {}
+    last_id = 0
+    while True:
+        with factory() as session:
+            q = select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(Unit.id > last_id)
+            if mode == "pending":
+                q = q.outerjoin(UnitTag, UnitTag.unit_id == Unit.id).where(
+                    or_(Unit.needs_tag.is_(True), UnitTag.unit_id.is_(None))
+                )
+            q = q.order_by(Unit.id).limit(batch_size)
+            if session.get_bind().dialect.name == "postgresql":
+                q = q.with_for_update(of=Unit, skip_locked=True)
+            units = session.execute(q).all()
+            if not units:
+                break
+            last_id = units[-1].id
+            result.batches += 1
+            result.scanned += len(units)
+            verdicts, errors = _judge(session, units, rules, categories, policy_cache)
+            _write(session, verdicts, tagged_at, result)
+            for unit_id, store_key, message in errors:
+                result.errors += 1
+                _record_tag_error(session, unit_id, store_key, message)
+            flagged = [u.id for u in units if u.needs_tag]
+            for i in range(0, len(flagged), 1000):
+                session.execute(
+                    update(Unit)
+                    .where(Unit.id.in_(flagged[i : i + 1000]))
+                    .values(needs_tag=False)
+                    .execution_options(synchronize_session=False)
+                )
+            session.commit()
+    result.elapsed_s = time.perf_counter() - started
+    log.info("tagging done", extra={k: v for k, v in result.as_dict().items()})
+    return result
+
+
+def _record_tag_error(session: Session, unit_id: int, store_key: str | None, message: str) -> None:
+    record_id = f"unit:{unit_id}"
+    exists = session.execute(
+        select(ImportError_.id).where(
+            ImportError_.source == "tagging", ImportError_.record_id == record_id, ImportError_.status == "open"
+        )
+    ).first()
+    if exists is None:
+        Repository(session).record_error(
+            source="tagging", store_key=store_key, record_id=record_id, field="purchase_date", message=message,
+            raw={"unit_id": unit_id},
+        )
+
+
+def _in_chunks(values: Sequence[Any], size: int = 1000) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _judge(
+    session: Session,
+    units: Sequence[Any],
+    rules: Rules,
+    categories: dict[str, str],
+    policy_cache: dict[date, Policy | PolicyError],
+) -> tuple[list[tuple[int, Verdict]], list[tuple[int, str | None, str]]]:
+    """Resolve the facts of a batch of units and judge each one."""
+    order_ids = sorted({u.order_id for u in units})
+    unit_ids = [u.id for u in units]
+    orders: dict[int, Any] = {}
+    for chunk in _in_chunks(order_ids):
+        for o in session.execute(
+            select(
+                Order.id, Order.source, Order.store_key, Order.purchase_date, Order.country, Order.is_cancelled,
+                Order.is_test, Order.payment_pending, Order.email_hash,
+            ).where(Order.id.in_(chunk))
+        ):
+            orders[o.id] = o
+
+    # Refunded quantities per (order, SKU), and the live units and claims they choose among.
+    refunded_qty: dict[tuple[int, str], int] = {}
+    for chunk in _in_chunks(order_ids):
+        for oid, sku, qty in session.execute(
+            select(OrderLineRow.order_id, OrderLineRow.sku, func.sum(OrderLineRow.refunded_quantity))
+            .where(OrderLineRow.order_id.in_(chunk), OrderLineRow.refunded_quantity > 0)
+            .group_by(OrderLineRow.order_id, OrderLineRow.sku)
+        ):
+            refunded_qty[(oid, sku)] = int(qty)
+    claims: dict[int, ClaimFacts] = {}
+    pool_ids: list[int] = list(unit_ids)
+    pools: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    if refunded_qty:
+        refund_orders = sorted({oid for oid, _ in refunded_qty})
+        for chunk in _in_chunks(refund_orders):
+            for uid, oid, sku, ordinal in session.execute(
+                select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal).where(
+                    Unit.order_id.in_(chunk), Unit.removed.is_(False)
+                )
+            ):
+                if (oid, sku) in refunded_qty:
+                    pools.setdefault((oid, sku), []).append((uid, ordinal))
+                    pool_ids.append(uid)
+    for chunk in _in_chunks(sorted(set(pool_ids))):
+        for uid, kind, on in session.execute(
+            select(Claim.unit_id, Claim.kind, Claim.claimed_on).where(Claim.unit_id.in_(chunk))
+        ):
+            claims[uid] = ClaimFacts(kind, on)
+    refunded_units: set[int] = set()
+    for key, pool in pools.items():
+        by_ordinal = {ordinal: uid for uid, ordinal in pool}
+        claimed = [ordinal for uid, ordinal in pool if uid in claims]
+        for ordinal in allocate_refunds(by_ordinal, refunded_qty[key], claimed):
+            refunded_units.add(by_ordinal[ordinal])
+
+    # Members: by e-mail for web-store orders, by a verified proof of purchase otherwise.
+    by_email: dict[str, MemberFacts] = {}
+    hashes = sorted({o.email_hash for o in orders.values() if o.email_hash and o.source != "amazon"})
+    for chunk in _in_chunks(hashes):
+        for mid, h, reg, ex in session.execute(
+            select(Member.id, Member.email_hash, Member.registered_at, Member.exited_at).where(Member.email_hash.in_(chunk))
+        ):
+            by_email[h] = MemberFacts(mid, reg, ex)
+    by_link: dict[int, MemberFacts] = {}
+    for chunk in _in_chunks(order_ids):
+        for oid, mid, reg, ex in session.execute(
+            select(OrderMemberLink.order_id, Member.id, Member.registered_at, Member.exited_at)
+            .join(Member, Member.id == OrderMemberLink.member_id)
+            .where(OrderMemberLink.order_id.in_(chunk))
+            .order_by(OrderMemberLink.order_id, OrderMemberLink.verified_at.desc(), OrderMemberLink.id.desc())
+        ):
+            by_link[oid] = MemberFacts(mid, reg, ex)  # the earliest verified link wins (last written)
+
+    verdicts: list[tuple[int, Verdict]] = []
+    errors: list[tuple[int, str | None, str]] = []
+    official = rules.official_stores
+    for u in units:
+        o = orders[u.order_id]
+        member = None
+        if o.source != "amazon" and o.email_hash:
+            member = by_email.get(o.email_hash)
+        if member is None:
+            member = by_link.get(o.id)
+        facts = UnitFacts(
+            purchase_date=o.purchase_date,
+            country=o.country,
+            category=categories.get(u.sku, "unknown"),
+            official=o.store_key in official,
+            cancelled=o.is_cancelled,
+            test=o.is_test,
+            payment_pending=o.payment_pending,
+            refunded=u.id in refunded_units,
+            removed=u.removed,
+            member=member,
+            claim=claims.get(u.id),
+        )
+        policy = policy_cache.get(o.purchase_date)
+        if policy is None:
+            try:
+                policy = rules.policies.select(o.purchase_date)
+            except PolicyError as exc:
+                policy = exc
+            policy_cache[o.purchase_date] = policy
+        if isinstance(policy, PolicyError):
+            errors.append((u.id, o.store_key, str(policy)))
+            continue
+        verdicts.append((u.id, evaluate(facts, policy)))
+    return verdicts, errors
+
+
+def _row(unit_id: int, v: Verdict, digest: str, tagged_at: datetime) -> dict[str, Any]:
+    return {
+        "unit_id": unit_id,
+        "policy_version": v.policy_version,
+        "category": v.category,
+        "country": v.country,
+        "purchase_date": v.purchase_date,
+        "eligible": v.eligible,
+        "reasons": list(v.reasons),
+        "valid_purchase": v.valid_purchase,
+        "original_warranty_end": v.original_warranty_end,
+        "registration_deadline": v.registration_deadline,
+        "extended_warranty_end": v.extended_warranty_end,
+        "trade_in_opens": v.trade_in_opens,
+        "member_id": v.member_id,
+        "benefit_status": v.benefit_status,
+        "facts_hash": digest,
+        "tagged_at": tagged_at,
+    }
+
+
+def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: datetime, result: TagResult) -> None:
+    if not verdicts:
+        return
+    existing: dict[int, str] = {}
+    ids = [uid for uid, _ in verdicts]
+    for chunk in _in_chunks(ids):
+        existing.update((r[0], r[1]) for r in session.execute(select(UnitTag.unit_id, UnitTag.facts_hash).where(UnitTag.unit_id.in_(chunk))))
+    inserts, updates = [], []
+    for uid, v in verdicts:
+        digest = v.digest()
+        result.by_version[v.policy_version] = result.by_version.get(v.policy_version, 0) + 1
+        old = existing.get(uid)
+        if old is None:
+            inserts.append(_row(uid, v, digest, tagged_at))
+        elif old != digest:
+            updates.append(_row(uid, v, digest, tagged_at))
+        else:
+            result.unchanged += 1
+    if inserts:
+        session.execute(insert(UnitTag), inserts)
+    if updates:
+        session.execute(update(UnitTag), updates)
+    result.inserted += len(inserts)
+    result.rewritten += len(updates)
+
+
+def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
+    """The live verdict of some units, computed from the store as it is now (for claim and
+    proof checks: pass the verdict to :func:`vipsync.eligibility.claims.check_claim`)."""
+    categories = {}
+    units = session.execute(
+        select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(Unit.id.in_(list(unit_ids)))
+    ).all()
+    for sku, title in session.execute(select(Product.sku, Product.title).where(Product.sku.in_({u.sku for u in units}))):
+        categories[sku] = rules.catalog.classify(sku, title or "")
+    verdicts, errors = _judge(session, units, rules, categories, {})
+    if errors:
+        raise PolicyError(errors[0][2])
+    return dict(verdicts)
