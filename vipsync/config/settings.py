@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     sync_interval_s: int = Field(default=300, ge=10)
     batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Workers (dramatiq on Redis), see docs/workers.md.
+    broker_namespace: str = "dramatiq"  # prefix of every Redis key: queues, dead letters, locks
+    worker_heartbeat_timeout_s: int = Field(default=60, ge=1)  # a silent worker's messages go back after this
+    worker_maintenance_chance: int = Field(default=10_000, ge=0, le=1_000_000)  # per million broker commands
+    lock_ttl_s: int = Field(default=60, ge=2)  # a crashed sync's store lock frees itself after this
+    retry_min_backoff_ms: int = Field(default=5_000, ge=1)
+    retry_max_retries: int = Field(default=8, ge=0)
 
     @field_validator("database_url")
     @classmethod

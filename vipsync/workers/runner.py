@@ -1,0 +1,126 @@
+"""The embedded default: the same jobs, inline, in one process, without Redis.
+
+``vipsync run`` syncs every store that has credentials or an ``endpoint``, then tags
+pending units, once. ``vipsync run --loop`` keeps doing it on the schedule of
+:mod:`vipsync.workers.schedule` (and the nightly tagging and reconciliation). One
+store's failure is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from vipsync.errors import VipsyncError
+from vipsync.workers import metrics
+from vipsync.workers.registry import run_job
+from vipsync.workers.retry import classify, error_summary
+from vipsync.workers.schedule import build_scheduler, plan_reconcile, plan_sync
+
+__all__ = ["RunReport", "run_once", "run_plan", "run_loop"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    """What one pass did: a result or an error per store, and the tagging's outcome."""
+
+    results: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    tagged: Any = None
+    tag_error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.tag_error is None
+
+
+def _run_logged(ctx: Any, job: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        result = run_job(ctx, job, **kwargs)
+    except Exception as exc:
+        metrics.record_job(job, "failed", error_kind=classify(exc))
+        raise
+    from vipsync.workers.results import SyncResult
+
+    if isinstance(result, SyncResult):
+        metrics.record_sync(result)
+    metrics.record_job(job, "done")
+    return result
+
+
+def run_plan(
+    ctx: Any,
+    plan: list[tuple[str, dict[str, Any]]],
+    *,
+    tag: bool = True,
+    on_step: Callable[[str, str, Any], None] | None = None,
+) -> RunReport:
+    """Run the jobs of ``plan`` one after another, then ``tag_pending``."""
+    started = time.monotonic()
+    report = RunReport()
+    for job, kwargs in plan:
+        store = kwargs.get("store_key", job)
+        try:
+            report.results[store] = _run_logged(ctx, job, kwargs)
+            if on_step:
+                on_step(store, "done", report.results[store])
+        except (VipsyncError, OSError) as exc:
+            report.errors[store] = error_summary(exc)
+            log.warning("store sync failed", extra={"store": store, "error": report.errors[store]})
+            if on_step:
+                on_step(store, "failed", report.errors[store])
+    if tag:
+        try:
+            report.tagged = _run_logged(ctx, "tag_pending", {})
+            if on_step:
+                on_step("tag_pending", "done", report.tagged)
+        except (VipsyncError, OSError) as exc:
+            report.tag_error = error_summary(exc)
+            if on_step:
+                on_step("tag_pending", "failed", report.tag_error)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def run_once(ctx: Any, *, on_step: Callable[[str, str, Any], None] | None = None) -> RunReport:
+    """Sync every syncable store once, then tag."""
+    return run_plan(ctx, plan_sync(ctx.stores), on_step=on_step)
+
+
+def run_loop(
+    ctx: Any,
+    *,
+    interval_s: int | None = None,
+    on_step: Callable[[str, str, Any], None] | None = None,
+    blocking: bool = True,
+):
+    """Run once now, then on the schedule, in this process (Ctrl-C stops it). Returns the
+    scheduler (started; when ``blocking`` this returns only after it stops)."""
+    run_once(ctx, on_step=on_step)
+
+    def sync_tick(_slot: int) -> RunReport:
+        return run_once(ctx, on_step=on_step)
+
+    def nightly_tag(_slot: int) -> RunReport:
+        return run_plan(ctx, [], on_step=on_step)
+
+    def nightly_reconcile(_slot: int) -> RunReport:
+        today = datetime.now(timezone.utc).date()
+        return run_plan(ctx, plan_reconcile(ctx.stores, today=today), on_step=on_step)
+
+    scheduler = build_scheduler(
+        interval_s=interval_s or ctx.settings.sync_interval_s,
+        sync_tick=sync_tick,
+        nightly_tag=nightly_tag,
+        nightly_reconcile=nightly_reconcile,
+        blocking=blocking,
+    )
+    scheduler.start()
+    return scheduler
