@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -33,11 +33,23 @@ from vipsync.eligibility.engine import ClaimFacts, MemberFacts, UnitFacts, Verdi
 from vipsync.eligibility.loader import load_catalog, load_policies
 from vipsync.eligibility.policy import Policy, PolicySet
 from vipsync.eligibility.refunds import allocate_refunds
+from vipsync.eligibility.status import unit_statuses
 from vipsync.errors import PolicyError
 from vipsync.store.models import Claim, ImportError_, Member, Order, OrderLineRow, OrderMemberLink, Product, Unit, UnitTag
+from vipsync.store.read_models import iter_units
 from vipsync.store.repository import Repository
 
-__all__ = ["TagResult", "Rules", "load_rules", "tag_pending", "retag_all", "tag_units", "classify_products", "verdicts_for_units"]
+__all__ = [
+    "TagResult",
+    "Rules",
+    "load_rules",
+    "tag_pending",
+    "retag_all",
+    "tag_units",
+    "classify_products",
+    "verdicts_for_units",
+    "unit_view",
+]
 
 log = logging.getLogger(__name__)
 
@@ -379,3 +391,9 @@ def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) 
     if errors:
         raise PolicyError(errors[0][2])
     return dict(verdicts)
+
+
+def unit_view(session: Session, *, as_of: date, **filters: Any) -> Iterator[dict[str, Any]]:
+    """The units read model with the read-time statuses as of ``as_of`` (what
+    ``vipsync units`` prints); ``filters`` go to :func:`vipsync.store.read_models.iter_units`."""
+    return iter_units(session, as_of=as_of, statuses=unit_statuses, **filters)
