@@ -1,0 +1,187 @@
+"""The GraphQL documents the connector sends, as data (buildable and testable offline).
+
+Field names follow Shopify's Admin GraphQL reference (``Order.processedAt``,
+``displayFinancialStatus``, ``lineItems { sku quantity currentQuantity }``,
+``shippingAddress { countryCodeV2 zip }``, ``refunds { refundLineItems }``...).
+
+Query cost (Shopify's rules: scalars and enums 0, an object 1, a connection 2 plus
+``first`` times the cost of one node) decides the page size: the largest page whose
+requested cost stays under the single-query maximum of 1,000 points.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+__all__ = [
+    "LINE_ITEMS_PER_ORDER",
+    "REFUNDS_PER_ORDER",
+    "REFUND_LINES_PER_REFUND",
+    "MAX_QUERY_COST",
+    "MAX_PAGE_SIZE",
+    "ORDERS_PAGE_QUERY",
+    "ORDER_FULL_QUERY",
+    "BULK_ORDERS_QUERY",
+    "BULK_RUN_MUTATION",
+    "BULK_CURRENT_QUERY",
+    "ACCESS_SCOPES_QUERY",
+    "order_node_cost",
+    "order_full_cost",
+    "orders_page_cost",
+    "page_size_for_cost",
+    "updated_between",
+    "shopify_time",
+]
+
+LINE_ITEMS_PER_ORDER = 5
+REFUNDS_PER_ORDER = 2
+REFUND_LINES_PER_REFUND = 5
+MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost is above this
+MAX_PAGE_SIZE = 250
+
+_ORDER_SCALARS = """
+      id
+      legacyResourceId
+      name
+      processedAt
+      createdAt
+      updatedAt
+      cancelledAt
+      test
+      displayFinancialStatus
+      displayFulfillmentStatus
+      email
+      currencyCode
+      discountCodes
+      totalPriceSet { shopMoney { amount currencyCode } }
+      shippingAddress { countryCodeV2 zip }
+      billingAddress { countryCodeV2 }"""
+
+_LINE_FIELDS = "id sku title quantity currentQuantity originalUnitPriceSet { shopMoney { amount } }"
+
+ORDERS_PAGE_QUERY = f"""
+query VipsyncOrders($first: Int!, $after: String, $query: String!) {{
+  orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{{_ORDER_SCALARS}
+      lineItems(first: {LINE_ITEMS_PER_ORDER}) {{ pageInfo {{ hasNextPage }} nodes {{ {_LINE_FIELDS} }} }}
+      refunds(first: {REFUNDS_PER_ORDER}) {{
+        id
+        refundLineItems(first: {REFUND_LINES_PER_REFUND}) {{
+          pageInfo {{ hasNextPage }} nodes {{ quantity lineItem {{ id }} }}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+
+# One order with room for many lines and refunds: asked for the rare order whose lines or
+# refunds did not fit in its page (requested cost stays under the maximum).
+FULL_LINE_ITEMS = 100
+FULL_REFUNDS = 10
+FULL_REFUND_LINES = 20
+ORDER_FULL_QUERY = f"""
+query VipsyncOrder($id: ID!) {{
+  order(id: $id) {{{_ORDER_SCALARS}
+    lineItems(first: {FULL_LINE_ITEMS}) {{ pageInfo {{ hasNextPage }} nodes {{ {_LINE_FIELDS} }} }}
+    refunds(first: {FULL_REFUNDS}) {{
+      id
+      refundLineItems(first: {FULL_REFUND_LINES}) {{
+        pageInfo {{ hasNextPage }} nodes {{ quantity lineItem {{ id }} }}
+      }}
+    }}
+  }}
+}}
+"""
+
+# The inner query of a bulk operation: no page sizes (bulk operations ignore them) and
+# connections written with edges/node, as Shopify's bulk-operation guide shows.
+BULK_ORDERS_QUERY_TEMPLATE = """
+{{
+  orders(query: {search}, sortKey: UPDATED_AT) {{
+    edges {{
+      node {{{scalars}
+        refunds {{
+          id
+          refundLineItems {{ edges {{ node {{ id quantity lineItem {{ id }} }} }} }}
+        }}
+        lineItems {{ edges {{ node {{ {line} }} }} }}
+      }}
+    }}
+  }}
+}}
+"""
+
+
+def BULK_ORDERS_QUERY(search: str) -> str:  # noqa: N802 - a document builder, named like the others
+    """The bulk query for the orders matching ``search`` (Shopify's search syntax)."""
+    import json
+
+    return BULK_ORDERS_QUERY_TEMPLATE.format(search=json.dumps(search), scalars=_ORDER_SCALARS, line=_LINE_FIELDS)
+
+
+BULK_RUN_MUTATION = """
+mutation VipsyncBulkRun($query: String!) {
+  bulkOperationRunQuery(query: $query) {
+    bulkOperation { id status }
+    userErrors { field message code }
+  }
+}
+"""
+
+BULK_CURRENT_QUERY = """
+query VipsyncBulkStatus {
+  currentBulkOperation(type: QUERY) {
+    id status errorCode createdAt completedAt objectCount fileSize url partialDataUrl query
+  }
+}
+"""
+
+ACCESS_SCOPES_QUERY = """
+query VipsyncScopes {
+  currentAppInstallation { accessScopes { handle } }
+}
+"""
+
+
+def order_node_cost(
+    *, line_items: int = LINE_ITEMS_PER_ORDER, refunds: int = REFUNDS_PER_ORDER,
+    refund_lines: int = REFUND_LINES_PER_REFUND,
+) -> int:
+    """Requested cost of one order node of :data:`ORDERS_PAGE_QUERY`."""
+    objects = 1 + 2 + 2  # the order, totalPriceSet.shopMoney, the two addresses
+    line = 1 + 2  # the line item, originalUnitPriceSet.shopMoney
+    line_conn = 2 + 1 + line_items * line  # the connection, its pageInfo, the lines
+    refund = 1 + (2 + 1 + refund_lines * (1 + 1))  # a refund, its refund lines with their line item
+    return objects + line_conn + refunds * refund
+
+
+def order_full_cost() -> int:
+    """Requested cost of :data:`ORDER_FULL_QUERY`."""
+    return order_node_cost(line_items=FULL_LINE_ITEMS, refunds=FULL_REFUNDS, refund_lines=FULL_REFUND_LINES)
+
+
+def orders_page_cost(first: int) -> int:
+    """Requested cost of one page of ``first`` orders."""
+    return 2 + first * order_node_cost()
+
+
+def page_size_for_cost(max_cost: int = MAX_QUERY_COST) -> int:
+    """The largest page whose requested cost stays within ``max_cost``."""
+    return max(1, min(MAX_PAGE_SIZE, (max_cost - 2) // order_node_cost()))
+
+
+def shopify_time(value: datetime) -> str:
+    """A timestamp as Shopify's search syntax wants it (UTC, seconds)."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def updated_between(since: datetime | None, until: datetime | None) -> str:
+    """The search filter of an incremental page: ``updated_at`` within [since, until]."""
+    parts = []
+    if since is not None:
+        parts.append(f"updated_at:>='{shopify_time(since)}'")
+    if until is not None:
+        parts.append(f"updated_at:<='{shopify_time(until)}'")
+    return " AND ".join(parts)
