@@ -9,6 +9,7 @@ import sys
 from datetime import date
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from vipsync.bootstrap import get_context
@@ -119,8 +120,8 @@ def register(groups) -> None:
                 for row in rows:
                     table.add_row(*(_cell(row[k]) for k in TABLE_FIELDS))
                     count += 1
-                # Wide enough to read when piped; a terminal wraps it as usual.
-                console.print(table, width=None if console.is_terminal else 260)
+                # Wide enough for every column; use --format csv or json for tools.
+                Console(width=max(console.width, 220)).print(table)
                 console.print(f"{count} unit(s)")
 
     @catalog.command("unclassified")
