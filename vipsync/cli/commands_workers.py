@@ -126,12 +126,12 @@ def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object
         console.print("the dead-letter queue is empty")
         return
     table = Table(title=f"dead letters ({len(letters)})")
-    for col in ("id", "failed at", "job", "ids", "retries", "error"):
+    for col in ("id", "failed at", "job", "ids", "attempts", "error"):
         table.add_column(col)
     for d in letters:
         table.add_row(
             d.message_id[:8], d.failed_at.strftime("%Y-%m-%d %H:%M:%S"), d.job,
-            json.dumps(d.kwargs, sort_keys=True), str(d.retries), d.error,
+            json.dumps(d.kwargs, sort_keys=True), str(d.attempts), d.error,
         )
     console.print(table)
 

@@ -117,7 +117,7 @@ class DeadLetterNotes(Middleware):
         note = {
             "error": error,
             "failed_at_ms": int(time.time() * 1000),
-            "retries": message.options.get("retries", 0),
+            "attempts": message.options.get("retries", 0),  # failed attempts, this one included
             "traceback": (message.options.get("traceback") or "")[-4000:],
         }
         queue = message.queue_name.removesuffix(".DQ")

@@ -39,7 +39,7 @@ class DeadLetter:
     job: str
     kwargs: dict[str, Any]
     failed_at: datetime
-    retries: int
+    attempts: int
     error: str
     traceback: str
     data: bytes
@@ -51,7 +51,7 @@ class DeadLetter:
             "job": self.job,
             "kwargs": self.kwargs,
             "failed_at": self.failed_at.isoformat(timespec="seconds"),
-            "retries": self.retries,
+            "attempts": self.attempts,
             "error": self.error,
         }
 
@@ -83,7 +83,7 @@ def list_dead(client: redis.Redis, *, namespace: str, queues: tuple[str, ...] = 
                     job=message.actor_name,
                     kwargs=dict(message.kwargs),
                     failed_at=datetime.fromtimestamp(score / 1000, timezone.utc),
-                    retries=int(info.get("retries", message.options.get("retries", 0))),
+                    attempts=int(info.get("attempts", message.options.get("retries", 0))),
                     error=info.get("error") or _last_line(message.options.get("traceback")) or "failed",
                     traceback=info.get("traceback") or message.options.get("traceback") or "",
                     data=data,
