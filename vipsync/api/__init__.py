@@ -1,0 +1,1 @@
+"""The HTTP surface: Shopify webhooks, health checks (more routes join later)."""

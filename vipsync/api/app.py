@@ -1,0 +1,24 @@
+"""The web application: ``create_app(ctx)`` builds the FastAPI app from a context.
+
+Routes live in small modules (``api/webhooks.py``, ``api/health.py``); each exposes a
+``router`` that reads the context from ``request.app.state.ctx``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from vipsync.bootstrap import Context, get_context
+
+__all__ = ["create_app"]
+
+
+def create_app(ctx: Context | None = None) -> FastAPI:
+    """The app, wired to ``ctx`` (default: the process-wide context)."""
+    from vipsync.api import health, webhooks
+
+    app = FastAPI(title="vipsync", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.state.ctx = ctx or get_context()
+    app.include_router(health.router)
+    app.include_router(webhooks.router)
+    return app

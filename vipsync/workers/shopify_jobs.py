@@ -1,0 +1,302 @@
+"""The Shopify jobs, as plain functions (run inline by the CLI or inside a dramatiq actor).
+
+``sync_shop``: the incremental sync (or, with ``backfill``, a bulk-operation backfill) of one
+shop. The bookmark (sync cursor ``orders``) is the newest ``updatedAt`` of the committed
+pages, capped at the sync's start minus an overlap: it moves only after a page is
+committed, so a crash re-reads at most one page, and orders updated while a sync runs are
+read by the next one. Re-reading the overlap is harmless (idempotent upserts).
+
+``process_webhook``: apply one stored delivery (table ``webhook_deliveries``). Idempotent: a
+delivery already done is left alone; an older version of an order never replaces a newer
+one, so duplicated and out-of-order deliveries settle on the newest.
+
+Neither job enqueues another: the workers layer runs tagging after them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from vipsync.config.stores import ShopifyShop
+from vipsync.connectors.records import OrderRecord, Rejected
+from vipsync.connectors.shopify.bulk import iter_bulk_file, run_bulk_query
+from vipsync.connectors.shopify.client import ShopifyClient
+from vipsync.connectors.shopify.mapping import map_graphql_order, map_rest_order
+from vipsync.connectors.shopify.queries import shopify_time
+from vipsync.connectors.shopify.scopes import fetch_access_scopes
+from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
+from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action
+from vipsync.errors import ConfigError, RecordError
+from vipsync.store.models import Order, RawPayload, WebhookDelivery
+from vipsync.store.repository import Repository, UpsertCounts, utcnow, write_orders
+from vipsync.workers.results import SyncResult
+
+__all__ = ["sync_shop", "process_webhook", "make_client", "STREAM", "DEFAULT_OVERLAP_S", "redact_orders"]
+
+log = logging.getLogger(__name__)
+
+STREAM = "orders"
+DEFAULT_OVERLAP_S = 120.0
+Progress = Callable[..., None]
+
+
+def make_client(shop: ShopifyShop, **kwargs: Any) -> ShopifyClient:
+    """A GraphQL client for ``shop`` with its access token from the environment."""
+    return ShopifyClient(shop, access_token=shop.credential("access_token"), **kwargs)
+
+
+def _parse_bookmark(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    ts = datetime.fromisoformat(value)
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def _since_start(since: str | date | None, shop: ShopifyShop) -> datetime | None:
+    """``--since DATE``: the start of that day in the shop's zone."""
+    if since is None or since == "":
+        return None
+    day = since if isinstance(since, date) else date.fromisoformat(str(since))
+    return datetime.combine(day, time(0), tzinfo=shop.tz)
+
+
+def _write_page(ctx, shop: ShopifyShop, records: list[OrderRecord], rejected: Iterable[Rejected],
+                result: SyncResult) -> None:
+    """Commit one page: its orders, then its rejects (each in its own transaction)."""
+    if records:
+        counts: UpsertCounts = write_orders(ctx.session_factory, records)
+        result.inserted += counts.inserted
+        result.updated += counts.updated
+        result.unchanged += counts.unchanged + counts.stale
+        result.changed_order_ids.extend(counts.changed_order_ids)
+    rejected = list(rejected)
+    if rejected:
+        with ctx.session_factory() as session:
+            repo = Repository(session)
+            for item in rejected:
+                repo.record_error(source="shopify", store_key=shop.key, record_id=item.record_id,
+                                  field=item.field, message=item.message, raw=item.raw if item.raw is not None else "")
+            session.commit()
+        result.rejected += len(rejected)
+    result.read += len(records) + len(rejected)
+
+
+def _set_bookmark(ctx, shop: ShopifyShop, value: datetime, state: dict) -> None:
+    with ctx.session_factory() as session:
+        Repository(session).set_cursor(shop.key, STREAM, value.astimezone(timezone.utc).isoformat(), state)
+        session.commit()
+
+
+def sync_shop(
+    ctx,
+    store_key: str,
+    backfill: bool = False,
+    since: str | None = None,
+    progress: Progress | None = None,
+    *,
+    overlap_s: float = DEFAULT_OVERLAP_S,
+    client: ShopifyClient | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> SyncResult:
+    """Sync one Shopify shop; returns what it did (see the module docstring)."""
+    shop = ctx.stores.shopify(store_key)
+    client = client or make_client(shop)
+    started = now()
+    cap = started - timedelta(seconds=overlap_s)
+    result = SyncResult(store_key=store_key, mode="backfill" if backfill else "incremental")
+    advance = progress or (lambda n=1, total=None: None)
+    try:
+        if backfill:
+            _backfill(ctx, shop, client, result, since=_since_start(since, shop), started=started, cap=cap,
+                      progress=advance)
+        else:
+            _incremental(ctx, shop, client, result, since=_since_start(since, shop), started=started, cap=cap,
+                         progress=advance)
+    finally:
+        result.api_calls = client.calls
+        result.rate_limit_wait_s = client.wait_s
+    log.info("shopify sync finished", extra=result.as_dict())
+    return result
+
+
+def _incremental(ctx, shop, client, result: SyncResult, *, since, started, cap, progress) -> None:
+    with ctx.session_factory() as session:
+        cursor = Repository(session).get_cursor(shop.key, STREAM)
+        stored = _parse_bookmark(cursor.value) if cursor else None
+    bookmark = since if since is not None else stored
+    result.cursor = stored.isoformat() if stored else None
+    for page in iter_order_pages(client, shop, since=bookmark, until=started):
+        _write_page(ctx, shop, page.records, page.rejected, result)
+        result.pages += 1
+        if page.max_updated_at is not None:
+            new = min(page.max_updated_at, cap)
+            if stored is None or new > stored:
+                _set_bookmark(ctx, shop, new, {"mode": "incremental", "sync_started_at": started.isoformat()})
+                stored = new
+                result.cursor = new.isoformat()
+        progress(len(page.records) + len(page.rejected))
+
+
+def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, progress) -> None:
+    scopes = fetch_access_scopes(client)
+    if lacks_all_orders(scopes):
+        result.notes.append(SIXTY_DAY_NOTE)
+    search = f"updated_at:<='{shopify_time(started)}'"
+    if since is not None:
+        search += f" AND created_at:>='{shopify_time(since)}'"
+    dest = Path(ctx.settings.data_dir) / "downloads"
+    bulk = run_bulk_query(client, search=search, dest_dir=dest)
+    if bulk.waited_for_other:
+        result.notes.append("another bulk operation was running on this shop; it was waited for, not cancelled")
+    result.pages = 1
+    if bulk.path is not None:
+        try:
+            batch_size = ctx.settings.batch_size
+            records: list[OrderRecord] = []
+            rejected: list[Rejected] = []
+            for item in iter_bulk_file(bulk.path, shop):
+                (rejected if isinstance(item, Rejected) else records).append(item)  # type: ignore[arg-type]
+                if len(records) + len(rejected) >= batch_size:
+                    _write_page(ctx, shop, records, rejected, result)
+                    progress(len(records) + len(rejected))
+                    records, rejected = [], []
+            _write_page(ctx, shop, records, rejected, result)
+            progress(len(records) + len(rejected))
+        finally:
+            bulk.path.unlink(missing_ok=True)
+    # A whole-history backfill covers everything updated before the sync started; a
+    # partial one (--since) leaves the bookmark where it was.
+    if since is None:
+        with ctx.session_factory() as session:
+            cursor = Repository(session).get_cursor(shop.key, STREAM)
+            stored = _parse_bookmark(cursor.value) if cursor else None
+        if stored is None or cap > stored:
+            _set_bookmark(ctx, shop, cap, {"mode": "backfill", "bulk_operation": bulk.operation_id,
+                                           "sync_started_at": started.isoformat()})
+            stored = cap
+        result.cursor = stored.isoformat()
+
+
+# ----------------------------------------------------------------------------- webhooks
+def _finish(ctx, delivery_id: int, status: str, error: str | None = None) -> None:
+    with ctx.session_factory() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(status=status, error=error, processed_at=utcnow(), attempts=WebhookDelivery.attempts + 1)
+        )
+        session.commit()
+
+
+def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = None) -> dict[str, Any]:
+    """Apply one stored webhook delivery (idempotent)."""
+    with ctx.session_factory() as session:
+        row = session.get(WebhookDelivery, int(delivery_id))
+        if row is None:
+            return {"delivery_id": delivery_id, "status": "missing", "changed_order_ids": []}
+        if row.status == "done":
+            return {"delivery_id": delivery_id, "status": "done", "changed_order_ids": []}
+        topic, payload, store_key = row.topic, row.payload, row.store_key
+    shop = ctx.stores.shopify(store_key)
+    action = topic_action(topic)
+    changed: list[int] = []
+    status, error = "done", None
+    if action == "upsert_order":
+        try:
+            record = map_rest_order(payload, shop)
+        except RecordError as exc:
+            with ctx.session_factory() as session:
+                Repository(session).record_error(source="shopify", store_key=shop.key, record_id=exc.record_id or "?",
+                                                 field=exc.field, message=exc.reason, raw=payload)
+                session.commit()
+            status, error = "rejected", str(exc)
+        else:
+            changed = write_orders(ctx.session_factory, [record]).changed_order_ids
+    elif action == "refetch_order":
+        order_id = _order_id_of(topic, payload)
+        if order_id is None:
+            status, error = "rejected", f"{topic}: no order id in the payload"
+        else:
+            try:
+                api = client or make_client(shop)
+            except ConfigError as exc:
+                status, error = "deferred", f"left to the scheduled sync: {exc}"
+            else:
+                node = fetch_order(api, f"gid://shopify/Order/{order_id}")
+                if node is not None:
+                    changed = write_orders(ctx.session_factory, [map_graphql_order(node, shop)]).changed_order_ids
+    elif action == "order_deleted":
+        log.info("shopify order deleted; kept in the store", extra={"store": shop.key, "order": payload.get("id")})
+    elif action == "compliance":
+        status = _compliance(ctx, shop, topic, payload)
+    else:
+        status, error = "ignored", f"topic {topic!r} is not handled"
+    _finish(ctx, int(delivery_id), status, error)
+    return {"delivery_id": delivery_id, "status": status, "changed_order_ids": changed}
+
+
+def _order_id_of(topic: str, payload: dict) -> str | None:
+    if topic == "refunds/create":
+        value = payload.get("order_id")
+    else:  # orders/edited: {"order_edit": {"order_id": ...}}
+        value = (payload.get("order_edit") or {}).get("order_id") or payload.get("order_id")
+    return str(value) if value not in (None, "") else None
+
+
+# Personal fields dropped from stored payloads on a redaction request.
+_PERSONAL = ("email", "contact_email", "phone", "customer", "note", "browser_ip", "client_details",
+             "billing_address", "shipping_address")
+
+
+def _redacted(payload: Any) -> Any:
+    if not isinstance(payload, dict):
+        return payload
+    out = {k: v for k, v in payload.items() if k not in _PERSONAL}
+    for key in ("shipping_address", "billing_address"):
+        address = payload.get(key)
+        if isinstance(address, dict):
+            out[key] = {"country_code": address.get("country_code")}
+    out["redacted"] = True
+    return out
+
+
+def redact_orders(ctx, shop: ShopifyShop, order_ids: Iterable[str]) -> int:
+    """Erase the personal data kept for these orders (raw payloads, e-mail digest, postal
+    code); the orders, units and warranty records stay. Returns the orders touched."""
+    ids = [str(i) for i in order_ids]
+    if not ids:
+        return 0
+    with ctx.session_factory() as session:
+        rows = session.execute(
+            select(RawPayload).where(RawPayload.store_key == shop.key, RawPayload.external_id.in_(ids))
+        ).scalars()
+        for raw in rows:
+            raw.payload = _redacted(raw.payload)
+        result = session.execute(
+            update(Order)
+            .where(Order.store_key == shop.key, Order.external_id.in_(ids))
+            .values(email_hash=None, shipping_postal_code=None)
+        )
+        session.commit()
+        return result.rowcount or 0
+
+
+def _compliance(ctx, shop: ShopifyShop, topic: str, payload: dict) -> str:
+    if topic == "customers/redact":
+        touched = redact_orders(ctx, shop, payload.get("orders_to_redact") or [])
+        log.info("shopify customer redacted", extra={"store": shop.key, "orders": touched})
+        return "done"
+    if topic == "customers/data_request":
+        # The store keeps no readable personal data (e-mails only as digests); ops answer
+        # the request from Shopify's admin. Recorded here for the audit trail.
+        log.info("shopify customer data request recorded", extra={"store": shop.key})
+        return "done"
+    # shop/redact: the app was uninstalled 48 hours ago; ops decide (the shop is TESmart's own).
+    log.warning("shopify shop/redact received; left to ops", extra={"store": shop.key})
+    return "needs_ops"
