@@ -21,6 +21,7 @@ Use in a test::
         fake.bulk_outcome = "FAILED"                   # or CANCELED, EXPIRED, EMPTY, COMPLETED
         fake.start_foreign_bulk(duration_s=0.5)        # another bulk query is already running
         fake.scopes = {"read_orders"}                  # no read_all_orders
+        fake.stores_toml()                             # a stores file with one shop pointed here
         fake.counters                                  # requests, graphql, empty_bucket, throttled, ...
         fake.rest_order(order_id)                      # the order in the REST/webhook shape
         fake.deliver_webhook(url, "orders/updated", payload, secret=...)  # signed POST
@@ -410,6 +411,19 @@ class FakeShopify:
                          "refund_line_items": [{"id": rli, "line_item_id": lid, "quantity": q} for rli, lid, q in items]}
                         for rid, at, items in o.refunds],
         }
+
+    def stores_toml(self, *, key: str = "shopify-us", shop_domain: str = "tesmart-us.myshopify.com",
+                    timezone_name: str = "America/Los_Angeles", country: str = "US",
+                    token_env: str = "VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN",
+                    secret_env: str = "VIPSYNC_FAKE_SHOPIFY_API_SECRET") -> str:
+        """A stores file (TOML text) with one shop pointed at this fake. Set ``token_env``
+        to :attr:`access_token` and ``secret_env`` to :attr:`webhook_secret`."""
+        return (
+            f"[stores.{key}]\nkind = \"shopify\"\nshop_domain = \"{shop_domain}\"\n"
+            f"timezone = \"{timezone_name}\"\ncountry = \"{country}\"\napi_version = \"{API_VERSION}\"\n"
+            f"endpoint = \"{self.url}\"\n"
+            f"credentials = {{ access_token = \"{token_env}\", api_secret = \"{secret_env}\" }}\n"
+        )
 
     # ------------------------------------------------------------------ webhooks
     def deliver_webhook(self, target_url: str, topic: str, payload: dict, *, secret: str | None = None,
