@@ -103,6 +103,7 @@ def sync_shop(
     overlap_s: float = DEFAULT_OVERLAP_S,
     client: ShopifyClient | None = None,
     now: Callable[[], datetime] = utcnow,
+    bulk_poll_s: float = 2.0,
 ) -> SyncResult:
     """Sync one Shopify shop; returns what it did (see the module docstring)."""
     shop = ctx.stores.shopify(store_key)
@@ -114,7 +115,7 @@ def sync_shop(
     try:
         if backfill:
             _backfill(ctx, shop, client, result, since=_since_start(since, shop), started=started, cap=cap,
-                      progress=advance)
+                      progress=advance, poll_s=bulk_poll_s)
         else:
             _incremental(ctx, shop, client, result, since=_since_start(since, shop), started=started, cap=cap,
                          progress=advance)
@@ -143,7 +144,7 @@ def _incremental(ctx, shop, client, result: SyncResult, *, since, started, cap, 
         progress(len(page.records) + len(page.rejected))
 
 
-def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, progress) -> None:
+def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, progress, poll_s) -> None:
     scopes = fetch_access_scopes(client)
     if lacks_all_orders(scopes):
         result.notes.append(SIXTY_DAY_NOTE)
@@ -151,7 +152,7 @@ def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, pro
     if since is not None:
         search += f" AND created_at:>='{shopify_time(since)}'"
     dest = Path(ctx.settings.data_dir) / "downloads"
-    bulk = run_bulk_query(client, search=search, dest_dir=dest)
+    bulk = run_bulk_query(client, search=search, dest_dir=dest, poll_s=poll_s)
     if bulk.waited_for_other:
         result.notes.append("another bulk operation was running on this shop; it was waited for, not cancelled")
     result.pages = 1

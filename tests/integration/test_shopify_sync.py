@@ -1,0 +1,264 @@
+"""The Shopify sync against the fake Admin API (real ShopifyAPI client, real databases)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from vipsync.bootstrap import Context
+from vipsync.config.settings import Settings
+from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE
+from vipsync.devtools.fake_shopify import FakeShopify
+from vipsync.errors import PermanentSourceError, TransientSourceError
+from vipsync.store.models import ImportError_, Order, OrderLineRow, Unit
+from vipsync.store.repository import Repository
+from vipsync.workers.shopify_jobs import make_client, sync_shop
+
+KEY = "shopify-us"
+
+
+@pytest.fixture
+def fake():
+    # A small bucket refilled fast: the client has to wait for it, the tests stay quick.
+    with FakeShopify(orders=0, seed=11, bucket_size=1000, restore_rate=4000, bulk_delay_s=0.1) as server:
+        yield server
+
+
+def _context(fake: FakeShopify, db_url: str, tmp_path, monkeypatch) -> Context:
+    stores = tmp_path / "stores.toml"
+    stores.write_text(fake.stores_toml(key=KEY))
+    monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN", fake.access_token)
+    monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_API_SECRET", fake.webhook_secret)
+    settings = Settings(stores_file=stores, data_dir=tmp_path / "data", database_url=db_url)
+    return Context(settings=settings, database_url=db_url)
+
+
+@pytest.fixture
+def ctx(fake, db_url, tmp_path, monkeypatch):
+    context = _context(fake, db_url, tmp_path, monkeypatch)
+    yield context
+    context.dispose()
+
+
+@pytest.fixture
+def sqlite_ctx(fake, sqlite_url, tmp_path, monkeypatch):
+    context = _context(fake, sqlite_url, tmp_path, monkeypatch)
+    yield context
+    context.dispose()
+
+
+def _client(ctx, **kw):
+    kw.setdefault("backoff", lambda attempt: 0.02)
+    return make_client(ctx.stores.shopify(KEY), **kw)
+
+
+def _sync(ctx, **kw):
+    kw.setdefault("client", _client(ctx))
+    kw.setdefault("bulk_poll_s", 0.05)
+    return sync_shop(ctx, KEY, **kw)
+
+
+def _counts(ctx) -> dict[str, int]:
+    with ctx.session_factory() as s:
+        return Repository(s).counts()
+
+
+def _distinct_orders(ctx) -> int:
+    with ctx.session_factory() as s:
+        return s.execute(select(func.count(func.distinct(Order.external_id)))).scalar_one()
+
+
+def _cursor(ctx) -> datetime | None:
+    with ctx.session_factory() as s:
+        cur = Repository(s).get_cursor(KEY, "orders")
+        return datetime.fromisoformat(cur.value) if cur and cur.value else None
+
+
+def _expected_units(fake: FakeShopify) -> int:
+    return sum(l.current + sum(q for _, _, items in o.refunds for _, lid, q in items if lid == l.id)
+               for o in (fake.order(i) for i in fake.order_ids) for l in o.lines)
+
+
+def test_incremental_sync_stores_every_order_once_and_moves_the_bookmark(fake, ctx):
+    fake.add_orders(120)
+    result = _sync(ctx)
+    assert (result.read, result.inserted, result.rejected) == (120, 120, 0)
+    counts = _counts(ctx)
+    assert counts["orders"] == _distinct_orders(ctx) == 120
+    assert counts["units"] == _expected_units(fake)
+    newest = max(fake.order(i).updated_at for i in fake.order_ids)
+    assert _cursor(ctx) == newest
+    assert result.api_calls == result.pages == fake.counters["graphql"]
+    assert fake.counters["empty_bucket"] == 0
+
+
+def test_rereading_the_overlap_creates_no_duplicates(fake, sqlite_ctx):
+    ctx = sqlite_ctx
+    fake.add_orders(40)
+    recent = fake.order_ids[5]
+    fake.update_order(recent, at=datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=30))
+    first = _sync(ctx)
+    # The bookmark stops at the sync's start minus the overlap, before the recent update.
+    assert _cursor(ctx) <= datetime.now(timezone.utc) - timedelta(seconds=100)
+    second = _sync(ctx)
+    assert first.inserted == 40
+    assert (second.read, second.inserted, second.updated, second.unchanged) == (1, 0, 0, 1)
+    assert _counts(ctx)["orders"] == 40
+
+
+def test_order_updated_during_a_sync_is_picked_up_by_the_next(fake, sqlite_ctx):
+    ctx = sqlite_ctx
+    fake.add_orders(60)
+    target = fake.order_ids[0]  # the oldest update: it is on the first page
+    later = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5)
+    pages = []
+
+    def change_during_sync(variables):
+        pages.append(variables.get("after"))
+        if len(pages) == 2:
+            fake.update_order(target, at=later, cancelled=True)
+
+    fake.on_orders_page = change_during_sync
+    first = _sync(ctx)
+    fake.on_orders_page = None
+    with ctx.session_factory() as s:
+        assert s.execute(select(Order.is_cancelled).where(Order.external_id == str(target))).scalar_one() is False
+    assert _cursor(ctx) < later
+    second = _sync(ctx, now=lambda: datetime.now(timezone.utc) + timedelta(seconds=30))
+    assert first.pages >= 3 and second.updated == 1
+    with ctx.session_factory() as s:
+        assert s.execute(select(Order.is_cancelled).where(Order.external_id == str(target))).scalar_one() is True
+    assert _counts(ctx)["orders"] == 60
+
+
+def test_throttling_is_honoured_without_hitting_an_empty_bucket(fake, sqlite_ctx):
+    fake.add_orders(250)
+    client = _client(sqlite_ctx)
+    result = _sync(sqlite_ctx, client=client)
+    assert result.inserted == 250
+    assert client.wait_s > 0  # it did have to wait for the bucket
+    assert fake.counters["empty_bucket"] == 0 and fake.counters["throttled"] == 0
+
+
+@pytest.mark.parametrize("fault", ["5xx", "429", "throttled", "slow", "truncated"])
+def test_each_injected_fault_is_survived_with_no_order_lost_or_duplicated(fake, sqlite_ctx, fault):
+    ctx = sqlite_ctx
+    fake.add_orders(80)
+    fake.retry_after_s = 0.05
+    calls = []
+
+    def inject(variables):
+        calls.append(1)
+        if len(calls) == 2:  # in the middle of the sync
+            {"5xx": lambda: fake.fail_next(2, status=503), "429": lambda: fake.http429_next(2),
+             "throttled": lambda: fake.throttle_next(2), "slow": lambda: fake.slow_next(1, delay_s=1.5),
+             "truncated": lambda: fake.truncate_next(2)}[fault]()
+
+    fake.on_orders_page = inject
+    client = _client(ctx, timeout_s=0.5)
+    result = _sync(ctx, client=client)
+    assert result.inserted == 80 and result.rejected == 0
+    assert _counts(ctx)["orders"] == _distinct_orders(ctx) == 80
+    assert client.retries >= 1
+    assert fake.counters["empty_bucket"] == 0
+    assert _cursor(ctx) == max(fake.order(i).updated_at for i in fake.order_ids)
+
+
+def test_a_page_that_never_comes_back_whole_stops_the_sync_without_moving_past_it(fake, sqlite_ctx):
+    ctx = sqlite_ctx
+    fake.add_orders(60)
+    seen = []
+
+    def break_third_page(variables):
+        seen.append(1)
+        if len(seen) == 3:
+            fake.fail_next(50, status=502)
+
+    fake.on_orders_page = break_third_page
+    client = _client(ctx, max_attempts=3)
+    with pytest.raises(TransientSourceError):
+        _sync(ctx, client=client)
+    stored = _counts(ctx)["orders"]
+    assert 0 < stored < 60
+    with ctx.session_factory() as s:
+        newest_stored = s.execute(select(func.max(Order.source_updated_at))).scalar_one()
+    assert _cursor(ctx) == newest_stored  # the bookmark is at the last committed page
+    fake.on_orders_page = None
+    fake._faults.clear()
+    _sync(ctx)
+    assert _counts(ctx)["orders"] == 60
+
+
+def test_bulk_backfill_loads_every_order_with_refunds_and_sets_the_bookmark(fake, ctx):
+    ids = fake.add_orders(150)
+    order = fake.order(ids[3])
+    fake.update_order(ids[3], refund={order.lines[0].id: 1}, at=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    result = _sync(ctx, backfill=True)
+    assert (result.mode, result.inserted, result.rejected) == ("backfill", 150, 0)
+    assert result.notes == []
+    assert fake.counters["bulk_runs"] == 1 and fake.counters["bulk_downloads"] == 1
+    assert _counts(ctx)["units"] == _expected_units(fake)
+    with ctx.session_factory() as s:
+        refunded = s.execute(
+            select(OrderLineRow.refunded_quantity).join(Order).where(Order.external_id == str(ids[3]),
+                                                                     OrderLineRow.line_key == str(order.lines[0].id))
+        ).scalar_one()
+    assert refunded == 1
+    assert _cursor(ctx) <= datetime.now(timezone.utc) - timedelta(seconds=100)
+    # An incremental sync afterwards only re-reads the overlap.
+    assert _sync(ctx).inserted == 0
+
+
+def test_backfill_without_read_all_orders_says_plainly_that_only_60_days_come_back(fake, sqlite_ctx):
+    fake.scopes = {"read_orders"}
+    fake.add_orders(5)
+    result = _sync(sqlite_ctx, backfill=True)
+    assert SIXTY_DAY_NOTE in result.notes
+
+
+@pytest.mark.parametrize("outcome,error", [("FAILED", PermanentSourceError), ("CANCELED", PermanentSourceError),
+                                           ("EXPIRED", TransientSourceError)])
+def test_unsuccessful_bulk_operation_imports_nothing_and_keeps_the_bookmark(fake, sqlite_ctx, outcome, error):
+    fake.add_orders(10)
+    fake.bulk_outcome = outcome
+    with pytest.raises(error, match=outcome):
+        _sync(sqlite_ctx, backfill=True)
+    assert _counts(sqlite_ctx)["orders"] == 0 and _cursor(sqlite_ctx) is None
+
+
+def test_completed_bulk_operation_without_url_means_zero_orders(fake, sqlite_ctx):
+    fake.bulk_outcome = "EMPTY"
+    result = _sync(sqlite_ctx, backfill=True)
+    assert (result.read, result.inserted) == (0, 0)
+    assert fake.counters["bulk_downloads"] == 0
+
+
+def test_bulk_operation_already_running_is_waited_for_then_ours_runs(fake, sqlite_ctx):
+    fake.add_orders(20)
+    fake.start_foreign_bulk(duration_s=0.4)
+    result = _sync(sqlite_ctx, backfill=True)
+    assert result.inserted == 20
+    assert any("another bulk operation" in n for n in result.notes)
+
+
+def test_backfill_since_a_date_only_loads_orders_created_since_and_leaves_the_bookmark(fake, sqlite_ctx):
+    fake.add_orders(100)
+    cut = fake.order(fake.order_ids[50]).created_at
+    result = _sync(sqlite_ctx, backfill=True, since=(cut + timedelta(days=1)).date().isoformat())
+    expected = sum(1 for i in fake.order_ids
+                   if fake.order(i).created_at >= datetime.combine((cut + timedelta(days=1)).date(), datetime.min.time(),
+                                                                    tzinfo=sqlite_ctx.stores.shopify(KEY).tz))
+    assert result.inserted == expected and 0 < expected < 100
+    assert _cursor(sqlite_ctx) is None
+
+
+def test_record_the_api_rejects_goes_to_the_error_table(fake, sqlite_ctx):
+    ids = fake.add_orders(10)
+    fake.order(ids[4]).lines[0].quantity = -1
+    result = _sync(sqlite_ctx)
+    assert (result.inserted, result.rejected) == (9, 1)
+    with sqlite_ctx.session_factory() as s:
+        err = s.execute(select(ImportError_)).scalar_one()
+    assert (err.source, err.record_id, err.field) == ("shopify", str(ids[4]), "lineItems[0].quantity")
