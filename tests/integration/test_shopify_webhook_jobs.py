@@ -1,0 +1,116 @@
+"""process_webhook: stored deliveries applied idempotently, in any order."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from vipsync.bootstrap import Context
+from vipsync.config.settings import Settings
+from vipsync.devtools.fake_shopify import FakeShopify
+from vipsync.store.models import ImportError_, Order, OrderLineRow, RawPayload, WebhookDelivery
+from vipsync.store.repository import utcnow
+from vipsync.workers.shopify_jobs import make_client, process_webhook
+
+KEY = "shopify-us"
+
+
+@pytest.fixture
+def fake():
+    with FakeShopify(orders=3, seed=5, restore_rate=5000) as server:
+        yield server
+
+
+@pytest.fixture
+def ctx(fake, db_url, tmp_path, monkeypatch):
+    stores = tmp_path / "stores.toml"
+    stores.write_text(fake.stores_toml(key=KEY))
+    monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN", fake.access_token)
+    monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_API_SECRET", fake.webhook_secret)
+    context = Context(settings=Settings(stores_file=stores, data_dir=tmp_path / "data"), database_url=db_url)
+    yield context
+    context.dispose()
+
+
+def _store(ctx, topic: str, payload: dict, webhook_id: str) -> int:
+    with ctx.session_factory() as s:
+        row = WebhookDelivery(webhook_id=webhook_id, store_key=KEY, topic=topic, payload=payload, status="pending",
+                              received_at=utcnow())
+        s.add(row)
+        s.commit()
+        return row.id
+
+
+def _order(ctx, external_id) -> Order:
+    with ctx.session_factory() as s:
+        return s.execute(select(Order).where(Order.external_id == str(external_id))).scalar_one()
+
+
+def test_out_of_order_deliveries_end_in_the_newest_state(fake, ctx):
+    oid = fake.order_ids[0]
+    created = copy.deepcopy(fake.rest_order(oid))
+    fake.update_order(oid, cancelled=True, at=fake.order(oid).updated_at + timedelta(hours=1))
+    cancelled = fake.rest_order(oid)
+    # Shopify delivered the cancellation first and the older creation late.
+    newer = _store(ctx, "orders/cancelled", cancelled, "w-2")
+    older = _store(ctx, "orders/create", created, "w-1")
+    assert process_webhook(ctx, newer)["status"] == "done"
+    assert process_webhook(ctx, older)["changed_order_ids"] == []
+    row = _order(ctx, oid)
+    assert row.is_cancelled and row.cancelled_at is not None
+
+
+def test_a_delivery_processed_twice_changes_nothing_the_second_time(fake, ctx):
+    oid = fake.order_ids[1]
+    did = _store(ctx, "orders/updated", fake.rest_order(oid), "w-3")
+    first = process_webhook(ctx, did)
+    second = process_webhook(ctx, did)
+    assert first["changed_order_ids"] and second["changed_order_ids"] == []
+    with ctx.session_factory() as s:
+        assert s.get(WebhookDelivery, did).attempts == 1
+        assert len(s.execute(select(Order.id)).all()) == 1
+
+
+def test_refund_webhook_fetches_the_order_and_marks_the_refunded_units(fake, ctx):
+    oid = fake.order_ids[2]
+    process_webhook(ctx, _store(ctx, "orders/create", fake.rest_order(oid), "w-4"))
+    line = fake.order(oid).lines[0]
+    fake.update_order(oid, refund={line.id: 1})
+    refund_payload = {"id": 1, "order_id": oid, "refund_line_items": [{"line_item_id": line.id, "quantity": 1}]}
+    result = process_webhook(ctx, _store(ctx, "refunds/create", refund_payload, "w-5"),
+                             client=make_client(ctx.stores.shopify(KEY)))
+    assert result["status"] == "done" and result["changed_order_ids"]
+    with ctx.session_factory() as s:
+        refunded = s.execute(select(OrderLineRow.refunded_quantity).where(OrderLineRow.line_key == str(line.id))).scalar_one()
+    assert refunded == 1
+
+
+def test_bad_order_payload_is_rejected_into_the_error_table(fake, ctx):
+    payload = dict(fake.rest_order(fake.order_ids[0]), processed_at="not a time")
+    result = process_webhook(ctx, _store(ctx, "orders/updated", payload, "w-6"))
+    assert result["status"] == "rejected"
+    with ctx.session_factory() as s:
+        err = s.execute(select(ImportError_)).scalar_one()
+    assert (err.record_id, err.field) == (str(fake.order_ids[0]), "processed_at")
+    assert "@" not in err.message
+
+
+def test_customer_redaction_erases_personal_data_and_keeps_the_order(fake, ctx):
+    oid = fake.order_ids[0]
+    fake.update_order(oid, email="someone@example.com")
+    process_webhook(ctx, _store(ctx, "orders/create", fake.rest_order(oid), "w-7"))
+    redact = {"shop_id": 1, "shop_domain": "tesmart-us.myshopify.com", "customer": {"id": 1, "email": "someone@example.com"},
+              "orders_to_redact": [oid]}
+    assert process_webhook(ctx, _store(ctx, "customers/redact", redact, "w-8"))["status"] == "done"
+    row = _order(ctx, oid)
+    assert row.email_hash is None and row.shipping_postal_code is None
+    with ctx.session_factory() as s:
+        payloads = [p for (p,) in s.execute(select(RawPayload.payload))]
+    assert payloads and all("someone@example.com" not in str(p) for p in payloads)
+
+
+def test_unknown_delivery_id_is_a_no_op(ctx):
+    assert process_webhook(ctx, 999_999)["status"] == "missing"
