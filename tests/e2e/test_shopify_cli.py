@@ -38,7 +38,7 @@ def test_import_of_the_official_fixtures_twice_changes_nothing_the_second_time(e
     for name in ("order.json", "orders.json"):
         first = _run(["import", "shopify", "--store", "shopify-us", str(fixtures_dir / "shopify" / name)], env)
         assert first.returncode == 0, first.stderr
-    again = _run(["import", "shopify", "--store", "shopify-us", str(fixtures_dir / "shopify/order.json")], env)
+    again = _run(["import", "shopify", "--store", "shopify-us", str(fixtures_dir / "shopify/orders.json")], env)
     assert again.returncode == 0
     engine = create_engine(sqlite_url)
     with engine.connect() as c:
