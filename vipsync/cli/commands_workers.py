@@ -120,7 +120,7 @@ def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object
     letters = list_dead(client, namespace=ns)
     if as_json:
         for d in letters:
-            console.print_json(json.dumps(d.as_dict()))
+            typer.echo(json.dumps(d.as_dict(), sort_keys=True))
         return
     if not letters:
         console.print("the dead-letter queue is empty")

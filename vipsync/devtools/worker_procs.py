@@ -112,11 +112,24 @@ def _ping(client) -> bool:
         return False
 
 
-def worker_env(*, database_url: str, redis_url: str, namespace: str, extra: Mapping[str, str] | None = None) -> dict:
-    """The environment of a worker or scheduler process: fast failure detection for drills."""
+def worker_env(
+    *,
+    database_url: str,
+    redis_url: str,
+    namespace: str,
+    metrics_dir: Path,
+    metrics_port: int | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict:
+    """The environment of a worker or scheduler process: fast failure detection for drills,
+    and the Prometheus exposition server on a port and directory of its own."""
+    Path(metrics_dir).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         {
+            "dramatiq_prom_port": str(metrics_port or free_port()),
+            "dramatiq_prom_host": "127.0.0.1",
+            "dramatiq_prom_db": str(metrics_dir),
             "VIPSYNC_DATABASE_URL": database_url,
             "VIPSYNC_REDIS_URL": redis_url,
             "VIPSYNC_BROKER_NAMESPACE": namespace,
@@ -154,7 +167,8 @@ class Proc:
 
     def stop(self, *, timeout_s: float = 20) -> None:
         if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
+            # The main process forwards the signal to its children and waits for them.
+            self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

@@ -204,7 +204,8 @@ def _in_worker_process() -> bool:
     """True in a process started by the ``dramatiq`` command (it gets the metrics server)."""
     import sys
 
-    return os.path.basename(sys.argv[0] or "") == "dramatiq" or "dramatiq.__main__" in sys.modules
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return os.path.basename(sys.argv[0] or "") == "dramatiq" or getattr(main_spec, "name", "") == "dramatiq.__main__"
 
 
 def setup_broker(settings: Settings | None = None, *, prometheus: bool | None = None) -> dramatiq.Broker:

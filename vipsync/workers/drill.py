@@ -22,7 +22,7 @@ from vipsync.errors import PermanentSourceError
 from vipsync.store.repository import Repository, write_orders
 from vipsync.workers.results import SyncResult
 
-__all__ = ["paged_sync", "poison", "expected_orders", "register", "STREAM"]
+__all__ = ["paged_sync", "poison", "expected_orders", "register", "send", "snapshot", "cursor_page", "pending_units", "STREAM"]
 
 STREAM = "drill-orders"
 _T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -98,3 +98,64 @@ def register() -> None:
     )
     register_job("drill_poison", "vipsync.workers.drill:poison", JobSpec(then=("tag_pending",)))
     assert "drill_sync" in SPECS
+
+
+def send(broker, job: str, *, queue: str, **kwargs) -> str:
+    """Enqueue ``job`` by name without declaring its actor here (a producer process);
+    returns the message id."""
+    from dramatiq import Message
+
+    message = Message(queue_name=queue, actor_name=job, args=(), kwargs=kwargs, options={})
+    return broker.enqueue(message).message_id
+
+
+def cursor_page(factory, store_key: str) -> int:
+    """The last page :func:`paged_sync` committed for ``store_key`` (-1: none)."""
+    with factory() as session:
+        cur = Repository(session).get_cursor(store_key, STREAM)
+        return -1 if cur is None or cur.value is None else int(cur.value)
+
+
+def pending_units(factory) -> int:
+    """Units waiting for their tag."""
+    from sqlalchemy import func, select
+
+    from vipsync.store.models import Unit
+
+    with factory() as session:
+        return session.execute(select(func.count()).select_from(Unit).where(Unit.needs_tag.is_(True))).scalar_one()
+
+
+def snapshot(factory, store_key: str) -> dict[str, list[tuple]]:
+    """What a store holds for ``store_key``, without ids and clocks: two runs that did the
+    same work have equal snapshots."""
+    from sqlalchemy import select
+
+    from vipsync.store.models import Order, OrderLineRow, Unit, UnitTag
+
+    with factory() as session:
+        orders = session.execute(
+            select(Order.external_id, Order.content_hash, Order.purchase_date, Order.total_amount)
+            .where(Order.store_key == store_key).order_by(Order.external_id)
+        ).all()
+        lines = session.execute(
+            select(Order.external_id, OrderLineRow.line_key, OrderLineRow.sku, OrderLineRow.quantity)
+            .join(Order, Order.id == OrderLineRow.order_id)
+            .where(Order.store_key == store_key).order_by(Order.external_id, OrderLineRow.line_key)
+        ).all()
+        units = session.execute(
+            select(Unit.order_external_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag)
+            .where(Unit.store_key == store_key).order_by(Unit.order_external_id, Unit.sku, Unit.ordinal)
+        ).all()
+        tags = session.execute(
+            select(Unit.order_external_id, Unit.sku, Unit.ordinal, UnitTag.policy_version, UnitTag.eligible,
+                   UnitTag.category, UnitTag.facts_hash)
+            .join(UnitTag, UnitTag.unit_id == Unit.id)
+            .where(Unit.store_key == store_key).order_by(Unit.order_external_id, Unit.sku, Unit.ordinal)
+        ).all()
+    return {
+        "orders": [tuple(r) for r in orders],
+        "lines": [tuple(r) for r in lines],
+        "units": [tuple(r) for r in units],
+        "tags": [tuple(r) for r in tags],
+    }

@@ -163,7 +163,7 @@ def queue_scheduler(ctx: Any, *, blocking: bool = True, interval_s: int | None =
 
     def sync_tick(slot: int) -> Plan:
         return run_tick("sync", plan_sync(ctx.stores), slot=slot, dispatch=dispatch,
-                        claim=redis_claimer(client, namespace=ns, ttl_s=interval * 2))
+                        claim=redis_claimer(client, namespace=ns, ttl_s=max(interval * 2, 600)))
 
     def nightly_tag(slot: int) -> Plan:
         return run_tick("tag", [("tag_pending", {})], slot=slot, dispatch=dispatch,
