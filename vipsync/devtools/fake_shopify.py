@@ -23,6 +23,7 @@ Use in a test::
         fake.scopes = {"read_orders"}                  # no read_all_orders
         fake.stores_toml()                             # a stores file with one shop pointed here
         fake.counters                                  # requests, graphql, empty_bucket, throttled, ...
+                                                       # (also served at GET /_fake/counters)
         fake.rest_order(order_id)                      # the order in the REST/webhook shape
         fake.deliver_webhook(url, "orders/updated", payload, secret=...)  # signed POST
 
@@ -706,6 +707,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         fake = self.server_fake
         fake.counters["requests"] += 1
+        if self.path == "/_fake/counters":  # for benchmarks running the fake in another process
+            self._send(200, json.dumps(fake.counters).encode())
+            return
         m = re.fullmatch(r"/bulk/(\d+)\.jsonl", self.path)
         op = fake._bulk
         if not m or not op or op.get("path") is None or op["id"].rsplit("/", 1)[-1] != m.group(1):

@@ -1,0 +1,119 @@
+"""Shopify sync benchmark against the fake Admin API at standard-plan limits.
+
+Prints, for the incremental path (GraphQL pages) and the bulk path (bulk operation +
+JSONL download + constant-memory join): API calls per 1,000 orders, orders/s, the
+seconds spent waiting for the cost bucket, requests sent into an empty bucket, and the
+peak resident memory of the syncing process. The fake runs in its own process, so the
+memory figure is the sync's alone; each path runs in a fresh process against a fresh
+SQLite store.
+
+    python bench/shopify_bench.py                # --n 600 incremental, --bulk-n 20000 bulk
+    python bench/shopify_bench.py --n 2000 --bulk-n 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_fake(orders: int, restore_rate: float, bucket_size: float) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vipsync.devtools.fake_shopify", "--port", str(port), "--orders", str(orders),
+         "--restore-rate", str(restore_rate), "--bucket-size", str(bucket_size)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()  # printed once the server listens
+    if "fake Shopify at" not in line:
+        proc.kill()
+        raise SystemExit(f"the fake did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _child(path: str, url: str, workdir: Path) -> None:
+    """Run one sync in this (fresh) process and print its figures as JSON."""
+    from vipsync.bootstrap import Context
+    from vipsync.config.settings import Settings
+    from vipsync.workers.shopify_jobs import make_client, sync_shop
+
+    stores = workdir / "stores.toml"
+    stores.write_text(
+        "[stores.shopify-us]\nkind = \"shopify\"\nshop_domain = \"tesmart-us.myshopify.com\"\n"
+        "timezone = \"America/Los_Angeles\"\ncountry = \"US\"\napi_version = \"2025-10\"\n"
+        f"endpoint = \"{url}\"\ncredentials = {{ access_token = \"BENCH_SHOPIFY_TOKEN\" }}\n"
+    )
+    os.environ["BENCH_SHOPIFY_TOKEN"] = "fake-access-token"
+    db = f"sqlite:///{workdir / f'{path}.sqlite3'}"
+    ctx = Context(settings=Settings(stores_file=stores, data_dir=workdir / "data", database_url=db), database_url=db)
+    ctx.engine  # migrate before timing
+    client = make_client(ctx.stores.shopify("shopify-us"))
+    t0 = time.perf_counter()
+    result = sync_shop(ctx, "shopify-us", backfill=(path == "bulk"), client=client, bulk_poll_s=0.5)
+    elapsed = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"read": result.read, "inserted": result.inserted, "calls": client.calls,
+                      "elapsed_s": elapsed, "wait_s": client.wait_s, "peak_mib": peak_kib / 1024}))
+
+
+def _run_path(path: str, orders: int, restore_rate: float, bucket_size: float) -> dict:
+    proc, url = _start_fake(orders, restore_rate, bucket_size)
+    try:
+        with tempfile.TemporaryDirectory(prefix="shopify-bench-") as tmp:
+            out = subprocess.run([sys.executable, __file__, "--child", path, "--url", url, "--workdir", tmp],
+                                 capture_output=True, text=True, check=False)
+            if out.returncode != 0:
+                raise SystemExit(f"{path} run failed:\n{out.stderr}")
+            figures = json.loads(out.stdout.strip().splitlines()[-1])
+        with urllib.request.urlopen(f"{url}/_fake/counters") as resp:
+            figures["empty_bucket"] = json.load(resp)["empty_bucket"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    figures["orders"] = orders
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=600, help="orders for the incremental path")
+    parser.add_argument("--bulk-n", type=int, default=20_000, help="orders for the bulk path (also run at a tenth)")
+    parser.add_argument("--restore-rate", type=float, default=100.0, help="points/s (Shopify standard plan: 100)")
+    parser.add_argument("--bucket-size", type=float, default=2000.0, help="maximumAvailable points")
+    parser.add_argument("--child", choices=["incremental", "bulk"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.url, Path(args.workdir))
+        return
+
+    print(f"Shopify sync against the fake Admin API: restore {args.restore_rate:g} points/s, "
+          f"bucket {args.bucket_size:g} points (standard plan)")
+    print(f"{'path':<12}{'orders':>8}{'API calls':>11}{'calls/1000':>12}{'orders/s':>10}{'bucket wait s':>15}"
+          f"{'empty-bucket':>14}{'peak RSS MiB':>14}")
+    runs = [("incremental", args.n), ("bulk", max(1, args.bulk_n // 10)), ("bulk", args.bulk_n)]
+    for path, n in runs:
+        f = _run_path(path, n, args.restore_rate, args.bucket_size)
+        assert f["inserted"] == n, f"{path}: {f['inserted']} of {n} orders stored"
+        print(f"{path:<12}{n:>8}{f['calls']:>11}{f['calls'] * 1000 / n:>12.1f}{n / f['elapsed_s']:>10.0f}"
+              f"{f['wait_s']:>15.1f}{f['empty_bucket']:>14}{f['peak_mib']:>14.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
