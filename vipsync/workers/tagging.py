@@ -18,6 +18,7 @@ reason ``refunded`` (the quantity is no longer part of the order), every window 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import any_, delete, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.eligibility.catalog import Catalog
@@ -166,35 +168,40 @@ def tag_units(
         categories, result.products_reclassified = classify_products(session, rules.catalog, flag_units=mode == "pending")
         session.commit()
     policy_cache: dict[date, Policy | PolicyError] = {}
-    last_id = 0
-    while True:
+    with factory() as session:
+        max_id = session.execute(select(func.max(Unit.id))).scalar_one() or 0
+        pg = session.get_bind().dialect.name == "postgresql"
+    # Batches are ranges of unit ids: each query reads one primary-key range, so the whole
+    # run is linear in the number of units however many of them are pending.
+    lo = 0
+    while lo < max_id:
+        hi = lo + batch_size
         with factory() as session:
-            q = select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(Unit.id > last_id)
+            q = select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(
+                Unit.id > lo, Unit.id <= hi
+            )
+            lo = hi
             if mode == "pending":
                 q = q.outerjoin(UnitTag, UnitTag.unit_id == Unit.id).where(
                     or_(Unit.needs_tag.is_(True), UnitTag.unit_id.is_(None))
                 )
-            q = q.order_by(Unit.id).limit(batch_size)
-            if session.get_bind().dialect.name == "postgresql":
+            q = q.order_by(Unit.id)
+            if pg:
                 q = q.with_for_update(of=Unit, skip_locked=True)
             units = session.execute(q).all()
             if not units:
-                break
-            last_id = units[-1].id
+                continue
             result.batches += 1
             result.scanned += len(units)
-            verdicts, errors = _judge(session, units, rules, categories, policy_cache)
-            _write(session, verdicts, tagged_at, result)
+            verdicts, errors = _judge(session, units, rules, categories, policy_cache, pg)
+            _write(session, verdicts, tagged_at, result, pg)
             for unit_id, store_key, message in errors:
                 result.errors += 1
                 _record_tag_error(session, unit_id, store_key, message)
             flagged = [u.id for u in units if u.needs_tag]
-            for i in range(0, len(flagged), 1000):
+            for chunk in _in_chunks(flagged):
                 session.execute(
-                    update(Unit)
-                    .where(Unit.id.in_(flagged[i : i + 1000]))
-                    .values(needs_tag=False)
-                    .execution_options(synchronize_session=False)
+                    update(Unit).where(_in(Unit.id, chunk, pg)).values(needs_tag=False).execution_options(synchronize_session=False)
                 )
             session.commit()
     result.elapsed_s = time.perf_counter() - started
@@ -216,7 +223,15 @@ def _record_tag_error(session: Session, unit_id: int, store_key: str | None, mes
         )
 
 
-def _in_chunks(values: Sequence[Any], size: int = 1000) -> Iterable[Sequence[Any]]:
+def _in(column: Any, values: Sequence[Any], pg: bool) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, where a long IN
+    list costs more to render and parse than the query costs to run."""
+    if pg:
+        return column == any_(literal(list(values), ARRAY(column.type)))
+    return column.in_(values)
+
+
+def _in_chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
 
@@ -227,6 +242,7 @@ def _judge(
     rules: Rules,
     categories: dict[str, str],
     policy_cache: dict[date, Policy | PolicyError],
+    pg: bool = False,
 ) -> tuple[list[tuple[int, Verdict]], list[tuple[int, str | None, str]]]:
     """Resolve the facts of a batch of units and judge each one."""
     order_ids = sorted({u.order_id for u in units})
@@ -237,7 +253,7 @@ def _judge(
             select(
                 Order.id, Order.source, Order.store_key, Order.purchase_date, Order.country, Order.is_cancelled,
                 Order.is_test, Order.payment_pending, Order.email_hash,
-            ).where(Order.id.in_(chunk))
+            ).where(_in(Order.id, chunk, pg))
         ):
             orders[o.id] = o
 
@@ -246,7 +262,7 @@ def _judge(
     for chunk in _in_chunks(order_ids):
         for oid, sku, qty in session.execute(
             select(OrderLineRow.order_id, OrderLineRow.sku, func.sum(OrderLineRow.refunded_quantity))
-            .where(OrderLineRow.order_id.in_(chunk), OrderLineRow.refunded_quantity > 0)
+            .where(_in(OrderLineRow.order_id, chunk, pg), OrderLineRow.refunded_quantity > 0)
             .group_by(OrderLineRow.order_id, OrderLineRow.sku)
         ):
             refunded_qty[(oid, sku)] = int(qty)
@@ -258,7 +274,7 @@ def _judge(
         for chunk in _in_chunks(refund_orders):
             for uid, oid, sku, ordinal in session.execute(
                 select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal).where(
-                    Unit.order_id.in_(chunk), Unit.removed.is_(False)
+                    _in(Unit.order_id, chunk, pg), Unit.removed.is_(False)
                 )
             ):
                 if (oid, sku) in refunded_qty:
@@ -266,7 +282,7 @@ def _judge(
                     pool_ids.append(uid)
     for chunk in _in_chunks(sorted(set(pool_ids))):
         for uid, kind, on in session.execute(
-            select(Claim.unit_id, Claim.kind, Claim.claimed_on).where(Claim.unit_id.in_(chunk))
+            select(Claim.unit_id, Claim.kind, Claim.claimed_on).where(_in(Claim.unit_id, chunk, pg))
         ):
             claims[uid] = ClaimFacts(kind, on)
     refunded_units: set[int] = set()
@@ -281,7 +297,7 @@ def _judge(
     hashes = sorted({o.email_hash for o in orders.values() if o.email_hash and o.source != "amazon"})
     for chunk in _in_chunks(hashes):
         for mid, h, reg, ex in session.execute(
-            select(Member.id, Member.email_hash, Member.registered_at, Member.exited_at).where(Member.email_hash.in_(chunk))
+            select(Member.id, Member.email_hash, Member.registered_at, Member.exited_at).where(_in(Member.email_hash, chunk, pg))
         ):
             by_email[h] = MemberFacts(mid, reg, ex)
     by_link: dict[int, MemberFacts] = {}
@@ -289,7 +305,7 @@ def _judge(
         for oid, mid, reg, ex in session.execute(
             select(OrderMemberLink.order_id, Member.id, Member.registered_at, Member.exited_at)
             .join(Member, Member.id == OrderMemberLink.member_id)
-            .where(OrderMemberLink.order_id.in_(chunk))
+            .where(_in(OrderMemberLink.order_id, chunk, pg))
             .order_by(OrderMemberLink.order_id, OrderMemberLink.verified_at.desc(), OrderMemberLink.id.desc())
         ):
             by_link[oid] = MemberFacts(mid, reg, ex)  # the earliest verified link wins (last written)
@@ -352,13 +368,13 @@ def _row(unit_id: int, v: Verdict, digest: str, tagged_at: datetime) -> dict[str
     }
 
 
-def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: datetime, result: TagResult) -> None:
+def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: datetime, result: TagResult, pg: bool) -> None:
     if not verdicts:
         return
     existing: dict[int, str] = {}
     ids = [uid for uid, _ in verdicts]
     for chunk in _in_chunks(ids):
-        existing.update((r[0], r[1]) for r in session.execute(select(UnitTag.unit_id, UnitTag.facts_hash).where(UnitTag.unit_id.in_(chunk))))
+        existing.update((r[0], r[1]) for r in session.execute(select(UnitTag.unit_id, UnitTag.facts_hash).where(_in(UnitTag.unit_id, chunk, pg))))
     inserts, updates = [], []
     for uid, v in verdicts:
         digest = v.digest()
@@ -370,12 +386,37 @@ def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: dat
             updates.append(_row(uid, v, digest, tagged_at))
         else:
             result.unchanged += 1
-    if inserts:
-        session.execute(insert(UnitTag), inserts)
     if updates:
-        session.execute(update(UnitTag), updates)
+        # A rewrite is delete + insert: one statement per chunk on both databases, where a
+        # per-row UPDATE would be one round trip per row.
+        for chunk in _in_chunks([r["unit_id"] for r in updates]):
+            session.execute(delete(UnitTag).where(_in(UnitTag.unit_id, chunk, pg)).execution_options(synchronize_session=False))
     result.inserted += len(inserts)
     result.rewritten += len(updates)
+    rows = inserts + updates
+    if not rows:
+        return
+    if pg:
+        _copy_tags(session, rows)
+    else:
+        session.execute(insert(UnitTag.__table__), rows)  # sqlite3's executemany is in-process
+
+
+_TAG_COLUMNS = (
+    "unit_id", "policy_version", "category", "country", "purchase_date", "eligible", "reasons", "valid_purchase",
+    "original_warranty_end", "registration_deadline", "extended_warranty_end", "trade_in_opens", "member_id",
+    "benefit_status", "facts_hash", "tagged_at",
+)
+
+
+def _copy_tags(session: Session, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY the rows in the session's own transaction (an INSERT per row, or
+    a compiled multi-row VALUES, costs far more per row than the engine itself)."""
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY unit_tags ({', '.join(_TAG_COLUMNS)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(tuple(json.dumps(r[c]) if c == "reasons" else r[c] for c in _TAG_COLUMNS))
 
 
 def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
