@@ -1,22 +1,26 @@
-"""Real worker processes (``dramatiq`` subprocesses) on PostgreSQL and Redis: a worker
-killed with SIGKILL in the middle of a sync, and a Redis restart, lose nothing.
+"""Real worker processes (``dramatiq`` subprocesses) on PostgreSQL and Redis, running the
+real Shopify sync against the fake Admin API: a worker killed with SIGKILL in the middle
+of a sync, and a Redis restart, lose nothing; the workers' metrics can be scraped.
 
-The sync is the fire-drill job of :mod:`vipsync.workers.drill` (pages of generated orders
-written through ``write_orders`` with a bookmark per page). Redis keys live under a
-namespace of each test; the Redis that is restarted is a private ``redis-server``.
+Redis keys live under a namespace of each test; the Redis that is restarted is a private
+``redis-server`` on its own port.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import urllib.request
 
 import pytest
 
+from vipsync.bootstrap import Context
 from vipsync.config.settings import Settings
+from vipsync.devtools.fake_shopify import FakeShopify
 from vipsync.devtools.worker_procs import (
     RedisServer,
     delete_namespace,
+    free_port,
     new_namespace,
     start_workers,
     wait_until,
@@ -24,24 +28,12 @@ from vipsync.devtools.worker_procs import (
 )
 from vipsync.store.db import make_engine, make_session_factory
 from vipsync.workers import dlq
-from vipsync.workers.broker import build_broker
-from vipsync.workers.drill import cursor_page, paged_sync, pending_units, send, snapshot
+from vipsync.workers.broker import QUEUES, build_broker
+from vipsync.workers.drill import pending_units, send, snapshot
 
 REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-DRILL = ("vipsync.workers.drill_actors",)
-
-
-def _reference(sqlite_url: str, store_key: str, **kwargs):
-    """The same sync, uninterrupted and inline, then tagging: what the store must hold."""
-    from vipsync.bootstrap import Context
-    from vipsync.workers.tagging import tag_pending
-
-    ctx = Context(settings=Settings(), database_url=sqlite_url)
-    paged_sync(ctx, store_key, page_delay_ms=0, **kwargs)
-    tag_pending(ctx)
-    snap = snapshot(ctx.session_factory, store_key)
-    ctx.dispose()
-    return snap
+STORES = {"shopify-us": ("tesmart-us.myshopify.com", "America/Los_Angeles", "US"),
+          "shopify-eu": ("tesmart-eu.myshopify.com", "Europe/Berlin", "DE")}
 
 
 @pytest.fixture
@@ -60,90 +52,137 @@ def shared_broker():
     delete_namespace(broker.client, ns)
 
 
-def _done(factory, stores, last_page):
-    return all(cursor_page(factory, s) == last_page for s in stores) and pending_units(factory) == 0
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """The fake Admin API serving 600 orders a page at a time (0.1 s a page), and a
+    stores file with two shops pointed at it; returns (fake, env for the processes)."""
+    with FakeShopify(orders=600, seed=11, restore_rate=1e6, bucket_size=1e6) as server:
+        server.on_orders_page = lambda _n: time.sleep(0.1)
+        stores_file = tmp_path / "stores.toml"
+        stores_file.write_text("\n".join(
+            server.stores_toml(key=key, shop_domain=domain, timezone_name=tz, country=country)
+            for key, (domain, tz, country) in STORES.items()
+        ))
+        env = {"VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN": server.access_token,
+               "VIPSYNC_FAKE_SHOPIFY_API_SECRET": server.webhook_secret,
+               "VIPSYNC_STORES_FILE": str(stores_file)}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield server, env
 
 
-def test_a_worker_killed_mid_sync_resumes_and_the_store_ends_identical(pg, shared_broker, sqlite_url, tmp_path):
+def _reference(fake_server, sqlite_url, stores):
+    """The same syncs, uninterrupted and inline, then tagging: what the store must hold."""
+    from vipsync.workers.shopify_jobs import sync_shop
+    from vipsync.workers.tagging import tag_pending
+
+    fake_server.on_orders_page = None
+    ctx = Context(settings=Settings(), database_url=sqlite_url)
+    for store in stores:
+        sync_shop(ctx, store)
+    tag_pending(ctx)
+    snaps = {store: snapshot(ctx.session_factory, store) for store in stores}
+    ctx.dispose()
+    return snaps
+
+
+def _idle(client, ns) -> bool:
+    """No message waiting, running or delayed on any queue."""
+    return all(client.hlen(f"{ns}:{q}{suffix}.msgs") == 0 for q in QUEUES for suffix in ("", ".DQ"))
+
+
+def _orders(factory, store_key) -> int:
+    return len(snapshot(factory, store_key)["orders"])
+
+
+def test_a_worker_killed_mid_sync_resumes_and_the_store_ends_identical(pg, shared_broker, fake, sqlite_url, tmp_path):
     pg_url, factory = pg
     broker, ns = shared_broker
-    job = {"store_key": "drill-kill", "pages": 24, "per_page": 25}
-    env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom")
-    send(broker, "drill_sync", queue="sync", page_delay_ms=150, **job)
-
-    first = start_workers(env=env, log_path=tmp_path / "worker1.log", modules=DRILL)
+    server, secrets = fake
+    env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom",
+                     extra=secrets)
+    send(broker, "sync_shopify", queue="sync", store_key="shopify-us")
+    first = start_workers(env=env, log_path=tmp_path / "worker1.log")
     try:
-        wait_until(lambda: cursor_page(factory, "drill-kill") >= 5, timeout_s=60, what="the sync to be under way")
+        wait_until(lambda: _orders(factory, "shopify-us") >= 150, timeout_s=60, what="the sync to be under way")
     except TimeoutError:
         pytest.fail(first.log())
     first.kill9()
-    partial = cursor_page(factory, "drill-kill")
-    assert 5 <= partial < 23, "the sync must have been cut in the middle"
+    partial = _orders(factory, "shopify-us")
+    assert 150 <= partial < 600, "the sync must have been cut in the middle"
 
-    second = start_workers(env=env, log_path=tmp_path / "worker2.log", modules=DRILL)
+    second = start_workers(env=env, log_path=tmp_path / "worker2.log")
     try:
-        wait_until(lambda: _done(factory, ["drill-kill"], 23), timeout_s=90, what="the sync to finish")
+        wait_until(lambda: _idle(broker.client, ns) and pending_units(factory) == 0, timeout_s=90,
+                   what="the sync and its tagging to finish")
     except TimeoutError:
         pytest.fail(second.log())
     finally:
         second.stop()
-    assert snapshot(factory, "drill-kill") == _reference(sqlite_url, **job)
+
+    got = snapshot(factory, "shopify-us")
+    assert len(got["orders"]) == 600 and len(got["tags"]) == len(got["units"]) > 600
+    assert got == _reference(server, sqlite_url, ["shopify-us"])["shopify-us"]
     assert dlq.list_dead(broker.client, namespace=ns) == []
 
 
-def test_a_redis_restart_mid_run_loses_nothing(pg, sqlite_url, tmp_path):
+def test_a_redis_restart_mid_run_loses_nothing(pg, fake, sqlite_url, tmp_path):
     pg_url, factory = pg
+    server, secrets = fake
     ns = new_namespace()
-    stores = ["drill-r1", "drill-r2", "drill-r3"]
-    with RedisServer(tmp_path / "redis") as server:
-        broker = build_broker(Settings(redis_url=server.url, broker_namespace=ns))
-        for store in stores:
-            send(broker, "drill_sync", queue="sync", store_key=store, pages=16, per_page=20, page_delay_ms=100)
-        env = worker_env(database_url=pg_url, redis_url=server.url, namespace=ns, metrics_dir=tmp_path / "prom")
-        workers = start_workers(env=env, log_path=tmp_path / "workers.log", processes=2, threads=2, modules=DRILL)
+    with RedisServer(tmp_path / "redis") as redis_server:
+        broker = build_broker(Settings(redis_url=redis_server.url, broker_namespace=ns))
+        for store in STORES:
+            send(broker, "sync_shopify", queue="sync", store_key=store)
+        env = worker_env(database_url=pg_url, redis_url=redis_server.url, namespace=ns,
+                         metrics_dir=tmp_path / "prom", extra=secrets)
+        workers = start_workers(env=env, log_path=tmp_path / "workers.log", processes=2, threads=2)
         try:
-            wait_until(lambda: max(cursor_page(factory, s) for s in stores) >= 3, timeout_s=60,
-                       what="the syncs to be under way")
-            server.restart(down_s=2.0)
-            wait_until(lambda: _done(factory, stores, 15), timeout_s=120, what="every sync to finish")
+            wait_until(lambda: min(_orders(factory, s) for s in STORES) >= 100, timeout_s=60,
+                       what="both syncs to be under way")
+            assert max(_orders(factory, s) for s in STORES) < 600, "Redis must restart in the middle"
+            redis_server.restart(down_s=2.0)
+            wait_until(lambda: _idle(broker.client, ns) and pending_units(factory) == 0, timeout_s=120,
+                       what="every sync and its tagging to finish")
         except TimeoutError:
             pytest.fail(workers.log())
         finally:
             workers.stop()
         assert dlq.list_dead(broker.client, namespace=ns) == []
         broker.close()
-    expected = _reference(sqlite_url, "drill-r1", pages=16, per_page=20)
-    assert snapshot(factory, "drill-r1") == expected
-    assert [len(snapshot(factory, s)["orders"]) for s in stores] == [320, 320, 320]
+    expected = _reference(server, sqlite_url, list(STORES))
+    for store in STORES:
+        assert snapshot(factory, store) == expected[store], store
 
 
-def test_workers_expose_metrics_after_a_sync(pg, shared_broker, tmp_path):
+def test_workers_expose_metrics_after_a_sync(pg, shared_broker, fake, tmp_path):
     pg_url, factory = pg
     broker, ns = shared_broker
-    from vipsync.devtools.worker_procs import free_port
-
+    server, secrets = fake
+    server.on_orders_page = None
     port = free_port()
     env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom",
-                     metrics_port=port)
-    send(broker, "drill_sync", queue="sync", store_key="drill-metrics", pages=3, per_page=10, page_delay_ms=0)
-    workers = start_workers(env=env, log_path=tmp_path / "workers.log", processes=2, modules=DRILL)
+                     metrics_port=port, extra=secrets)
+    server.http429_next(1)  # one rate-limit wait to count
+    send(broker, "sync_shopify", queue="sync", store_key="shopify-eu")
+    workers = start_workers(env=env, log_path=tmp_path / "workers.log", processes=2)
+
+    def scrape():
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            return None
+        return body if 'vipsync_jobs_total{job="tag_pending",outcome="done"} 1.0' in body else None
+
     try:
-        wait_until(lambda: _done(factory, ["drill-metrics"], 2), timeout_s=60, what="the sync")
-
-        def scrape():
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-            except OSError:
-                return None
-            return body if 'vipsync_jobs_total{job="tag_pending",outcome="done"}' in body else None
-
-        body = wait_until(scrape, timeout_s=30, what="the metrics")
+        body = wait_until(scrape, timeout_s=60, what="the metrics after the sync and its tagging")
     except TimeoutError:
         pytest.fail(workers.log())
     finally:
         workers.stop()
-    assert 'vipsync_orders_synced_total{outcome="inserted",store="drill-metrics"} 30.0' in body
-    assert 'vipsync_jobs_total{job="drill_sync",outcome="done"} 1.0' in body
-    assert 'vipsync_sync_lag_seconds{store="drill-metrics"}' in body
-    assert 'vipsync_last_sync_success_timestamp_seconds{store="drill-metrics"}' in body
-    assert "dramatiq_messages_total" in body
+    assert 'vipsync_orders_synced_total{outcome="inserted",store="shopify-eu"} 600.0' in body
+    assert 'vipsync_jobs_total{job="sync_shopify",outcome="done"} 1.0' in body
+    assert 'vipsync_rate_limit_wait_seconds_total{store="shopify-eu"}' in body
+    assert 'vipsync_sync_lag_seconds{store="shopify-eu"}' in body
+    assert 'vipsync_last_sync_success_timestamp_seconds{store="shopify-eu"}' in body
+    assert 'dramatiq_messages_total{actor_name="sync_shopify",queue_name="sync"} 1.0' in body
