@@ -262,3 +262,11 @@ def test_record_the_api_rejects_goes_to_the_error_table(fake, sqlite_ctx):
     with sqlite_ctx.session_factory() as s:
         err = s.execute(select(ImportError_)).scalar_one()
     assert (err.source, err.record_id, err.field) == ("shopify", str(ids[4]), "lineItems[0].quantity")
+
+
+def test_the_same_orders_read_by_pages_then_by_bulk_are_unchanged(fake, sqlite_ctx):
+    ids = fake.add_orders(30)
+    fake.update_order(ids[0], refund={fake.order(ids[0]).lines[0].id: 1}, at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    assert _sync(sqlite_ctx).inserted == 30
+    again = _sync(sqlite_ctx, backfill=True)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 30)

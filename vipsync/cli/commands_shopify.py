@@ -11,7 +11,41 @@ from vipsync.bootstrap import get_context
 from vipsync.cli.progress import console, err_console, progress_bar
 from vipsync.errors import ConfigError
 
-__all__ = ["register", "sync_shopify_stores"]
+__all__ = ["register", "sync_shopify_stores", "demo_sync"]
+
+DEMO_STORE = "shopify-demo"
+
+
+def demo_sync(*, orders: int = 200, restore_rate: float = 1000.0) -> list:
+    """Run the real sync path (ShopifyAPI client, throttling, paging, then a bulk backfill)
+    against a local fake Admin API serving ``orders`` generated orders, into the
+    configured database under the store key ``shopify-demo`` (never a real shop's key).
+    No credentials needed. For `vipsync demo`."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from vipsync.bootstrap import Context, set_context
+    from vipsync.config.settings import Settings
+    from vipsync.devtools.fake_shopify import FakeShopify
+
+    base = get_context()
+    with FakeShopify(orders=orders, seed=2026, restore_rate=restore_rate) as fake, \
+            tempfile.TemporaryDirectory(prefix="vipsync-demo-") as tmp:
+        stores = Path(tmp) / "stores.toml"
+        stores.write_text(fake.stores_toml(key=DEMO_STORE, shop_domain="tesmart-demo.myshopify.com"))
+        os.environ["VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN"] = fake.access_token
+        settings = Settings(stores_file=stores, data_dir=base.settings.data_dir,
+                            database_url=base.settings.effective_database_url)
+        ctx = Context(settings=settings, database_url=settings.effective_database_url)
+        set_context(ctx)
+        try:
+            console.print(f"demo: a fake Shopify Admin API at {fake.url} serves {orders} generated orders")
+            results = sync_shopify_stores(DEMO_STORE, backfill=False, since=None)
+            results += sync_shopify_stores(DEMO_STORE, backfill=True, since=None)
+        finally:
+            set_context(None)
+    return results
 
 
 def sync_shopify_stores(store: str | None, *, backfill: bool, since: str | None) -> list:
@@ -54,7 +88,12 @@ def register(groups) -> None:
         store: str | None = typer.Option(None, "--store", help="Key of one Shopify shop (default: every Shopify shop)."),
         backfill: bool = typer.Option(False, "--backfill", help="Load the whole history with a bulk operation."),
         since: str | None = typer.Option(None, "--since", help="With --backfill: only orders created since this date."),
+        demo: int = typer.Option(0, "--demo", metavar="N",
+                                 help="Sync N generated orders from a local fake Shopify (store key shopify-demo)."),
     ) -> None:
         """Pull orders from Shopify (incremental by default, or a bulk backfill)."""
-        sync_shopify_stores(store, backfill=backfill, since=since)
+        if demo:
+            demo_sync(orders=demo)
+        else:
+            sync_shopify_stores(store, backfill=backfill, since=since)
         console.print("done")

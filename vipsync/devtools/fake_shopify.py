@@ -608,7 +608,7 @@ class FakeShopify:
                 children = []
                 for rid, _, items in o.refunds:
                     for rli, lid, q in items:
-                        children.append(json.dumps({"id": f"gid://shopify/RefundLineItem/{rli}", "quantity": q,
+                        children.append(json.dumps({"quantity": q,
                                                     "lineItem": {"id": f"gid://shopify/LineItem/{lid}"},
                                                     "__parentId": f"gid://shopify/Refund/{rid}"}) + "\n")
                 for l in o.lines:

@@ -43,6 +43,7 @@ __all__ = [
     "parse_timestamp",
     "legacy_id",
     "connection_nodes",
+    "flatten_graphql_order",
     "PENDING_FINANCIAL_STATUSES",
 ]
 
@@ -127,6 +128,22 @@ def connection_nodes(value: Any) -> list[dict]:
         if "edges" in value and isinstance(value["edges"], list):
             return [e["node"] for e in value["edges"] if isinstance(e, dict) and isinstance(e.get("node"), dict)]
     return []
+
+
+def flatten_graphql_order(node: dict) -> dict:
+    """The order with its connections as plain lists (``lineItems``, each refund's
+    ``refundLineItems``), the shape a joined bulk result has: the same order read from a
+    page or from a bulk result then keeps the same raw payload (and content digest)."""
+    out = dict(node)
+    if "lineItems" in out:
+        out["lineItems"] = connection_nodes(out["lineItems"])
+    refunds = out.get("refunds")
+    if isinstance(refunds, list):
+        out["refunds"] = [
+            dict(r, refundLineItems=connection_nodes(r.get("refundLineItems"))) if isinstance(r, dict) else r
+            for r in refunds
+        ]
+    return out
 
 
 def _obj(value: Any) -> dict:

@@ -104,7 +104,7 @@ BULK_ORDERS_QUERY_TEMPLATE = """
       node {{{scalars}
         refunds {{
           id
-          refundLineItems {{ edges {{ node {{ id quantity lineItem {{ id }} }} }} }}
+          refundLineItems {{ edges {{ node {{ quantity lineItem {{ id }} }} }} }}
         }}
         lineItems {{ edges {{ node {{ {line} }} }} }}
       }}

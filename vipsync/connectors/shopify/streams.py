@@ -16,7 +16,7 @@ from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.records import OrderRecord, Rejected
 from vipsync.connectors.shopify.client import ShopifyClient
 from vipsync.connectors.shopify.files import map_any_order
-from vipsync.connectors.shopify.mapping import parse_timestamp
+from vipsync.connectors.shopify.mapping import flatten_graphql_order, parse_timestamp
 from vipsync.connectors.shopify.queries import (
     ORDER_FULL_QUERY,
     ORDERS_PAGE_QUERY,
@@ -98,7 +98,7 @@ def fetch_order(client: ShopifyClient, order_gid: str) -> dict | None:
     """One order with room for many lines and refunds (None when Shopify has no such order)."""
     doc = client.execute(ORDER_FULL_QUERY, {"id": order_gid}, cost=order_full_cost())
     node = (doc.get("data") or {}).get("order")
-    return node if isinstance(node, dict) else None
+    return flatten_graphql_order(node) if isinstance(node, dict) else None
 
 
 def _fetch_page(client: ShopifyClient, variables: dict, *, cost: int, attempts: int) -> tuple[list[dict], dict]:
@@ -134,6 +134,7 @@ def iter_order_pages(
         for node in nodes:
             if needs_full_fetch(node):
                 node = fetch_order(client, node["id"]) or node
+            node = flatten_graphql_order(node)
             item = map_any_order(node, shop)
             if isinstance(item, Rejected):
                 page.rejected.append(item)
