@@ -20,10 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from vipsync.config.stores import ShopifyShop
-from vipsync.connectors.shopify.webhooks import verify_hmac
 from vipsync.errors import ConfigError
 from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import utcnow
+from vipsync.workers.shopify_jobs import verify_delivery
 
 __all__ = ["router", "find_shop"]
 
@@ -56,11 +56,11 @@ async def shopify_webhook(request: Request, background: BackgroundTasks) -> JSON
     if shop is None:
         return JSONResponse({"error": "unknown shop"}, status_code=401)
     try:
-        secret = shop.credential("api_secret")
+        valid = verify_delivery(shop, body, request.headers.get("X-Shopify-Hmac-Sha256"))
     except ConfigError:
         log.error("webhook secret not configured", extra={"store": shop.key})
         return JSONResponse({"error": "webhook secret not configured"}, status_code=401)
-    if not verify_hmac(secret, body, request.headers.get("X-Shopify-Hmac-Sha256")):
+    if not valid:
         return JSONResponse({"error": "invalid signature"}, status_code=401)
     topic = (request.headers.get("X-Shopify-Topic") or "").strip().lower()
     webhook_id = (request.headers.get("X-Shopify-Webhook-Id") or "").strip()

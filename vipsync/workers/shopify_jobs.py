@@ -31,13 +31,21 @@ from vipsync.connectors.shopify.mapping import map_graphql_order, map_rest_order
 from vipsync.connectors.shopify.queries import shopify_time
 from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
-from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action
+from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action, verify_hmac
 from vipsync.errors import ConfigError, RecordError
 from vipsync.store.models import Order, RawPayload, WebhookDelivery
 from vipsync.store.repository import Repository, UpsertCounts, utcnow, write_orders
 from vipsync.workers.results import SyncResult
 
-__all__ = ["sync_shop", "process_webhook", "make_client", "STREAM", "DEFAULT_OVERLAP_S", "redact_orders"]
+__all__ = [
+    "sync_shop",
+    "process_webhook",
+    "verify_delivery",
+    "make_client",
+    "STREAM",
+    "DEFAULT_OVERLAP_S",
+    "redact_orders",
+]
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +193,19 @@ def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, pro
 
 
 # ----------------------------------------------------------------------------- webhooks
-def _finish(ctx, delivery_id: int, status: str, error: str | None = None) -> None:
+def verify_delivery(shop: ShopifyShop, body: bytes, signature: str | None) -> bool:
+    """True when ``signature`` (``X-Shopify-Hmac-Sha256``) signs ``body`` with the shop's
+    app secret. Raises ConfigError when the secret is not configured."""
+    return verify_hmac(shop.credential("api_secret"), body, signature)
+
+
+def _finish(ctx, delivery_id: int, status: str, error: str | None = None, *, payload: Any = None) -> None:
+    values: dict[str, Any] = {"status": status, "error": error, "processed_at": utcnow(),
+                              "attempts": WebhookDelivery.attempts + 1}
+    if payload is not None:
+        values["payload"] = payload
     with ctx.session_factory() as session:
-        session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id)
-            .values(status=status, error=error, processed_at=utcnow(), attempts=WebhookDelivery.attempts + 1)
-        )
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
         session.commit()
 
 
@@ -236,6 +250,12 @@ def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = Non
         log.info("shopify order deleted; kept in the store", extra={"store": shop.key, "order": payload.get("id")})
     elif action == "compliance":
         status = _compliance(ctx, shop, topic, payload)
+        # Keep the request for the audit trail, without the customer's contact details.
+        customer = payload.get("customer") if isinstance(payload, dict) else None
+        if isinstance(customer, dict):
+            kept = {"id": customer.get("id")}
+            _finish(ctx, int(delivery_id), status, error, payload=dict(payload, customer=kept))
+            return {"delivery_id": delivery_id, "status": status, "changed_order_ids": changed}
     else:
         status, error = "ignored", f"topic {topic!r} is not handled"
     _finish(ctx, int(delivery_id), status, error)
@@ -253,6 +273,9 @@ def _order_id_of(topic: str, payload: dict) -> str | None:
 # Personal fields dropped from stored payloads on a redaction request.
 _PERSONAL = ("email", "contact_email", "phone", "customer", "note", "browser_ip", "client_details",
              "billing_address", "shipping_address")
+
+
+_ORDER_TOPICS = ("orders/create", "orders/updated", "orders/cancelled", "orders/paid")
 
 
 def _redacted(payload: Any) -> Any:
@@ -284,6 +307,14 @@ def redact_orders(ctx, shop: ShopifyShop, order_ids: Iterable[str]) -> int:
             .where(Order.store_key == shop.key, Order.external_id.in_(ids))
             .values(email_hash=None, shipping_postal_code=None)
         )
+        wanted = set(ids)
+        deliveries = session.execute(
+            select(WebhookDelivery).where(WebhookDelivery.store_key == shop.key,
+                                          WebhookDelivery.topic.in_(_ORDER_TOPICS))
+        ).scalars()
+        for delivery in deliveries:
+            if isinstance(delivery.payload, dict) and str(delivery.payload.get("id")) in wanted:
+                delivery.payload = _redacted(delivery.payload)
         session.commit()
         return result.rowcount or 0
 
