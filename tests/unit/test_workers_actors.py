@@ -108,3 +108,16 @@ def test_sync_jobs_run_on_their_own_queue_with_a_store_lock():
     assert SPECS["sync_shopify"].skip_when_busy({"store_key": "a"})
     assert not SPECS["sync_shopify"].skip_when_busy({"store_key": "a", "backfill": True})
     assert JobSpec().queue == "default"
+
+
+def test_the_embedded_dispatcher_runs_a_webhook_then_its_tagging_inline(monkeypatch):
+    from vipsync.workers.runner import InlineDispatcher
+
+    calls = []
+    jobs = {"process_shopify_webhook": lambda ctx, **kw: calls.append(("webhook", kw)),
+            "tag_pending": lambda ctx, **kw: calls.append(("tag", kw))}
+    monkeypatch.setattr(registry, "resolve", lambda name: jobs[name])
+    ctx = Context(settings=Settings())
+    ctx.dispatcher = InlineDispatcher(ctx)
+    ctx.dispatch("process_shopify_webhook", delivery_id=3)
+    assert calls == [("webhook", {"delivery_id": 3}), ("tag", {})]

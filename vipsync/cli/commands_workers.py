@@ -103,6 +103,10 @@ def web(
         from vipsync.workers.actors import install_dispatcher
 
         install_dispatcher(ctx)
+    else:
+        from vipsync.workers.runner import InlineDispatcher
+
+        ctx.dispatcher = InlineDispatcher(ctx)
     uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -35,6 +34,7 @@ from vipsync.workers import metrics
 from vipsync.workers.broker import key
 from vipsync.workers.locks import StoreLock, lock_key
 from vipsync.workers.retry import backoff_ms, classify, error_summary
+from vipsync.workers.specs import SPECS, JobSpec
 
 __all__ = [
     "JobSpec",
@@ -50,38 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-HOUR_MS = 3_600_000
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """How the workers run one job."""
-
-    queue: str = "default"
-    lock_on: str | None = None  # the kwarg naming the store whose lock the job takes
-    skip_when_busy: Callable[[Mapping[str, Any]], bool] = field(default=lambda kwargs: False)
-    then: tuple[str, ...] = ()  # follow-up jobs enqueued after the job's commit
-    coalesce: bool = False  # at most one message of this job waiting in the queue
-    time_limit_ms: int = HOUR_MS
-
-
-def _incremental(kwargs: Mapping[str, Any]) -> bool:
-    return not kwargs.get("backfill") and not kwargs.get("since")
-
-
-SPECS: dict[str, JobSpec] = {
-    "sync_shopify": JobSpec(
-        queue="sync", lock_on="store_key", skip_when_busy=_incremental, then=("tag_pending",), time_limit_ms=12 * HOUR_MS
-    ),
-    "sync_amazon": JobSpec(
-        queue="sync", lock_on="store_key", skip_when_busy=_incremental, then=("tag_pending",), time_limit_ms=12 * HOUR_MS
-    ),
-    "process_shopify_webhook": JobSpec(then=("tag_pending",), time_limit_ms=5 * 60_000),
-    "tag_pending": JobSpec(coalesce=True),
-    "retag_all": JobSpec(time_limit_ms=6 * HOUR_MS),
-}
-
 
 def _pending_key(namespace: str, job: str) -> str:
     return key(namespace, "pending", job)

@@ -20,8 +20,9 @@ from vipsync.workers import metrics
 from vipsync.workers.registry import run_job
 from vipsync.workers.retry import classify, error_summary
 from vipsync.workers.schedule import build_scheduler, plan_reconcile, plan_sync
+from vipsync.workers.specs import spec_for
 
-__all__ = ["RunReport", "run_once", "run_plan", "run_loop"]
+__all__ = ["RunReport", "run_once", "run_plan", "run_loop", "InlineDispatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,20 @@ def _run_logged(ctx: Any, job: str, kwargs: dict[str, Any]) -> Any:
         metrics.record_sync(result)
     metrics.record_job(job, "done")
     return result
+
+
+class InlineDispatcher:
+    """A :attr:`Context.dispatcher` for the embedded default: runs the job in this
+    process, then its follow-ups (``tag_pending`` after a webhook), like the workers do."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def __call__(self, job: str, kwargs: dict[str, Any]) -> Any:
+        result = _run_logged(self.ctx, job, kwargs)
+        for follow_up in spec_for(job).then:
+            _run_logged(self.ctx, follow_up, {})
+        return result
 
 
 def run_plan(
