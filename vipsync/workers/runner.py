@@ -19,7 +19,7 @@ from vipsync.errors import VipsyncError
 from vipsync.workers import metrics
 from vipsync.workers.registry import run_job
 from vipsync.workers.retry import classify, error_summary
-from vipsync.workers.schedule import build_scheduler, plan_reconcile, plan_sync
+from vipsync.workers.schedule import build_scheduler, plan_reconcile, plan_stale_webhooks, plan_sync
 from vipsync.workers.specs import spec_for
 
 __all__ = ["RunReport", "run_once", "run_plan", "run_loop", "InlineDispatcher"]
@@ -81,7 +81,7 @@ def run_plan(
     started = time.monotonic()
     report = RunReport()
     for job, kwargs in plan:
-        store = kwargs.get("store_key", job)
+        store = kwargs.get("store_key") or f"{job}:" + ",".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
         try:
             report.results[store] = _run_logged(ctx, job, kwargs)
             if on_step:
@@ -121,7 +121,8 @@ def run_loop(
     run_once(ctx, on_step=on_step)
 
     def sync_tick(_slot: int) -> RunReport:
-        return run_once(ctx, on_step=on_step)
+        stale = plan_stale_webhooks(ctx.session_factory, now=datetime.now(timezone.utc))
+        return run_plan(ctx, stale + plan_sync(ctx.stores), on_step=on_step)
 
     def nightly_tag(_slot: int) -> RunReport:
         return run_plan(ctx, [], on_step=on_step)

@@ -28,6 +28,7 @@ __all__ = [
     "syncable",
     "plan_sync",
     "plan_reconcile",
+    "plan_stale_webhooks",
     "tick_slot",
     "run_tick",
     "redis_claimer",
@@ -62,6 +63,28 @@ def plan_reconcile(stores: Iterable[Any], *, today: date) -> Plan:
     """The nightly backfills from a safe window."""
     since = (today - timedelta(days=RECONCILE_WINDOW_DAYS)).isoformat()
     return [(sync_job_for(s), {"store_key": s.key, "backfill": True, "since": since}) for s in stores if syncable(s)]
+
+
+STALE_WEBHOOK_S = 600
+
+
+def plan_stale_webhooks(factory: Any, *, now: datetime, older_than_s: int = STALE_WEBHOOK_S, limit: int = 500) -> Plan:
+    """Webhook deliveries still pending long after they arrived (their message was lost:
+    the web process died after the commit, or Redis lost its data): hand them off again.
+    Processing a delivery is idempotent."""
+    from sqlalchemy import select
+
+    from vipsync.store.models import WebhookDelivery
+
+    cutoff = now - timedelta(seconds=older_than_s)
+    with factory() as session:
+        ids = session.execute(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.received_at < cutoff)
+            .order_by(WebhookDelivery.id)
+            .limit(limit)
+        ).scalars().all()
+    return [("process_shopify_webhook", {"delivery_id": int(i)}) for i in ids]
 
 
 def tick_slot(now_s: float, *, interval_s: float) -> int:
@@ -162,8 +185,14 @@ def queue_scheduler(ctx: Any, *, blocking: bool = True, interval_s: int | None =
     ns = settings.broker_namespace
 
     def sync_tick(slot: int) -> Plan:
-        return run_tick("sync", plan_sync(ctx.stores), slot=slot, dispatch=dispatch,
-                        claim=redis_claimer(client, namespace=ns, ttl_s=max(interval * 2, 600)))
+        claim = redis_claimer(client, namespace=ns, ttl_s=max(interval * 2, 600))
+        done = run_tick("sync", plan_sync(ctx.stores), slot=slot, dispatch=dispatch, claim=claim)
+        try:
+            stale = plan_stale_webhooks(ctx.session_factory, now=datetime.now(timezone.utc))
+        except Exception:  # the database is down: the next tick tries again
+            log.warning("could not look for stale webhook deliveries", exc_info=True)
+            stale = []
+        return done + run_tick("webhooks", stale, slot=slot, dispatch=dispatch, claim=claim)
 
     def nightly_tag(slot: int) -> Plan:
         return run_tick("tag", [("tag_pending", {})], slot=slot, dispatch=dispatch,
