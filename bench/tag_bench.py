@@ -163,7 +163,7 @@ def end_to_end(n: int, batch: int) -> None:
         engine.dispose()
         t = time.perf_counter()
         orders, cut = fill(url, n)
-        print(f"fill (COPY): {n:,} units in {orders:,} orders in {time.perf_counter() - t:.1f} s")
+        print(f"fill (COPY): {n:,} units in {orders:,} orders in {time.perf_counter() - t:.1f} s (peak RSS so far {rss_mib():.0f} MiB)")
 
         policies = tmp / "policies"
         shutil.copytree(CONFIG / "policies", policies)
