@@ -19,25 +19,8 @@ from vipsync.errors import ConfigError
 __all__ = ["register"]
 
 FORMATS = ("table", "json", "csv")
-# Columns of the table format (the json and csv formats carry every field).
-TABLE_FIELDS = (
-    "store",
-    "order_name",
-    "sku",
-    "ordinal",
-    "category",
-    "country",
-    "purchase_date",
-    "eligible",
-    "reasons",
-    "original_warranty_end",
-    "registration_deadline",
-    "member",
-    "extended_warranty_end",
-    "trade_in_opens",
-    "benefit_status",
-    "policy_version",
-)
+# The table format leaves out what is long or redundant on screen (json and csv carry every field).
+TABLE_LEAVES_OUT = frozenset({"order_id", "valid_purchase", "removed", "tagged"})
 
 
 def _as_of(value: str | None) -> date:
@@ -91,6 +74,8 @@ def register(groups) -> None:
     ) -> None:
         """Print each unit with its eligibility, windows and benefit status (no personal data)."""
         from vipsync.store.read_models import STATUS_FIELDS, UNIT_FIELDS
+
+        table_fields = [f for f in UNIT_FIELDS if f not in TABLE_LEAVES_OUT]
         from vipsync.workers.tagging import unit_view
 
         if fmt not in FORMATS:
@@ -115,10 +100,10 @@ def register(groups) -> None:
                 for row in rows:
                     writer.writerow({k: _cell(row[k]) for k in fields})
             else:
-                table = Table(*TABLE_FIELDS, title=f"units as of {day.isoformat()}")
+                table = Table(*table_fields, title=f"units as of {day.isoformat()}")
                 count = 0
                 for row in rows:
-                    table.add_row(*(_cell(row[k]) for k in TABLE_FIELDS))
+                    table.add_row(*(_cell(row[k]) for k in table_fields))
                     count += 1
                 # Wide enough for every column; use --format csv or json for tools.
                 Console(width=max(console.width, 220)).print(table)
