@@ -17,6 +17,7 @@ from vipsync.config.settings import Settings
 from vipsync.devtools.worker_procs import Proc, delete_namespace, new_namespace, start_workers, wait_until, worker_env
 from vipsync.store.db import make_engine, make_session_factory
 from vipsync.store.repository import Repository
+from vipsync.workers import dlq
 from vipsync.workers.broker import build_broker
 from vipsync.workers.drill import send
 
@@ -101,7 +102,9 @@ def test_a_poison_message_lands_in_the_dlq_and_replays_after_the_fix(ns, pg_url,
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
     try:
-        (letter,) = wait_until(dead, timeout_s=30, what="the poison message in the dead-letter queue")
+        wait_until(lambda: dlq.list_dead(broker.client, namespace=ns), timeout_s=30,
+                   what="the poison message in the dead-letter queue")
+        (letter,) = dead()
         assert letter["job"] == "drill_poison" and letter["attempts"] == 1
         assert letter["error"].startswith("PermanentSourceError: store drill-poison")
         table = _vipsync("dlq", "list", env=env)
@@ -116,7 +119,7 @@ def test_a_poison_message_lands_in_the_dlq_and_replays_after_the_fix(ns, pg_url,
                 return Repository(session).counts()["orders"] == 1
 
         wait_until(stored, timeout_s=30, what="the replayed job's order")
-        assert dead() == []
+        assert dlq.list_dead(broker.client, namespace=ns) == []
         assert "empty" in _vipsync("dlq", "list", env=env).stdout
         refused = _vipsync("dlq", "drop", env=env)
         assert refused.returncode == 2 and "--all" in refused.stderr
@@ -125,3 +128,48 @@ def test_a_poison_message_lands_in_the_dlq_and_replays_after_the_fix(ns, pg_url,
     finally:
         workers.stop()
         broker.close()
+
+
+def test_a_webhook_received_by_the_web_app_is_processed_by_a_worker_and_its_units_tagged(ns, pg_url, tmp_path):
+    import socket
+
+    from sqlalchemy import func, select
+
+    from vipsync.devtools.fake_shopify import FakeShopify
+    from vipsync.devtools.worker_procs import free_port
+    from vipsync.store.models import Unit, UnitTag, WebhookDelivery
+
+    factory = make_session_factory(make_engine(pg_url))
+    with FakeShopify(orders=3, seed=2) as fake:
+        stores_file = tmp_path / "stores.toml"
+        stores_file.write_text(fake.stores_toml())
+        env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom",
+                         extra={"VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN": fake.access_token,
+                                "VIPSYNC_FAKE_SHOPIFY_API_SECRET": fake.webhook_secret,
+                                "VIPSYNC_STORES_FILE": str(stores_file)})
+        port = free_port()
+        web = Proc([sys.executable, "-m", "vipsync.cli.main", "web", "--enqueue", "--port", str(port)],
+                   env=env, log_path=tmp_path / "web.log")
+        workers = start_workers(env=env, log_path=tmp_path / "workers.log")
+
+        def tagged(order_id: int) -> bool:
+            with factory() as s:
+                units = s.execute(select(func.count()).select_from(Unit)
+                                  .where(Unit.order_external_id == str(order_id))).scalar_one()
+                tags = s.execute(select(func.count()).select_from(UnitTag).join(Unit, Unit.id == UnitTag.unit_id)
+                                 .where(Unit.order_external_id == str(order_id))).scalar_one()
+            return units > 0 and tags == units
+
+        try:
+            wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout_s=30, what="the web app")
+            order_id = fake.order_ids[0]
+            url = f"http://127.0.0.1:{port}/webhooks/shopify"
+            assert fake.deliver_webhook(url, "orders/create", fake.rest_order(order_id)) == 200
+            wait_until(lambda: tagged(order_id), timeout_s=30, what="the order's units, tagged by the workers")
+        except TimeoutError:
+            pytest.fail(web.log() + workers.log())
+        finally:
+            workers.stop()
+            web.stop()
+        with factory() as s:
+            assert s.execute(select(WebhookDelivery.status)).scalars().all() == ["done"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.request
 
 import pytest
 
@@ -22,6 +21,7 @@ from vipsync.devtools.worker_procs import (
     delete_namespace,
     free_port,
     new_namespace,
+    scrape_metrics,
     start_workers,
     wait_until,
     worker_env,
@@ -168,11 +168,8 @@ def test_workers_expose_metrics_after_a_sync(pg, shared_broker, fake, tmp_path):
     workers = start_workers(env=env, log_path=tmp_path / "workers.log", processes=2)
 
     def scrape():
-        try:
-            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-        except OSError:
-            return None
-        return body if 'vipsync_jobs_total{job="tag_pending",outcome="done"} 1.0' in body else None
+        body = scrape_metrics(port)
+        return body if body and 'vipsync_jobs_total{job="tag_pending",outcome="done"} 1.0' in body else None
 
     try:
         body = wait_until(scrape, timeout_s=60, what="the metrics after the sync and its tagging")

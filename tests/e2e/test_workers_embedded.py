@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 
 import pytest
 
 from vipsync.devtools.fake_shopify import FakeShopify
-from vipsync.devtools.worker_procs import Proc, free_port, wait_until
+from vipsync.devtools.worker_procs import Proc, free_port, scrape_metrics, wait_until
 from vipsync.store.db import make_engine, make_session_factory
 from vipsync.workers.drill import pending_units, snapshot
 
@@ -67,10 +66,10 @@ def test_run_loop_keeps_syncing_on_the_schedule_and_serves_metrics(setup, tmp_pa
             fake.update_order(order_id)  # placed now: updatedAt is now
         wait_until(lambda: len(snapshot(factory, "shopify-us")["orders"]) == 127 and pending_units(factory) == 0,
                    timeout_s=60, what="the new orders, synced and tagged by a scheduled pass")
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        body = scrape_metrics(port, timeout_s=5)
     except TimeoutError:
         pytest.fail(loop.log())
     finally:
         loop.stop()
-    assert 'vipsync_orders_synced_total{outcome="inserted",store="shopify-us"} 127.0' in body
+    assert body and 'vipsync_orders_synced_total{outcome="inserted",store="shopify-us"} 127.0' in body
     assert 'vipsync_jobs_total{job="sync_shopify",outcome="done"}' in body

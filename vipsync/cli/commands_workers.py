@@ -111,9 +111,20 @@ def web(
 
 
 def _dlq_client():
-    from vipsync.workers.actors import broker
+    """A broker whose Redis client gives up after a few seconds (a command, not a worker)."""
+    import redis
+    from vipsync.workers.broker import build_broker, redis_client
 
-    return broker, broker.client, get_context().settings.broker_namespace
+    settings = get_context().settings
+    client = redis_client(settings.redis_url, retry_for_s=3)
+    try:
+        client.ping()
+    except redis.RedisError:
+        where = client.connection_pool.connection_kwargs
+        raise ConfigError(
+            f"cannot reach Redis at {where.get('host', '?')}:{where.get('port', '?')} (VIPSYNC_REDIS_URL)"
+        ) from None
+    return build_broker(settings, client=client), client, settings.broker_namespace
 
 
 def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:

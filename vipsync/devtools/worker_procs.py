@@ -26,6 +26,7 @@ __all__ = [
     "Proc",
     "start_workers",
     "worker_env",
+    "scrape_metrics",
 ]
 
 
@@ -103,6 +104,17 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def scrape_metrics(port: int, *, timeout_s: float = 2.0) -> str | None:
+    """The Prometheus text served on ``port``, or None when nothing answers yet."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
 
 
 def _ping(client) -> bool:

@@ -105,11 +105,12 @@ def run_tick(
     One job's failure to dispatch does not stop the others."""
     done: Plan = []
     for job, kwargs in plan:
-        claim_key = f"{name}:{job}:{kwargs.get('store_key', '-')}:{slot}"
-        if claim is not None and not claim(claim_key):
-            log.info("tick already claimed", extra={"tick": claim_key})
-            continue
+        ident = kwargs.get("store_key") or kwargs.get("delivery_id") or "-"
+        claim_key = f"{name}:{job}:{ident}:{slot}"
         try:
+            if claim is not None and not claim(claim_key):
+                log.info("tick already claimed", extra={"tick": claim_key})
+                continue
             dispatch(job, dict(kwargs))
         except Exception:  # the next tick tries again
             log.exception("could not dispatch a scheduled job", extra={"tick": claim_key})
