@@ -19,7 +19,6 @@ start), so a message delivered twice, after a crash or a Redis restart, is harml
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,6 +49,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
 
 def _pending_key(namespace: str, job: str) -> str:
     return key(namespace, "pending", job)
@@ -102,7 +102,6 @@ def _perform(
     *,
     settings: Settings,
     client: redis.Redis | None,
-    dispatcher: QueueDispatcher,
     context_factory: Callable[[], Any],
 ) -> None:
     from vipsync.workers.registry import run_job
@@ -181,7 +180,7 @@ def declare_actors(
         spec = SPECS.get(job, JobSpec())
 
         def run(**kwargs: Any) -> None:
-            _perform(job, kwargs, settings=settings, client=client, dispatcher=dispatcher, context_factory=factory)
+            _perform(job, kwargs, settings=settings, client=client, context_factory=factory)
 
         run.__name__ = run.__qualname__ = job
         return dramatiq.actor(
@@ -218,11 +217,6 @@ def _settings() -> Settings:
     from vipsync.bootstrap import get_context
 
     return get_context().settings
-
-
-def describe(message: dramatiq.Message) -> str:
-    """A message in one line: its job and ids."""
-    return f"{message.actor_name}({json.dumps(message.kwargs, sort_keys=True)})"
 
 
 # The process's broker and actors (what ``dramatiq vipsync.workers.actors`` loads).
