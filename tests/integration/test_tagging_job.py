@@ -262,3 +262,17 @@ def test_purchase_before_every_policy_is_recorded_as_an_error_once(context):
     with context.session_factory() as s:
         errs = s.execute(select(ImportError_).where(ImportError_.source == "tagging")).scalars().all()
     assert len(errs) == 1 and errs[0].field == "purchase_date" and "2010-05-01" in errs[0].message
+
+
+def test_a_product_classified_after_its_units_were_tagged_flags_them_again(context):
+    _load(context, orders=[order_record(1)])
+    tag_pending(context)
+    with context.session_factory() as s:
+        # As if the product row arrived while a run was tagging its unit: judged "unknown",
+        # product not classified yet.
+        s.execute(update(Product).values(category=None))
+        s.execute(update(UnitTag).values(category="unknown", eligible=False, reasons=["unclassified_sku"], facts_hash="x"))
+        s.commit()
+    result = tag_pending(context)
+    assert result.products_reclassified == 1 and result.rewritten == 1
+    assert _tags(context)[("1000001", "HKS0401A3U", 1)].eligible

@@ -126,7 +126,8 @@ def _utcnow() -> datetime:
 
 def classify_products(session: Session, catalog: Catalog, *, flag_units: bool) -> tuple[dict[str, str], int]:
     """Fill ``products.category`` from the catalog; returns (sku -> category, changed count).
-    With ``flag_units``, the units of re-classified products are flagged for tagging."""
+    With ``flag_units``, the already tagged units of (re-)classified products are flagged
+    for tagging."""
     categories: dict[str, str] = {}
     changes: list[dict[str, Any]] = []
     changed_skus: list[str] = []
@@ -135,8 +136,9 @@ def classify_products(session: Session, catalog: Catalog, *, flag_units: bool) -
         categories[sku] = cat
         if cat != old:
             changes.append({"id": pid, "category": cat})
-            if old is not None:
-                changed_skus.append(sku)
+            # Also a first classification: a product inserted while a run was tagging its
+            # units was judged "unknown" then, and its units must be judged again.
+            changed_skus.append(sku)
     if changes:
         session.execute(update(Product), changes)
     if flag_units and changed_skus:
