@@ -198,6 +198,11 @@ def test_policy_change_retags_only_the_rows_it_changes(context, tmp_path, monkey
     before = _tags(ctx)
     path = policies / "tesmart-id-2025-11-01.toml"
     path.write_text(path.read_text().replace("enabled = false", "enabled = true"))
+    what_if = retag_all(ctx, dry_run=True)
+    assert what_if.rewritten == 4  # counted, nothing written:
+    assert {k: (t.policy_version, t.facts_hash) for k, t in _tags(ctx).items()} == {
+        k: (t.policy_version, t.facts_hash) for k, t in before.items()
+    }
     changed = retag_all(ctx)
     assert changed.rewritten == 4 and changed.unchanged == 6 and changed.inserted == 0
     after = _tags(ctx)

@@ -49,14 +49,17 @@ def register(groups) -> None:
     @app.command("tag")
     def tag(
         all_units: bool = typer.Option(False, "--all", help="Re-tag every unit (after a policy or catalog change)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="With --all: count what would change, write nothing."),
     ) -> None:
         """Tag units with their VIP eligibility and windows (new and changed units; --all: every unit)."""
         from vipsync.workers.tagging import retag_all, tag_pending
 
         ctx = get_context()
-        result = retag_all(ctx) if all_units else tag_pending(ctx)
+        if dry_run and not all_units:
+            raise ConfigError("--dry-run goes with --all")
+        result = retag_all(ctx, dry_run=dry_run) if all_units else tag_pending(ctx)
         counts = result.as_dict()
-        table = Table(title=f"tagging ({counts.pop('mode')})")
+        table = Table(title=f"tagging ({counts.pop('mode')}{', dry run: nothing written' if dry_run else ''})")
         for key in counts:
             table.add_column(key, justify="right")
         table.add_row(*(str(v) for v in counts.values()))

@@ -111,9 +111,10 @@ def tag_pending(ctx, *, batch_size: int | None = None) -> TagResult:
     return tag_units(ctx.session_factory, load_rules(ctx), mode="pending", batch_size=batch_size or _batch(ctx))
 
 
-def retag_all(ctx, *, batch_size: int | None = None) -> TagResult:
-    """Recompute every unit (after a policy or catalog change); rewrite only changed tags."""
-    return tag_units(ctx.session_factory, load_rules(ctx), mode="all", batch_size=batch_size or _batch(ctx))
+def retag_all(ctx, *, batch_size: int | None = None, dry_run: bool = False) -> TagResult:
+    """Recompute every unit (after a policy or catalog change); rewrite only changed tags.
+    ``dry_run`` counts what would change and writes nothing (a policy what-if)."""
+    return tag_units(ctx.session_factory, load_rules(ctx), mode="all", batch_size=batch_size or _batch(ctx), dry_run=dry_run)
 
 
 def _batch(ctx) -> int:
@@ -159,8 +160,10 @@ def tag_units(
     mode: str,
     batch_size: int = DEFAULT_BATCH,
     now: datetime | None = None,
+    dry_run: bool = False,
 ) -> TagResult:
-    """The tagging loop behind both jobs (``mode`` ``pending`` or ``all``)."""
+    """The tagging loop behind both jobs (``mode`` ``pending`` or ``all``). With
+    ``dry_run`` every batch is rolled back: the result counts what a real run would write."""
     if mode not in ("pending", "all"):
         raise ValueError("mode is 'pending' or 'all'")
     started = time.perf_counter()
@@ -168,7 +171,7 @@ def tag_units(
     tagged_at = now or _utcnow()
     with factory() as session:
         categories, result.products_reclassified = classify_products(session, rules.catalog, flag_units=mode == "pending")
-        session.commit()
+        session.rollback() if dry_run else session.commit()
     policy_cache: dict[date, Policy | PolicyError] = {}
     with factory() as session:
         max_id = session.execute(select(func.max(Unit.id))).scalar_one() or 0
@@ -205,7 +208,7 @@ def tag_units(
                 session.execute(
                     update(Unit).where(_in(Unit.id, chunk, pg)).values(needs_tag=False).execution_options(synchronize_session=False)
                 )
-            session.commit()
+            session.rollback() if dry_run else session.commit()
     result.elapsed_s = time.perf_counter() - started
     log.info("tagging done", extra={k: v for k, v in result.as_dict().items()})
     return result
