@@ -89,7 +89,7 @@ def test_units_filters_and_csv(context):
 
 
 def test_units_refuses_a_bad_date_and_a_bad_format(context):
-    for args in (["units", "--as-of", "31/12/2025"], ["units", "--format", "xml"]):
+    for args in (["units", "--as-of", "31/12/2025"], ["units", "--format", "xml"], ["tag", "--dry-run"]):
         result = runner.invoke(app, args)
         assert result.exit_code != 0
 
