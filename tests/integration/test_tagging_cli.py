@@ -122,3 +122,19 @@ def test_the_sample_orders_tag_without_personal_data(context):
         assert u["eligible"] == (u["reasons"] == [])
         if u["extended_warranty_end"]:
             assert u["extended_warranty_end"] > u["original_warranty_end"]
+
+
+def test_a_bad_policy_file_stops_tagging_naming_the_file_and_key(context, tmp_path, monkeypatch):
+    from vipsync.bootstrap import Context, set_context
+    from vipsync.config.settings import Settings
+    from vipsync.errors import PolicyError
+
+    bad = tmp_path / "policies"
+    bad.mkdir()
+    src = (Path(__file__).resolve().parents[2] / "vipsync" / "config" / "policies" / "vip-2024.toml").read_text()
+    (bad / "vip.toml").write_text(src.replace("extended_years = 3", "extended_years = 1"))
+    monkeypatch.setenv("VIPSYNC_POLICIES_DIR", str(bad))
+    set_context(Context(settings=Settings(), database_url=context.database_url))
+    result = runner.invoke(app, ["tag"])
+    assert isinstance(result.exception, PolicyError)
+    assert str(bad / "vip.toml") in str(result.exception) and "warranty" in str(result.exception)
