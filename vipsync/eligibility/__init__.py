@@ -24,6 +24,7 @@ from vipsync.eligibility.engine import (
 )
 from vipsync.eligibility.membership import active_registration, check_registration, is_active_member
 from vipsync.eligibility.policy import Policy, PolicySet, select_policy
+from vipsync.eligibility.proof import factor_matches, parse_order_reference, proof_answer
 from vipsync.eligibility.refunds import allocate_refunds
 from vipsync.eligibility.status import unit_statuses, window_status
 
@@ -55,6 +56,9 @@ __all__ = [
     "Policy",
     "PolicySet",
     "select_policy",
+    "factor_matches",
+    "parse_order_reference",
+    "proof_answer",
     "allocate_refunds",
     "unit_statuses",
     "window_status",
