@@ -47,7 +47,7 @@ from vipsync.devtools.amazon_data import (
     report_text,
 )
 
-__all__ = ["SpApiSimulator", "FakeSpApi", "Fault", "main", "write_fake_stores"]
+__all__ = ["SpApiSimulator", "FakeSpApi", "Fault", "ShiftedClock", "main", "write_fake_stores"]
 
 TOLERANCE_TOKENS = 0.02  # jitter allowance: a request counts as a violation below -0.02 tokens
 
@@ -449,6 +449,7 @@ class FakeSpApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms stalls
 
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
@@ -543,3 +544,24 @@ def write_fake_stores(
 
     Path(path).write_text(text, encoding="utf-8")
     return key
+
+
+class ShiftedClock:
+    """Real monotonic time and sleeps, with a wall clock that tests can move forward
+    (share one between the fake and the client: "five minutes later" in no time)."""
+
+    def __init__(self) -> None:
+        self.shift = timedelta(0)
+        self._real = RealClock()
+
+    def monotonic(self) -> float:
+        return self._real.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self._real.sleep(seconds)
+
+    def now(self) -> datetime:
+        return self._real.now() + self.shift
+
+    def jump(self, **delta: float) -> None:
+        self.shift += timedelta(**delta)

@@ -197,12 +197,14 @@ class SpApiClient:
         pacing_state: dict | None = None,
         max_attempts: int = 6,
         timeout_s: float = 30.0,
+        retry_base_s: float = 2.0,
     ) -> None:
         self.account = account
         self.clock = clock or RealClock()
         self.http = http or httpx.Client(timeout=timeout_s)
         self.pacer = Pacer(self.clock, state=pacing_state)
         self.max_attempts = max_attempts
+        self.retry_base_s = retry_base_s
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self.token_refreshes_forced = 0
@@ -253,14 +255,17 @@ class SpApiClient:
             self.calls[op] += 1
             self._transport.op = op
             try:
-                res = fn(*args, **kwargs)
+                try:
+                    res = fn(*args, **kwargs)
+                finally:
+                    self.pacer.settle(op)
                 if expect is not None:
                     payload = res.payload if isinstance(res.payload, dict) else {}
                     if not isinstance(payload.get(expect[0]), expect[1]):
                         raise TransientSourceError(f"{op}: a 2xx response without {expect[0]} (not a verified success)")
             except _Throttled:
                 self.throttled[op] += 1
-                wait = max(self.pacer.throttled(op), backoff_s(attempt, base_s=1.0))
+                wait = max(self.pacer.throttled(op), backoff_s(attempt, base_s=self.retry_base_s / 2))
                 if attempt >= self.max_attempts:
                     raise RateLimited(f"{op}: still throttled after {attempt} attempts", retry_after_s=wait) from None
                 log.info("throttled; backing off", extra={"op": op, "wait_s": round(wait, 2)})
@@ -277,11 +282,11 @@ class SpApiClient:
             except TransientSourceError:
                 if attempt >= self.max_attempts:
                     raise
-                self.clock.sleep(backoff_s(attempt, base_s=2.0, cap_s=60.0))
+                self.clock.sleep(backoff_s(attempt, base_s=self.retry_base_s, cap_s=60.0))
                 continue
             except AuthorizationError as exc:
                 if (exc.status_code or 0) >= 500 and attempt < self.max_attempts:
-                    self.clock.sleep(backoff_s(attempt, base_s=2.0, cap_s=60.0))
+                    self.clock.sleep(backoff_s(attempt, base_s=self.retry_base_s, cap_s=60.0))
                     continue
                 raise PermanentSourceError(f"LWA refused the refresh token: {exc.error_code} (HTTP {exc.status_code})") from None
             except SellingApiException as exc:  # a 2xx whose body carries errors
@@ -400,7 +405,7 @@ class SpApiClient:
                 except (httpx.TransportError, TransientSourceError) as exc:
                     if attempt >= self.max_attempts:
                         raise TransientSourceError(f"report document download failed ({type(exc).__name__})") from None
-                    self.clock.sleep(backoff_s(attempt, base_s=2.0, cap_s=60.0))
+                    self.clock.sleep(backoff_s(attempt, base_s=self.retry_base_s, cap_s=60.0))
             tmp.seek(0)
             if str(document.get("compressionAlgorithm") or "").upper() == "GZIP":
                 with gzip.GzipFile(fileobj=tmp, mode="rb") as gz:

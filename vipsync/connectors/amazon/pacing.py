@@ -185,11 +185,20 @@ class Pacer:
 
     def acquire(self, op: str) -> float:
         """Wait (on the clock) until ``op`` may be called; returns the seconds waited."""
-        wait = self.bucket(op).reserve(self.clock.monotonic())
+        bucket = self.bucket(op)
+        wait = bucket.reserve(self.clock.monotonic())
         if wait > 0:
             self.clock.sleep(wait)
             self.waited_s += wait
+            bucket._refill(self.clock.monotonic())  # the debt is paid at send time
         return wait
+
+    def settle(self, op: str) -> None:
+        """After a response: forget the refill of the request's flight time. The server may
+        have counted the request as late as now; while its bucket was full the refill we
+        would credit for that time did not exist."""
+        bucket = self.bucket(op)
+        bucket.updated_s = max(bucket.updated_s, self.clock.monotonic())
 
     def observe_rate(self, op: str, header_value: str | None) -> None:
         rate = parse_rate_limit_header(header_value)
