@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from vipsync.bootstrap import Context
+from vipsync.config.settings import Settings
 from vipsync.config.stores import load_stores
 from vipsync.connectors.amazon.client import SpApiClient
 from vipsync.connectors.amazon.flatfile import read_all_orders_report
@@ -23,18 +25,34 @@ from vipsync.workers.amazon_jobs import STREAM, sync_account
 MARKETS = ("DE", "UK", "FR")
 
 
-@pytest.fixture
-def fake_env(context, tmp_path, monkeypatch):
-    """A fake SP-API (fast rates), a stores file pointing at it, a shared shifted clock."""
+def _fake_env(context, tmp_path, monkeypatch):
     clock = ShiftedClock()
     orders = generate_orders(250, markets=MARKETS, seed=21, span_days=20)
-    with FakeSpApi(orders=orders, rate_scale=400, clock=clock) as fake:
+    with FakeSpApi(orders=orders, rate_scale=2000, clock=clock) as fake:
         env: dict[str, str] = {}
         key = write_fake_stores(tmp_path / "stores.toml", url=fake.url, markets=MARKETS, environ=env)
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         context._stores = load_stores(tmp_path / "stores.toml")
         yield context, fake, key, clock
+
+
+@pytest.fixture
+def fake_env(context, tmp_path, monkeypatch):
+    """A fake SP-API (fast rates), a stores file pointing at it, a shared shifted clock;
+    on SQLite and on PostgreSQL."""
+    yield from _fake_env(context, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def fake_env_sqlite(sqlite_url, tmp_path, monkeypatch):
+    """The same on SQLite only (the fault matrix: the store is not what it tests)."""
+    monkeypatch.setenv("VIPSYNC_DATA_DIR", str(tmp_path / "data"))
+    ctx = Context(settings=Settings(), database_url=sqlite_url)
+    try:
+        yield from _fake_env(ctx, tmp_path, monkeypatch)
+    finally:
+        ctx.dispose()
 
 
 def _client(ctx, key, clock):
@@ -144,8 +162,8 @@ def test_report_rows_then_orders_api_items_yield_identical_units_in_the_reposito
 
 
 @pytest.mark.parametrize("kind", ["429", "429_empty", "500", "503_html", "200_empty", "expired_token", "slow"])
-def test_every_injected_fault_is_survived_with_no_order_lost_or_duplicated(fake_env, kind):
-    ctx, fake, key, clock = fake_env
+def test_every_injected_fault_is_survived_with_no_order_lost_or_duplicated(fake_env_sqlite, kind):
+    ctx, fake, key, clock = fake_env_sqlite
     fake.inject(kind, op="getOrders", skip=1, delay_s=0.2)
     fake.inject(kind, op="getOrderItems", skip=40, delay_s=0.2)
     fake.inject(kind, op="getOrderItems", skip=90, delay_s=0.2)

@@ -193,6 +193,9 @@ def sync_account(
             slice_start = slice_end
         if result.cursor is None:
             result.cursor = value or (after.isoformat() if after else None)
+    except BaseException:
+        _keep_pacing(ctx, store_key, client)
+        raise
     finally:
         result.api_calls = sum(client.calls.values())
         result.rate_limit_wait_s = client.waited_s
@@ -200,6 +203,16 @@ def sync_account(
             client.close()
     log.info("amazon sync finished", extra={k: v for k, v in result.as_dict().items() if k != "cursor"})
     return result
+
+
+def _keep_pacing(ctx, store_key: str, client: SpApiClient) -> None:
+    """After a failure: save the drained buckets with the unchanged bookmark, so a retry
+    does not start with a burst the server has not given back."""
+    try:
+        value, state = _get_cursor(ctx, store_key, STREAM)
+        _set_cursor(ctx, store_key, STREAM, value, {**state, "pacing": client.pacer.state()})
+    except Exception:  # never hide the original error
+        log.warning("could not save the pacing state", exc_info=True)
 
 
 def _backfill(ctx, client, account, *, since, until, cursor, result, progress, poll_interval_s) -> str | None:
