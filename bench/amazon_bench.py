@@ -16,7 +16,6 @@ Usage: python bench/amazon_bench.py [--n 10000] [--daily-updates 200]
 from __future__ import annotations
 
 import argparse
-import io
 import time
 from datetime import timedelta
 from pathlib import Path

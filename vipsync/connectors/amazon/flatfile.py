@@ -56,6 +56,7 @@ __all__ = [
     "NON_AMAZON_CHANNELS",
     "canonicalize_row",
     "iter_report_orders",
+    "amazon_order_record",
 ]
 
 log = logging.getLogger(__name__)
@@ -269,8 +270,44 @@ def map_report_order(order_id: str, rows: list[dict[str, str]], account: AmazonA
                 discount=abs(discount) if discount is not None else None,
             )
         )
-    ship_country = normalize_country(first.get("ship-country"))
-    postal = (first.get("ship-postal-code") or "").strip() or None
+    return amazon_order_record(
+        account=account,
+        market=market,
+        order_id=order_id,
+        purchased_at=purchased_at,
+        updated_at=updated_at,
+        lines=lines,
+        raw=raw,
+        raw_kind="report_rows",
+        status=status,
+        ship_country=first.get("ship-country"),
+        postal_code=first.get("ship-postal-code"),
+        currency=currency,
+        total=total if has_money else None,
+    )
+
+
+def amazon_order_record(
+    *,
+    account: AmazonAccount,
+    market: Marketplace,
+    order_id: str,
+    purchased_at: datetime,
+    updated_at: datetime,
+    lines: Iterable[OrderLine],
+    raw: dict,
+    raw_kind: str,
+    status: str,
+    ship_country: str | None,
+    postal_code: str | None,
+    currency: str | None,
+    total: Decimal | None,
+    pending: bool | None = None,
+    cancelled: bool | None = None,
+) -> OrderRecord:
+    """The one place every Amazon source builds its record: the purchase date in the
+    marketplace's zone, the shipping country else the marketplace's, the status flags."""
+    country = normalize_country(ship_country)
     return OrderRecord(
         source="amazon",
         store_key=account.key,
@@ -281,17 +318,17 @@ def map_report_order(order_id: str, rows: list[dict[str, str]], account: AmazonA
         updated_at=updated_at.astimezone(timezone.utc),
         lines=tuple(lines),
         raw=raw,
-        raw_kind="report_rows",
+        raw_kind=raw_kind,
         marketplace_id=market.id,
         currency=currency,
-        total_amount=total if has_money else None,
+        total_amount=total,
         financial_status=None,
         order_status=status,
-        payment_pending=status in PENDING_STATUSES,
-        is_cancelled=status in CANCELLED_STATUSES,
-        country=ship_country or market.country,
-        country_source="shipping" if ship_country else "store",
-        shipping_postal_code=postal,
+        payment_pending=status in PENDING_STATUSES if pending is None else pending,
+        is_cancelled=status in CANCELLED_STATUSES if cancelled is None else cancelled,
+        country=country or market.country,
+        country_source="shipping" if country else "store",
+        shipping_postal_code=(str(postal_code or "").strip() or None),
     )
 
 

@@ -16,18 +16,16 @@ an order seen in a report and later through the API yields the same units.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from vipsync.config.stores import AmazonAccount, Marketplace
 from vipsync.connectors.amazon.flatfile import (
-    CANCELLED_STATUSES,
-    PENDING_STATUSES,
+    amazon_order_record,
     normalize_status,
     parse_amazon_timestamp,
 )
-from vipsync.connectors.records import OrderLine, OrderRecord, Rejected, normalize_country
+from vipsync.connectors.records import OrderLine, OrderRecord, Rejected
 from vipsync.errors import RecordError
 
 __all__ = [
@@ -157,8 +155,8 @@ def map_order_v0(
         raise RecordError("no order items and none stored", record_id=order_id, field="OrderItems")
 
     addr = order.get("ShippingAddress") or (address or {})
-    ship_country = normalize_country(addr.get("CountryCode")) if isinstance(addr, Mapping) else None
-    postal = (str(addr.get("PostalCode") or "").strip() or None) if isinstance(addr, Mapping) else None
+    if not isinstance(addr, Mapping):
+        addr = {}
     total_money = order.get("OrderTotal")
     raw = {
         "format": RAW_V0,
@@ -168,27 +166,20 @@ def map_order_v0(
     }
     if address and not order.get("ShippingAddress"):
         raw["address"] = {k: address[k] for k in _ADDRESS_KEPT if k in address}
-    return OrderRecord(
-        source="amazon",
-        store_key=account.key,
-        external_id=order_id,
-        name=order_id,
-        purchased_at=purchased_at.astimezone(timezone.utc),
-        purchase_date=purchased_at.astimezone(market.tz).date(),
-        updated_at=updated_at.astimezone(timezone.utc),
-        lines=tuple(lines),
+    return amazon_order_record(
+        account=account,
+        market=market,
+        order_id=order_id,
+        purchased_at=purchased_at,
+        updated_at=updated_at,
+        lines=lines,
         raw=raw,
         raw_kind="order",
-        marketplace_id=market.id,
+        status=status,
+        ship_country=addr.get("CountryCode"),
+        postal_code=addr.get("PostalCode"),
         currency=_currency(total_money),
-        total_amount=_amount(total_money, record_id=order_id, field="OrderTotal"),
-        financial_status=None,
-        order_status=status,
-        payment_pending=status in PENDING_STATUSES,
-        is_cancelled=status in CANCELLED_STATUSES,
-        country=ship_country or market.country,
-        country_source="shipping" if ship_country else "store",
-        shipping_postal_code=postal,
+        total=_amount(total_money, record_id=order_id, field="OrderTotal"),
     )
 
 
@@ -242,32 +233,26 @@ def map_order_v2026(order: Mapping[str, Any], account: AmazonAccount) -> OrderRe
             )
         )
     address = ((order.get("recipient") or {}).get("deliveryAddress")) or {}
-    ship_country = normalize_country(address.get("countryCode"))
-    postal = str(address.get("postalCode") or "").strip() or None
     grand = (order.get("proceeds") or {}).get("grandTotal")
     raw_order = {k: v for k, v in order.items() if k not in ("buyer", "recipient", "tax", "payment", "packages")}
     raw_order["recipient"] = {"deliveryAddress": {k: address[k] for k in _ADDRESS_KEPT_2026 if k in address}}
     cancelled = status in _V2026_CANCELLED
-    return OrderRecord(
-        source="amazon",
-        store_key=account.key,
-        external_id=order_id,
-        name=order_id,
-        purchased_at=purchased_at.astimezone(timezone.utc),
-        purchase_date=purchased_at.astimezone(market.tz).date(),
-        updated_at=updated_at.astimezone(timezone.utc),
-        lines=tuple(lines),
+    return amazon_order_record(
+        account=account,
+        market=market,
+        order_id=order_id,
+        purchased_at=purchased_at,
+        updated_at=updated_at,
+        lines=lines,
         raw={"format": RAW_V2026, "store_key": account.key, "order": raw_order},
         raw_kind="order",
-        marketplace_id=market.id,
+        status="canceled" if cancelled else status,
+        ship_country=address.get("countryCode"),
+        postal_code=address.get("postalCode"),
         currency=_currency(grand),
-        total_amount=_amount(grand, record_id=order_id, field="proceeds.grandTotal"),
-        order_status="canceled" if cancelled else status,
-        payment_pending=status in _V2026_PENDING,
-        is_cancelled=cancelled,
-        country=ship_country or market.country,
-        country_source="shipping" if ship_country else "store",
-        shipping_postal_code=postal,
+        total=_amount(grand, record_id=order_id, field="proceeds.grandTotal"),
+        pending=status in _V2026_PENDING,
+        cancelled=cancelled,
     )
 
 
