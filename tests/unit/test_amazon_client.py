@@ -162,3 +162,28 @@ def test_estimate_for_ten_thousand_orders_through_the_orders_api():
     est = estimate(orders=10_000, mode="orders_api")
     assert est.calls == {"getOrders": 100, "getOrderItems": 10_000}
     assert est.seconds == pytest.approx((10_000 - 30) / 0.5)
+
+
+def _raw_get_orders(sim, clock, **params):
+    status, _, body = sim.handle("POST", "/auth/o2/token", {}, b"grant_type=refresh_token&refresh_token=r&client_id=a&client_secret=s", {})
+    token = __import__("json").loads(body)["access_token"]
+    query = {"MarketplaceIds": ["A1PA6795UKMFR9"], "LastUpdatedAfter": ["2025-01-01T00:00:00Z"]}
+    query.update({k: [v] for k, v in params.items()})
+    return sim.handle("GET", "/orders/v0/orders", query, b"", {"x-amz-access-token": token})
+
+
+def test_fake_counts_requests_beyond_the_burst_as_violations():
+    clock = SimClock()
+    sim = SpApiSimulator(clock=clock)
+    statuses = [_raw_get_orders(sim, clock)[0] for _ in range(25)]
+    assert statuses.count(200) == 20 and statuses.count(429) == 5 and sim.total_violations == 5
+    clock.advance(61)
+    assert _raw_get_orders(sim, clock)[0] == 200
+
+
+def test_fake_refuses_last_updated_before_within_two_minutes():
+    clock = SimClock()
+    sim = SpApiSimulator(clock=clock)
+    recent = (clock.now() - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status, _, body = _raw_get_orders(sim, clock, LastUpdatedBefore=recent)
+    assert status == 400 and b"InvalidInput" in body and sim.rule_violations
