@@ -180,4 +180,4 @@ def test_graphql_order_without_any_time_is_rejected_on_processed_at():
     node = dict(_graphql_node(), createdAt=None, processedAt=None)
     with pytest.raises(RecordError) as err:
         map_graphql_order(node, US)
-    assert err.value.field == "processed_at" and err.value.record_id == "450789469"
+    assert err.value.field == "processedAt" and err.value.record_id == "450789469"

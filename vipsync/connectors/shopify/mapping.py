@@ -24,6 +24,7 @@ edit took away are gone.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -150,10 +151,11 @@ def _obj(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _purchase_times(processed: datetime | None, created: datetime | None, shop: ShopifyShop, record_id: str):
+def _purchase_times(processed: datetime | None, created: datetime | None, shop: ShopifyShop, record_id: str,
+                    field: str = "processed_at"):
     purchased = processed or created
     if purchased is None:
-        raise RecordError("neither processed_at nor created_at is given", record_id=record_id, field="processed_at")
+        raise RecordError("neither the processed nor the created time is given", record_id=record_id, field=field)
     return purchased, purchased.astimezone(shop.tz).date()
 
 
@@ -190,131 +192,91 @@ def _unit_quantity(quantity: int, current: int | None, refunded: int) -> int:
     return min(quantity, current + refunded)
 
 
-# ----------------------------------------------------------------------------- REST
-def map_rest_order(payload: dict, shop: ShopifyShop) -> OrderRecord:
-    """Map one order in the REST/webhook shape. Raises RecordError naming the field."""
-    if not isinstance(payload, dict):
-        raise RecordError("an order must be a JSON object", record_id="?", field=None)
-    record_id = legacy_id(payload.get("id")) or legacy_id(payload.get("admin_graphql_api_id"))
-    if not record_id:
-        raise RecordError("missing order id", record_id=str(payload.get("name") or "?"), field="id")
-
-    processed = parse_timestamp(payload.get("processed_at"), record_id=record_id, field="processed_at")
-    created = parse_timestamp(payload.get("created_at"), record_id=record_id, field="created_at")
-    purchased, purchase_date = _purchase_times(processed, created, shop, record_id)
-    updated = parse_timestamp(payload.get("updated_at"), record_id=record_id, field="updated_at") or purchased
-    cancelled = parse_timestamp(payload.get("cancelled_at"), record_id=record_id, field="cancelled_at")
-
-    refunded: dict[str, int] = {}
-    refunds = payload.get("refunds") or []
-    if not isinstance(refunds, list):
-        raise RecordError("not a list", record_id=record_id, field="refunds")
-    for r_index, refund in enumerate(refunds):
-        for i, rli in enumerate(_obj(refund).get("refund_line_items") or []):
-            rli = _obj(rli)
-            line_id = legacy_id(rli.get("line_item_id")) or legacy_id(_obj(rli.get("line_item")).get("id"))
-            qty = _int(rli.get("quantity"), record_id=record_id,
-                       field=f"refunds[{r_index}].refund_line_items[{i}].quantity", default=0)
-            if line_id:
-                refunded[line_id] = refunded.get(line_id, 0) + qty
-
-    items = payload.get("line_items") or []
-    if not isinstance(items, list):
-        raise RecordError("not a list", record_id=record_id, field="line_items")
-    lines = []
-    for i, item in enumerate(items):
-        item = _obj(item)
-        where = f"line_items[{i}]"
-        quantity = _int(item.get("quantity"), record_id=record_id, field=f"{where}.quantity")
-        current = item.get("current_quantity")
-        current_q = None if current is None else _int(current, record_id=record_id, field=f"{where}.current_quantity")
-        sku = str(item.get("sku") or "").strip()
-        line_key = legacy_id(item.get("id")) or f"{sku}#{i + 1}"
-        refunded_q = min(refunded.get(line_key, 0), quantity)
-        units = _unit_quantity(quantity, current_q, refunded_q)
-        lines.append(
-            OrderLine(
-                line_key=line_key,
-                sku=sku,
-                title=str(item.get("title") or item.get("name") or ""),
-                quantity=units,
-                refunded_quantity=min(refunded_q, units),
-                unit_price=_decimal(item.get("price"), record_id=record_id, field=f"{where}.price"),
-                discount=_decimal(item.get("total_discount"), record_id=record_id, field=f"{where}.total_discount"),
-            )
-        )
-
-    ship, bill = _obj(payload.get("shipping_address")), _obj(payload.get("billing_address"))
-    country, country_source = _country(ship, bill, ("country_code",), shop)
-    financial = (payload.get("financial_status") or None) and str(payload["financial_status"]).lower()
-    email = payload.get("email") or payload.get("contact_email") or _obj(payload.get("customer")).get("email")
-    return OrderRecord(
-        source="shopify",
-        store_key=shop.key,
-        external_id=record_id,
-        name=str(payload.get("name") or (f"#{payload['order_number']}" if payload.get("order_number") else record_id)),
-        purchased_at=purchased,
-        purchase_date=purchase_date,
-        updated_at=updated,
-        lines=tuple(lines),
-        raw=payload,
-        raw_kind="order",
-        currency=payload.get("currency") or None,
-        total_amount=_decimal(payload.get("total_price"), record_id=record_id, field="total_price"),
-        financial_status=financial,
-        order_status=(str(payload["fulfillment_status"]).lower() if payload.get("fulfillment_status") else None),
-        payment_pending=financial in PENDING_FINANCIAL_STATUSES,
-        cancelled_at=cancelled,
-        is_cancelled=cancelled is not None,
-        is_test=bool(payload.get("test")),
-        email_hash=email_digest(email if isinstance(email, str) else None),
-        country=country,
-        country_source=country_source,  # type: ignore[arg-type]
-        shipping_postal_code=_zip(ship),
-        discount_codes=_codes(payload.get("discount_codes") or ()),
-    )
-
-
-# ----------------------------------------------------------------------------- GraphQL
 def _money(value: Any, *, record_id: str, field: str) -> Decimal | None:
-    """``{shopMoney: {amount}}`` (a MoneyBag) or a plain amount."""
+    """``{shopMoney: {amount}}`` (a GraphQL MoneyBag) or a plain amount."""
     if isinstance(value, dict):
         value = _obj(value.get("shopMoney")).get("amount")
     return _decimal(value, record_id=record_id, field=field)
 
 
-def map_graphql_order(node: dict, shop: ShopifyShop) -> OrderRecord:
-    """Map one ``Order`` of the GraphQL Admin API. Raises RecordError naming the field."""
-    if not isinstance(node, dict):
-        raise RecordError("an order must be a JSON object", record_id="?", field=None)
-    record_id = legacy_id(node.get("legacyResourceId")) or legacy_id(node.get("id"))
-    if not record_id:
-        raise RecordError("missing order id", record_id=str(node.get("name") or "?"), field="legacyResourceId")
+@dataclass(frozen=True)
+class _Shape:
+    """The field names of one order shape; the mapping logic is shared."""
 
-    processed = parse_timestamp(node.get("processedAt"), record_id=record_id, field="processedAt")
-    created = parse_timestamp(node.get("createdAt"), record_id=record_id, field="createdAt")
-    purchased, purchase_date = _purchase_times(processed, created, shop, record_id)
-    updated = parse_timestamp(node.get("updatedAt"), record_id=record_id, field="updatedAt") or purchased
-    cancelled = parse_timestamp(node.get("cancelledAt"), record_id=record_id, field="cancelledAt")
+    ids: tuple[str, ...]
+    processed: str
+    created: str
+    updated: str
+    cancelled: str
+    financial: str
+    fulfillment: str
+    line_items: str
+    current_quantity: str
+    price: str
+    discount: str
+    refund_lines: str
+    country_keys: tuple[str, ...]
+    shipping: str
+    billing: str
+    discount_codes: str
+    currency: str
+    total: str
+    raw_kind: str
 
-    refunded: dict[str, int] = {}
-    refunds = node.get("refunds") or []
-    if not isinstance(refunds, list):
+
+REST = _Shape(
+    ids=("id", "admin_graphql_api_id"), processed="processed_at", created="created_at", updated="updated_at",
+    cancelled="cancelled_at", financial="financial_status", fulfillment="fulfillment_status",
+    line_items="line_items", current_quantity="current_quantity", price="price", discount="total_discount",
+    refund_lines="refund_line_items", country_keys=("country_code",), shipping="shipping_address",
+    billing="billing_address", discount_codes="discount_codes", currency="currency", total="total_price",
+    raw_kind="order",
+)
+GRAPHQL = _Shape(
+    ids=("legacyResourceId", "id"), processed="processedAt", created="createdAt", updated="updatedAt",
+    cancelled="cancelledAt", financial="displayFinancialStatus", fulfillment="displayFulfillmentStatus",
+    line_items="lineItems", current_quantity="currentQuantity", price="originalUnitPriceSet",
+    discount="totalDiscountSet", refund_lines="refundLineItems", country_keys=("countryCodeV2", "countryCode"),
+    shipping="shippingAddress", billing="billingAddress", discount_codes="discountCodes", currency="currencyCode",
+    total="totalPriceSet", raw_kind="graphql_order",
+)
+
+
+def _refund_line_id(rli: dict) -> str | None:
+    return (legacy_id(rli.get("line_item_id")) or legacy_id(_obj(rli.get("line_item")).get("id"))
+            or legacy_id(_obj(rli.get("lineItem")).get("id")))
+
+
+def _refunded(order: dict, shape: _Shape, record_id: str) -> dict[str, int]:
+    """Refunded quantity per line id (refunds with line quantities only)."""
+    refunds = order.get("refunds") or []
+    if isinstance(refunds, dict):
         refunds = connection_nodes(refunds)
+    if not isinstance(refunds, list):
+        raise RecordError("not a list", record_id=record_id, field="refunds")
+    out: dict[str, int] = {}
     for r_index, refund in enumerate(refunds):
-        for i, rli in enumerate(connection_nodes(_obj(refund).get("refundLineItems"))):
-            line_id = legacy_id(_obj(rli.get("lineItem")).get("id"))
+        for i, rli in enumerate(connection_nodes(_obj(refund).get(shape.refund_lines))):
             qty = _int(rli.get("quantity"), record_id=record_id,
-                       field=f"refunds[{r_index}].refundLineItems[{i}].quantity", default=0)
+                       field=f"refunds[{r_index}].{shape.refund_lines}[{i}].quantity", default=0)
+            line_id = _refund_line_id(rli)
             if line_id:
-                refunded[line_id] = refunded.get(line_id, 0) + qty
+                out[line_id] = out.get(line_id, 0) + qty
+    return out
 
+
+def _lines(order: dict, shape: _Shape, record_id: str) -> tuple[OrderLine, ...]:
+    refunded = _refunded(order, shape, record_id)
+    items = order.get(shape.line_items)
+    if items is not None and not isinstance(items, (list, dict)):
+        raise RecordError("not a list", record_id=record_id, field=shape.line_items)
     lines = []
-    for i, item in enumerate(connection_nodes(node.get("lineItems"))):
-        where = f"lineItems[{i}]"
+    for i, item in enumerate(connection_nodes(items)):
+        where = f"{shape.line_items}[{i}]"
         quantity = _int(item.get("quantity"), record_id=record_id, field=f"{where}.quantity")
-        current = item.get("currentQuantity")
-        current_q = None if current is None else _int(current, record_id=record_id, field=f"{where}.currentQuantity")
+        current = item.get(shape.current_quantity)
+        current_q = None if current is None else _int(current, record_id=record_id,
+                                                      field=f"{where}.{shape.current_quantity}")
         sku = str(item.get("sku") or "").strip()
         line_key = legacy_id(item.get("id")) or f"{sku}#{i + 1}"
         refunded_q = min(refunded.get(line_key, 0), quantity)
@@ -326,39 +288,67 @@ def map_graphql_order(node: dict, shop: ShopifyShop) -> OrderRecord:
                 title=str(item.get("title") or item.get("name") or ""),
                 quantity=units,
                 refunded_quantity=min(refunded_q, units),
-                unit_price=_money(item.get("originalUnitPriceSet"), record_id=record_id,
-                                  field=f"{where}.originalUnitPriceSet"),
-                discount=_money(item.get("totalDiscountSet"), record_id=record_id, field=f"{where}.totalDiscountSet"),
+                unit_price=_money(item.get(shape.price), record_id=record_id, field=f"{where}.{shape.price}"),
+                discount=_money(item.get(shape.discount), record_id=record_id, field=f"{where}.{shape.discount}"),
             )
         )
+    return tuple(lines)
 
-    ship, bill = _obj(node.get("shippingAddress")), _obj(node.get("billingAddress"))
-    country, country_source = _country(ship, bill, ("countryCodeV2", "countryCode"), shop)
-    financial = str(node["displayFinancialStatus"]).lower() if node.get("displayFinancialStatus") else None
-    email = node.get("email") or _obj(node.get("customer")).get("email")
-    total = node.get("totalPriceSet")
+
+def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
+    if not isinstance(order, dict):
+        raise RecordError("an order must be a JSON object", record_id="?", field=None)
+    record_id = next((legacy_id(order.get(k)) for k in shape.ids if legacy_id(order.get(k))), None)
+    if not record_id:
+        raise RecordError("missing order id", record_id=str(order.get("name") or "?"), field=shape.ids[0])
+
+    def when(name: str) -> datetime | None:
+        return parse_timestamp(order.get(name), record_id=record_id, field=name)
+
+    purchased, purchase_date = _purchase_times(when(shape.processed), when(shape.created), shop, record_id,
+                                               shape.processed)
+    updated = when(shape.updated) or purchased
+    cancelled = when(shape.cancelled)
+    lines = _lines(order, shape, record_id)
+    ship, bill = _obj(order.get(shape.shipping)), _obj(order.get(shape.billing))
+    country, country_source = _country(ship, bill, shape.country_keys, shop)
+    financial = str(order[shape.financial]).lower() if order.get(shape.financial) else None
+    email = order.get("email") or order.get("contact_email") or _obj(order.get("customer")).get("email")
+    total = order.get(shape.total)
+    currency = order.get(shape.currency) or _obj(_obj(total).get("shopMoney")).get("currencyCode") or None
+    name = order.get("name") or (f"#{order['order_number']}" if order.get("order_number") else record_id)
     return OrderRecord(
         source="shopify",
         store_key=shop.key,
         external_id=record_id,
-        name=str(node.get("name") or record_id),
+        name=str(name),
         purchased_at=purchased,
         purchase_date=purchase_date,
         updated_at=updated,
-        lines=tuple(lines),
-        raw=node,
-        raw_kind="graphql_order",
-        currency=node.get("currencyCode") or _obj(_obj(total).get("shopMoney")).get("currencyCode") or None,
-        total_amount=_money(total, record_id=record_id, field="totalPriceSet"),
+        lines=lines,
+        raw=order,
+        raw_kind=shape.raw_kind,
+        currency=currency,
+        total_amount=_money(total, record_id=record_id, field=shape.total),
         financial_status=financial,
-        order_status=(str(node["displayFulfillmentStatus"]).lower() if node.get("displayFulfillmentStatus") else None),
+        order_status=str(order[shape.fulfillment]).lower() if order.get(shape.fulfillment) else None,
         payment_pending=financial in PENDING_FINANCIAL_STATUSES,
         cancelled_at=cancelled,
         is_cancelled=cancelled is not None,
-        is_test=bool(node.get("test")),
+        is_test=bool(order.get("test")),
         email_hash=email_digest(email if isinstance(email, str) else None),
         country=country,
         country_source=country_source,  # type: ignore[arg-type]
         shipping_postal_code=_zip(ship),
-        discount_codes=_codes(node.get("discountCodes") or ()),
+        discount_codes=_codes(order.get(shape.discount_codes) or ()),
     )
+
+
+def map_rest_order(payload: dict, shop: ShopifyShop) -> OrderRecord:
+    """Map one order in the REST/webhook shape. Raises RecordError naming the field."""
+    return _map(payload, shop, REST)
+
+
+def map_graphql_order(node: dict, shop: ShopifyShop) -> OrderRecord:
+    """Map one ``Order`` of the GraphQL Admin API. Raises RecordError naming the field."""
+    return _map(node, shop, GRAPHQL)
