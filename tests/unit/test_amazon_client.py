@@ -187,3 +187,38 @@ def test_fake_refuses_last_updated_before_within_two_minutes():
     recent = (clock.now() - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
     status, _, body = _raw_get_orders(sim, clock, LastUpdatedBefore=recent)
     assert status == 400 and b"InvalidInput" in body and sim.rule_violations
+
+
+def test_next_token_paging_replays_the_official_sandbox_pages():
+    """The documented form: page 2 is the same request plus NextToken (sandbox static[1], [2])."""
+    import json
+
+    fixtures = ROOT.parent / "shared" / "fixtures" / "amazon"
+    page1 = json.loads((fixtures / "sandbox_getOrders_200_next_token.json").read_text())
+    page2 = json.loads((fixtures / "sandbox_getOrders_200_next_token_page2.json").read_text())
+    items = json.loads((fixtures / "sandbox_getOrderItems_200.json").read_text())
+    na = load_stores(ROOT / "vipsync" / "config" / "stores.toml").amazon("amazon-na")
+
+    def orders(request):
+        token = request.url.params.get("NextToken")
+        if token is None:
+            return httpx.Response(200, json=page1, headers={"x-amzn-RateLimit-Limit": "0.0167"})
+        assert token == "2YgYW55IGNhcm5hbCBwbGVhc3VyZS4"
+        return httpx.Response(200, json=page2, headers={"x-amzn-RateLimit-Limit": "0.0167"})
+
+    with respx.mock() as mock:
+        mock.post("https://api.amazon.com/auth/o2/token").respond(200, json={"access_token": "t", "expires_in": 3600})
+        route = mock.get("https://sellingpartnerapi-na.amazon.com/orders/v0/orders").mock(side_effect=orders)
+        mock.get(url__regex=r".*/orderItems(\?.*)?$").respond(200, json=items)
+        clock = SimClock()
+        client = SpApiClient(na, refresh_token="r", lwa_app_id="a", lwa_client_secret="s", clock=clock)
+        now = clock.now()
+        pages = list(iter_order_pages(client, na, updated_after=now - timedelta(days=3), updated_before=safe_until(now),
+                                      known=lambda ids: {}))
+    first, second = (c.request.url.params for c in route.calls)
+    assert "NextToken" not in first and second["NextToken"] == "2YgYW55IGNhcm5hbCBwbGVhc3VyZS4"
+    for name in ("MarketplaceIds", "LastUpdatedAfter", "LastUpdatedBefore", "MaxResultsPerPage"):
+        assert first[name] == second[name]
+    assert first["MarketplaceIds"] == "ATVPDKIKX0DER,A2EUQ1WTGCTBG2,A1AM78C64UM0Y8"  # all marketplaces at once
+    assert [p.last for p in pages] == [False, True]
+    assert [r.external_id for p in pages for r in p.records] == ["902-3159896-1390916"] * 2
