@@ -223,3 +223,17 @@ def test_fatal_report_is_recorded_for_ops_and_cancelled_report_means_no_data(fak
     result = _sync(ctx, key, clock, backfill=True, since=since)
     assert any("CANCELLED" in n for n in result.notes) and result.inserted == 0
     assert _cursor(ctx, key) is not None
+
+
+def test_failed_backfill_resumes_at_the_window_that_failed(fake_env):
+    ctx, fake, key, clock = fake_env
+    since = (clock.now() - timedelta(days=45)).date().isoformat()  # two report windows
+    fake.inject("report_fatal", op="report", skip=1)
+    with pytest.raises(PermanentSourceError):
+        _sync(ctx, key, clock, backfill=True, since=since)
+    first_window_orders = _orders_and_units(ctx, key)[0]
+    assert 0 < first_window_orders < 250 and fake.calls["createReport"] == 2
+    result = _sync(ctx, key, clock, backfill=True, since=since)
+    assert fake.calls["createReport"] == 3 and any("resumed" in n for n in result.notes)
+    orders, units, _ = _orders_and_units(ctx, key)
+    assert orders == 250 and units == _expected_units(fake)
