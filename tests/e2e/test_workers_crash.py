@@ -1,6 +1,7 @@
 """Real worker processes (``dramatiq`` subprocesses) on PostgreSQL and Redis, running the
 real Shopify sync against the fake Admin API: a worker killed with SIGKILL in the middle
-of a sync, and a Redis restart, lose nothing; the workers' metrics can be scraped.
+of a sync, and a Redis restart, lose nothing; the restarted worker's metrics are scraped
+after the sync.
 
 Redis keys live under a namespace of each test; the Redis that is restarted is a private
 ``redis-server`` on its own port.
@@ -111,14 +112,28 @@ def test_a_worker_killed_mid_sync_resumes_and_the_store_ends_identical(pg, share
     partial = _orders(factory, "shopify-us")
     assert 150 <= partial < 600, "the sync must have been cut in the middle"
 
+    # The restarted worker serves its metrics; the resumed sync meets one rate limit.
+    port = free_port()
+    env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom2",
+                     metrics_port=port, extra=secrets)
+    server.http429_next(1)
     second = start_workers(env=env, log_path=tmp_path / "worker2.log")
     try:
         wait_until(lambda: _idle(broker.client, ns) and pending_units(factory) == 0, timeout_s=90,
                    what="the sync and its tagging to finish")
+        body = wait_until(lambda: scrape_metrics(port), timeout_s=10, what="the metrics")
     except TimeoutError:
         pytest.fail(second.log())
     finally:
         second.stop()
+    # Scraped after a sync: what the resumed run inserted, its wait, its lag, the jobs.
+    assert f'vipsync_orders_synced_total{{outcome="inserted",store="shopify-us"}} {600 - partial}.0' in body
+    assert 'vipsync_jobs_total{job="sync_shopify",outcome="done"} 1.0' in body
+    assert 'vipsync_jobs_total{job="tag_pending",outcome="done"} 1.0' in body
+    assert 'vipsync_rate_limit_wait_seconds_total{store="shopify-us"}' in body
+    assert 'vipsync_sync_lag_seconds{store="shopify-us"}' in body
+    assert 'vipsync_last_sync_success_timestamp_seconds{store="shopify-us"}' in body
+    assert 'dramatiq_messages_total{actor_name="sync_shopify",queue_name="sync"} 1.0' in body
 
     got = snapshot(factory, "shopify-us")
     assert len(got["orders"]) == 600 and len(got["tags"]) == len(got["units"]) > 600
@@ -153,33 +168,3 @@ def test_a_redis_restart_mid_run_loses_nothing(pg, fake, sqlite_url, tmp_path):
     expected = _reference(server, sqlite_url, list(STORES))
     for store in STORES:
         assert snapshot(factory, store) == expected[store], store
-
-
-def test_workers_expose_metrics_after_a_sync(pg, shared_broker, fake, tmp_path):
-    pg_url, factory = pg
-    broker, ns = shared_broker
-    server, secrets = fake
-    server.on_orders_page = None
-    port = free_port()
-    env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom",
-                     metrics_port=port, extra=secrets)
-    server.http429_next(1)  # one rate-limit wait to count
-    send(broker, "sync_shopify", queue="sync", store_key="shopify-eu")
-    workers = start_workers(env=env, log_path=tmp_path / "workers.log", processes=2)
-
-    def scrape():
-        body = scrape_metrics(port)
-        return body if body and 'vipsync_jobs_total{job="tag_pending",outcome="done"} 1.0' in body else None
-
-    try:
-        body = wait_until(scrape, timeout_s=60, what="the metrics after the sync and its tagging")
-    except TimeoutError:
-        pytest.fail(workers.log())
-    finally:
-        workers.stop()
-    assert 'vipsync_orders_synced_total{outcome="inserted",store="shopify-eu"} 600.0' in body
-    assert 'vipsync_jobs_total{job="sync_shopify",outcome="done"} 1.0' in body
-    assert 'vipsync_rate_limit_wait_seconds_total{store="shopify-eu"}' in body
-    assert 'vipsync_sync_lag_seconds{store="shopify-eu"}' in body
-    assert 'vipsync_last_sync_success_timestamp_seconds{store="shopify-eu"}' in body
-    assert 'dramatiq_messages_total{actor_name="sync_shopify",queue_name="sync"} 1.0' in body
