@@ -81,3 +81,13 @@ def test_sync_command_runs_incremental_then_backfill_against_the_fake(env, tmp_p
         assert bad.returncode == 2 and "--backfill" in bad.stderr
     # No personal data on the terminal.
     assert "@example.com" not in sync.stdout + sync.stderr + backfill.stdout + backfill.stderr
+
+
+def test_demo_sync_needs_no_credentials_and_uses_its_own_store_key(env, sqlite_url):
+    result = _run(["sync", "shopify", "--demo", "60"], env)
+    assert result.returncode == 0, result.stderr
+    engine = create_engine(sqlite_url)
+    with engine.connect() as c:
+        keys = c.execute(select(Order.store_key, func.count()).group_by(Order.store_key)).all()
+    engine.dispose()
+    assert [tuple(k) for k in keys] == [("shopify-demo", 60)]

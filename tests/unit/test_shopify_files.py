@@ -126,3 +126,12 @@ def test_replay_maps_a_fixed_record_and_an_unparsed_line(fixtures_dir):
     fixed_line = {"unparsed_line": json.dumps(base)}
     assert [r.external_id for r in replay_record(fixed_line, US)] == ["450789469"]
     assert isinstance(next(replay_record({"unparsed_line": "{still broken"}, US)), Rejected)
+
+
+def test_replay_maps_a_stored_graphql_order_from_the_sync():
+    node = {"id": "gid://shopify/Order/7", "legacyResourceId": "7", "name": "#7", "processedAt": "2024-05-01T10:00:00Z",
+            "updatedAt": "2024-05-02T10:00:00Z",
+            "lineItems": [{"id": "gid://shopify/LineItem/70", "sku": "HKS0401A3U", "title": "KVM", "quantity": 1}]}
+    (record,) = replay_record(node, US)
+    assert record.external_id == "7" and record.raw_kind == "graphql_order"
+    assert [(l.line_key, l.sku) for l in record.lines] == [("70", "HKS0401A3U")]
