@@ -90,7 +90,7 @@ def test_incremental_sync_stores_every_order_once_and_moves_the_bookmark(fake, c
     assert counts["units"] == _expected_units(fake)
     newest = max(fake.order(i).updated_at for i in fake.order_ids)
     assert _cursor(ctx) == newest
-    assert result.api_calls == result.pages == fake.counters["graphql"]
+    assert result.api_calls == result.pages + 1 == fake.counters["graphql"]  # the pages and one scope check
     assert fake.counters["empty_bucket"] == 0
 
 
@@ -216,6 +216,13 @@ def test_backfill_without_read_all_orders_says_plainly_that_only_60_days_come_ba
     fake.add_orders(5)
     result = _sync(sqlite_ctx, backfill=True)
     assert SIXTY_DAY_NOTE in result.notes
+
+
+def test_first_incremental_sync_without_read_all_orders_also_warns_but_later_ones_do_not(fake, sqlite_ctx):
+    fake.scopes = {"read_orders"}
+    fake.add_orders(5)
+    assert SIXTY_DAY_NOTE in _sync(sqlite_ctx).notes
+    assert _sync(sqlite_ctx).notes == []
 
 
 @pytest.mark.parametrize("outcome,error", [("FAILED", PermanentSourceError), ("CANCELED", PermanentSourceError),

@@ -140,6 +140,9 @@ def _incremental(ctx, shop, client, result: SyncResult, *, since, started, cap, 
         stored = _parse_bookmark(cursor.value) if cursor else None
     bookmark = since if since is not None else stored
     result.cursor = stored.isoformat() if stored else None
+    if bookmark is None and lacks_all_orders(fetch_access_scopes(client)):
+        # A first sync reads "all" orders: say plainly when Shopify will stop at 60 days.
+        result.notes.append(SIXTY_DAY_NOTE)
     for page in iter_order_pages(client, shop, since=bookmark, until=started):
         _write_page(ctx, shop, page.records, page.rejected, result)
         result.pages += 1
