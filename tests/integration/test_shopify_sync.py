@@ -277,3 +277,14 @@ def test_the_same_orders_read_by_pages_then_by_bulk_are_unchanged(fake, sqlite_c
     assert _sync(sqlite_ctx).inserted == 30
     again = _sync(sqlite_ctx, backfill=True)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 30)
+
+
+def test_an_order_is_found_by_its_name_on_demand(fake, sqlite_ctx):
+    from vipsync.connectors.shopify.streams import find_order_by_name
+
+    ids = fake.add_orders(30)
+    wanted = fake.order(ids[17])
+    shop = sqlite_ctx.stores.shopify(KEY)
+    record = find_order_by_name(_client(sqlite_ctx), shop, f"#{wanted.number}")
+    assert record.external_id == str(wanted.id) and record.name == f"#{wanted.number}"
+    assert find_order_by_name(_client(sqlite_ctx), shop, "#999999") is None

@@ -141,6 +141,7 @@ class _Bucket:
 
 
 _FIRST = re.compile(r"(\w+)\(first:\s*(\d+)")
+_NAME_TERM = re.compile(r"name:'?(#\d+)'?")
 _SEARCH_TERM = re.compile(r"(updated_at|created_at|processed_at):(>=|<=|>|<)'?([0-9T:\-Z+.]+)'?")
 
 
@@ -455,8 +456,11 @@ class FakeShopify:
             return self._sorted
 
     @staticmethod
-    def _terms(search: str) -> list[tuple[str, str, datetime]]:
-        return [(f, op, datetime.fromisoformat(v.replace("Z", "+00:00"))) for f, op, v in _SEARCH_TERM.findall(search or "")]
+    def _terms(search: str) -> list[tuple[str, str, Any]]:
+        terms: list[tuple[str, str, Any]] = [
+            (f, op, datetime.fromisoformat(v.replace("Z", "+00:00"))) for f, op, v in _SEARCH_TERM.findall(search or "")]
+        terms += [("name", "=", m) for m in _NAME_TERM.findall(search or "")]
+        return terms
 
     def _window(self, search: str) -> tuple[list[tuple[datetime, int]], int, int, list]:
         """Sorted (updatedAt, id) keys, the slice [lo, hi) the updated_at terms allow, and
@@ -478,6 +482,10 @@ class FakeShopify:
 
     def _passes(self, o: FakeOrder, rest: list) -> bool:
         for fld, op, ts in rest:
+            if fld == "name":
+                if f"#{o.number}" != ts:
+                    return False
+                continue
             have = {"created_at": o.created_at, "processed_at": o.processed_at}[fld]
             if not {">=": have >= ts, "<=": have <= ts, ">": have > ts, "<": have < ts}[op]:
                 return False

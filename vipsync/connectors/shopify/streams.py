@@ -28,7 +28,15 @@ from vipsync.connectors.shopify.queries import (
 )
 from vipsync.errors import PermanentSourceError, RecordError, TransientSourceError
 
-__all__ = ["OrdersPage", "Paginator", "iter_order_pages", "fetch_order", "needs_full_fetch", "valid_orders_page"]
+__all__ = [
+    "OrdersPage",
+    "Paginator",
+    "iter_order_pages",
+    "fetch_order",
+    "find_order_by_name",
+    "needs_full_fetch",
+    "valid_orders_page",
+]
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +156,19 @@ def iter_order_pages(
                 page.max_updated_at = ts
         yield page
         paginator.advance(info)
+
+
+def find_order_by_name(client: ShopifyClient, shop: ShopifyShop, name: str) -> OrderRecord | Rejected | None:
+    """The order named ``name`` (``#1001``), fetched on demand (for a proof of purchase of
+    an order not in the store yet); None when the shop has no such order."""
+    wanted = name.strip()
+    if not wanted.startswith("#"):
+        wanted = "#" + wanted
+    search = f"name:'{wanted}'"
+    nodes, _ = _fetch_page(client, {"first": 1, "after": None, "query": search}, cost=orders_page_cost(1), attempts=3)
+    for node in nodes:
+        if node.get("name") == wanted:
+            if needs_full_fetch(node):
+                node = fetch_order(client, node["id"]) or node
+            return map_any_order(flatten_graphql_order(node), shop)
+    return None
