@@ -8,7 +8,8 @@ simulated clock advances on every wait, so hours of pacing take seconds. Printed
 1. backfill through the Orders API (getOrders pages + getOrderItems per order);
 2. backfill through the Reports API (one All Orders report per 30 days);
 3. one day of incremental updates (``--daily-updates`` orders, half new, half status
-   changes), synced hourly.
+   changes), synced hourly;
+4. the flat-file parser's speed and peak memory for a report of n and 4n orders.
 
 Usage: python bench/amazon_bench.py [--n 10000] [--daily-updates 200]
 """
@@ -132,6 +133,31 @@ def bench_daily(n: int, daily: int) -> None:
     print(f"      ({len(new)} new orders, {len(changes)} status changes: getOrderItems only for the new ones)")
 
 
+def bench_report_memory(n: int) -> None:
+    """Peak memory of parsing a report of ``n`` and ``4n`` orders: flat in the file's size."""
+    import tempfile
+    import tracemalloc
+
+    from vipsync.connectors.amazon.flatfile import read_all_orders_report
+    from vipsync.devtools.amazon_data import write_report
+
+    for size in (n, 4 * n):
+        orders = generate_orders(size, markets=MARKETS, span_days=DAYS - 1, seed=3)
+        with tempfile.TemporaryFile() as fh:
+            write_report(orders, fh)
+            mb = fh.tell() / 1e6
+            del orders
+            fh.seek(0)
+            tracemalloc.start()
+            t0 = time.perf_counter()
+            count = sum(1 for _ in read_all_orders_report(fh, ACCOUNT))
+            wall = time.perf_counter() - t0
+            peak = tracemalloc.get_traced_memory()[1] / 1e6
+            tracemalloc.stop()
+        print(f"  parse All Orders report {count:>7} orders ({mb:6.1f} MB)  {count / wall:8.0f} orders/s  "
+              f"peak Python memory {peak:5.1f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="orders over two years")
@@ -141,6 +167,7 @@ def main() -> None:
     bench_orders_api(args.n)
     bench_report(args.n)
     bench_daily(args.n, args.daily_updates)
+    bench_report_memory(args.n)
 
 
 if __name__ == "__main__":
