@@ -37,7 +37,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
-from vipsync.connectors.amazon.pacing import USAGE_PLANS, RealClock, TokenBucket
 from vipsync.devtools.amazon_data import (
     FakeOrder,
     generate_orders,
@@ -50,6 +49,47 @@ from vipsync.devtools.amazon_data import (
 __all__ = ["SpApiSimulator", "FakeSpApi", "Fault", "ShiftedClock", "main", "write_fake_stores"]
 
 TOLERANCE_TOKENS = 0.02  # jitter allowance: a request counts as a violation below -0.02 tokens
+
+# Amazon's documented usage plans (rate per second, burst), kept apart from the client's own
+# table on purpose: the fake is the referee and shares no pacing code with the client.
+SERVER_PLANS: dict[str, tuple[float, int]] = {
+    "getOrders": (0.0167, 20),
+    "getOrder": (0.5, 30),
+    "getOrderItems": (0.5, 30),
+    "getOrderAddress": (0.5, 30),
+    "createReport": (0.0167, 15),
+    "getReport": (2.0, 15),
+    "getReportDocument": (0.0167, 15),
+}
+
+
+class _WallClock:
+    """The process's clocks (the fake's default)."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class _Bucket:
+    """The server side of a usage plan: tokens refill at ``rate`` up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, float(burst), now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0 - TOLERANCE_TOKENS:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 @dataclass
@@ -82,14 +122,14 @@ class SpApiSimulator:
         report_polls_until_done: int = 2,
         gzip_documents: bool = True,
     ) -> None:
-        self.clock = clock or RealClock()
+        self.clock = clock or _WallClock()
         self.rate_scale = rate_scale
         self.token_ttl_s = token_ttl_s
         self.report_polls_until_done = report_polls_until_done
         self.gzip_documents = gzip_documents
         self.orders: dict[str, FakeOrder] = {o.order_id: o for o in (orders or [])}
         self.tokens: dict[str, float] = {}
-        self.buckets: dict[str, TokenBucket] = {}
+        self.buckets: dict[str, _Bucket] = {}
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
         self.violations: Counter[str] = Counter()
@@ -127,18 +167,14 @@ class SpApiSimulator:
 
     # ------------------------------------------------------------------ helpers
     def _rate(self, op: str) -> float:
-        return USAGE_PLANS[op].rate_per_s * self.rate_scale
+        return SERVER_PLANS[op][0] * self.rate_scale
 
     def _take(self, op: str) -> bool:
-        bucket = self.buckets.get(op)
         now = self.clock.monotonic()
+        bucket = self.buckets.get(op)
         if bucket is None:
-            bucket = self.buckets[op] = TokenBucket(rate_per_s=self._rate(op), burst=USAGE_PLANS[op].burst, now_s=now)
-        bucket._refill(now)
-        if bucket.tokens < 1.0 - TOLERANCE_TOKENS:
-            return False
-        bucket.tokens -= 1.0
-        return True
+            bucket = self.buckets[op] = _Bucket(self._rate(op), SERVER_PLANS[op][1], now)
+        return bucket.take(now)
 
     def _fault(self, op: str, query: dict | None = None) -> Fault | None:
         for fault in self.faults:
@@ -552,7 +588,7 @@ class ShiftedClock:
 
     def __init__(self) -> None:
         self.shift = timedelta(0)
-        self._real = RealClock()
+        self._real = _WallClock()
 
     def monotonic(self) -> float:
         return self._real.monotonic()
