@@ -55,7 +55,6 @@ __all__ = [
     "CANCELLED_STATUSES",
     "NON_AMAZON_CHANNELS",
     "canonicalize_row",
-    "iter_report_orders",
     "amazon_order_record",
 ]
 
@@ -440,17 +439,3 @@ def canonicalize_row(row: dict[str, Any]) -> dict[str, str]:
     """A row with canonical column names (for replays of edited rows)."""
     return {canonical_header(k): ("" if v is None else str(v)) for k, v in row.items()}
 
-
-def iter_report_orders(rows: Iterable[dict[str, str]], account: AmazonAccount) -> Iterator[OrderRecord | Rejected]:
-    """Map already-parsed rows (canonical names, adjacent per order): used by tests and the fake."""
-    current: str | None = None
-    buf: list[dict[str, str]] = []
-    for row in rows:
-        oid = row["amazon-order-id"]
-        if current is not None and oid != current:
-            yield map_report_order(current, buf, account)
-            buf = []
-        current = oid
-        buf.append(_kept(row))
-    if current is not None:
-        yield map_report_order(current, buf, account)
