@@ -10,6 +10,7 @@ Redis keys live under a namespace of each test; the Redis that is restarted is a
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -53,12 +54,37 @@ def shared_broker():
     delete_namespace(broker.client, ns)
 
 
+class PageGate:
+    """The fake's page hook: serves each orders page after ``delay_s``; from the
+    ``hold_at``-th page on, holds every page until :meth:`release`, so a test acts while
+    its syncs are certainly in the middle."""
+
+    def __init__(self, *, hold_at: int, delay_s: float = 0.05) -> None:
+        self.hold_at = hold_at
+        self.delay_s = delay_s
+        self.pages = 0
+        self._lock = threading.Lock()
+        self.held = threading.Event()
+        self._released = threading.Event()
+
+    def __call__(self, _variables) -> None:
+        with self._lock:
+            self.pages += 1
+            n = self.pages
+        time.sleep(self.delay_s)
+        if n >= self.hold_at and not self._released.is_set():
+            self.held.set()
+            self._released.wait(timeout=120)
+
+    def release(self) -> None:
+        self._released.set()
+
+
 @pytest.fixture
 def fake(tmp_path, monkeypatch):
-    """The fake Admin API serving 600 orders a page at a time (0.1 s a page), and a
-    stores file with two shops pointed at it; returns (fake, env for the processes)."""
+    """The fake Admin API serving 600 orders, and a stores file with two shops pointed at
+    it; returns (fake, env for the processes)."""
     with FakeShopify(orders=600, seed=11, restore_rate=1e6, bucket_size=1e6) as server:
-        server.on_orders_page = lambda _n: time.sleep(0.1)
         stores_file = tmp_path / "stores.toml"
         stores_file.write_text("\n".join(
             server.stores_toml(key=key, shop_domain=domain, timezone_name=tz, country=country)
@@ -70,6 +96,8 @@ def fake(tmp_path, monkeypatch):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield server, env
+        if isinstance(server.on_orders_page, PageGate):
+            server.on_orders_page.release()
 
 
 def _reference(fake_server, sqlite_url, stores):
@@ -77,6 +105,8 @@ def _reference(fake_server, sqlite_url, stores):
     from vipsync.workers.shopify_jobs import sync_shop
     from vipsync.workers.tagging import tag_pending
 
+    if isinstance(fake_server.on_orders_page, PageGate):
+        fake_server.on_orders_page.release()
     fake_server.on_orders_page = None
     ctx = Context(settings=Settings(), database_url=sqlite_url)
     for store in stores:
@@ -102,13 +132,16 @@ def test_a_worker_killed_mid_sync_resumes_and_the_store_ends_identical(pg, share
     server, secrets = fake
     env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom",
                      extra=secrets)
+    gate = server.on_orders_page = PageGate(hold_at=10)
     send(broker, "sync_shopify", queue="sync", store_key="shopify-us")
     first = start_workers(env=env, log_path=tmp_path / "worker1.log")
     try:
-        wait_until(lambda: _orders(factory, "shopify-us") >= 150, timeout_s=60, what="the sync to be under way")
+        wait_until(lambda: gate.held.is_set() and _orders(factory, "shopify-us") >= 150, timeout_s=60,
+                   what="the sync to be held in the middle")
     except TimeoutError:
         pytest.fail(first.log())
     first.kill9()
+    gate.release()
     partial = _orders(factory, "shopify-us")
     assert 150 <= partial < 600, "the sync must have been cut in the middle"
 
@@ -151,12 +184,16 @@ def test_a_redis_restart_mid_run_loses_nothing(pg, fake, sqlite_url, tmp_path):
             send(broker, "sync_shopify", queue="sync", store_key=store)
         env = worker_env(database_url=pg_url, redis_url=redis_server.url, namespace=ns,
                          metrics_dir=tmp_path / "prom", extra=secrets)
+        gate = server.on_orders_page = PageGate(hold_at=14)
         workers = start_workers(env=env, log_path=tmp_path / "workers.log", processes=2, threads=2)
         try:
-            wait_until(lambda: min(_orders(factory, s) for s in STORES) >= 100, timeout_s=60,
-                       what="both syncs to be under way")
-            assert max(_orders(factory, s) for s in STORES) < 600, "Redis must restart in the middle"
+            # From the 14th page on, every sync waits for its next page: Redis restarts
+            # while the syncs are certainly in the middle.
+            wait_until(lambda: gate.held.is_set(), timeout_s=60, what="the syncs to be under way")
+            time.sleep(0.3)
+            assert any(0 < _orders(factory, s) < 600 for s in STORES)
             redis_server.restart(down_s=2.0)
+            gate.release()
             wait_until(lambda: _idle(broker.client, ns) and pending_units(factory) == 0, timeout_s=120,
                        what="every sync and its tagging to finish")
         except TimeoutError:
