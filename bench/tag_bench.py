@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -27,26 +26,18 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The same generated products, countries and database as the import benchmark.
+from import_bench import COUNTRIES, PG_ADMIN, SKUS, rss_mib  # noqa: E402
 
 from vipsync.eligibility.engine import ClaimFacts, MemberFacts, UnitFacts, evaluate  # noqa: E402
 from vipsync.eligibility.loader import load_policies  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "vipsync" / "config"
-PG_ADMIN = os.environ.get("VIPSYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SKUS = [
-    ("HKS0401A3U", "TESmart 4-Port HDMI KVM Switch"),
-    ("HKS0802A1U", "TESmart 8-Port HDMI KVM Switch"),
-    ("DKS0401A30", "TESmart 4-Port Dual Monitor KVM Switch"),
-    ("HMA0808A10", "TESmart 8x8 HDMI Matrix Switch"),
-    ("CAB-HDMI-2M", "TESmart HDMI Cable 2m"),
-]
-COUNTRIES = ["US", "US", "US", "DE", "FR", "JP", "GB", "IT", "ES", "CA"]
+
 DAY0 = date(2024, 1, 1)
 DAYS = 730  # purchases spread over two years
-
-
-def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def engine_alone(n: int) -> None:
