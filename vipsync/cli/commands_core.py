@@ -25,6 +25,8 @@ READERS: dict[str, tuple[str, str | None]] = {
     "shopify": ("vipsync.connectors.shopify.files:read_orders_file", "shopify"),
     "amazon-report": ("vipsync.connectors.amazon.flatfile:read_all_orders_report", "amazon"),
     "members": ("vipsync.connectors.files.members:read_members_csv", None),
+    # Orders API records rejected during a sync: replayed by the same Amazon module.
+    "amazon-api": ("vipsync.connectors.amazon.flatfile:read_all_orders_report", "amazon"),
 }
 
 
@@ -34,10 +36,13 @@ def _load(spec: str) -> Callable:
 
 
 def print_summary(title: str, counts: dict[str, int]) -> None:
-    table = Table(title=title, show_header=True)
-    for key in counts:
-        table.add_column(key, justify="right")
-    table.add_row(*(str(v) for v in counts.values()))
+    if len(counts) > 5:  # many counts read better as rows than as truncated columns
+        table = Table("what", "count", title=title)
+        for key, value in counts.items():
+            table.add_row(key, str(value))
+    else:
+        table = Table(*counts, title=title)
+        table.add_row(*(str(v) for v in counts.values()))
     console.print(table)
 
 

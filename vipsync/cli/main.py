@@ -64,9 +64,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
 
 def _register_all() -> None:
     # Each module adds its own commands; the order here is the order of `--help`.
-    from vipsync.cli import commands_core, commands_eligibility, commands_shopify, commands_amazon, commands_workers
+    from vipsync.cli import commands_amazon, commands_core, commands_eligibility, commands_shopify, commands_workers, demo
 
-    for module in (commands_core, commands_shopify, commands_amazon, commands_eligibility, commands_workers):
+    for module in (commands_core, commands_shopify, commands_amazon, commands_eligibility, commands_workers, demo):
         module.register(groups)
 
 

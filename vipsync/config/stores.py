@@ -141,7 +141,7 @@ MARKETPLACES: dict[str, dict[str, str]] = {
     "NL": {"id": "A1805IZSGTT6HS", "sales_channel": "Amazon.nl", "timezone": "Europe/Amsterdam", "country": "NL"},
     "SE": {"id": "A2NODRKZP88ZB9", "sales_channel": "Amazon.se", "timezone": "Europe/Stockholm", "country": "SE"},
     "PL": {"id": "A1C3SOZRARQ6R3", "sales_channel": "Amazon.pl", "timezone": "Europe/Warsaw", "country": "PL"},
-    "BE": {"id": "AMEN7PMS2NWHZ", "sales_channel": "Amazon.com.be", "timezone": "Europe/Brussels", "country": "BE"},
+    "BE": {"id": "AMEN7PMS3EDWL", "sales_channel": "Amazon.com.be", "timezone": "Europe/Brussels", "country": "BE"},
     "IE": {"id": "A28R8C7NBKEWEA", "sales_channel": "Amazon.ie", "timezone": "Europe/Dublin", "country": "IE"},
     "UK": {"id": "A1F83G8C2ARO7P", "sales_channel": "Amazon.co.uk", "timezone": "Europe/London", "country": "GB"},
     "JP": {"id": "A1VC38T7YXB528", "sales_channel": "Amazon.co.jp", "timezone": "Asia/Tokyo", "country": "JP"},
