@@ -147,7 +147,7 @@ class Repository:
         if new:
             rows = [self._order_row(rec, digest, raw_ids, now) | {"created_at": now} for rec, digest in new]
             result = s.execute(
-                insert(Order).returning(Order.id, sort_by_parameter_order=True), rows
+                insert(Order.__table__).returning(Order.__table__.c.id, sort_by_parameter_order=True), rows
             ).scalars().all()
             new_ids = list(result)
         else:
@@ -184,7 +184,7 @@ class Repository:
                     }
                 )
         if line_rows:
-            s.execute(insert(OrderLineRow), line_rows)
+            s.execute(insert(OrderLineRow.__table__), line_rows)
 
         # Units.
         unit_inserts: list[dict] = []
@@ -230,7 +230,7 @@ class Repository:
                         {"id": u.id, "removed": True, "needs_tag": True, "title": u.title, "updated_at": now}
                     )
         if unit_inserts:
-            s.execute(insert(Unit), unit_inserts)
+            s.execute(insert(Unit.__table__), unit_inserts)
         if unit_updates:
             s.execute(update(Unit), unit_updates)
 
