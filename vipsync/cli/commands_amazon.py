@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import typer
 
 from vipsync.bootstrap import get_context
 from vipsync.cli.progress import console, err_console, progress_bar
-from vipsync.errors import ConfigError
 
 __all__ = ["register", "sync_amazon_accounts", "describe_estimate"]
 
@@ -60,21 +59,12 @@ def _expected_orders(ctx, key: str, after: datetime | None, now: datetime) -> tu
 
 def sync_amazon_accounts(store: str | None, *, backfill: bool, since: str | None) -> list:
     """Run the sync job of one Amazon account, or of every one; print each result."""
-    from vipsync.cli.commands_core import print_summary
+    from vipsync.cli.commands_core import print_sync_result, sync_targets
     from vipsync.store.repository import Repository
     from vipsync.workers.amazon_jobs import HISTORY_DAYS, STREAM, sync_account
 
     ctx = get_context()
-    if since is not None:
-        if not backfill:
-            raise ConfigError("--since goes with --backfill")
-        try:
-            date.fromisoformat(since)
-        except ValueError:
-            raise ConfigError(f"--since must be a date YYYY-MM-DD, not {since!r}") from None
-    keys = [ctx.stores.amazon(store).key] if store else [s.key for s in ctx.stores.of_kind("amazon")]
-    if not keys:
-        raise ConfigError("the stores file lists no Amazon account")
+    keys = sync_targets(ctx, "amazon", store, backfill=backfill, since=since)
     results = []
     now = datetime.now(timezone.utc)
     for key in keys:
@@ -101,16 +91,7 @@ def sync_amazon_accounts(store: str | None, *, backfill: bool, since: str | None
 
             result = sync_account(ctx, key, backfill=backfill, since=since, progress=progress)
         results.append(result)
-        counts = result.as_dict()
-        print_summary(f"amazon {mode} sync of {key}", {k: v for k, v in counts.items() if k not in ("store", "mode")})
-        for note in result.notes:
-            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-        if result.rejected:
-            err_console.print(
-                f"{result.rejected} order(s) rejected: see `vipsync errors list --source amazon-api` "
-                "(and --source amazon-report)",
-                highlight=False,
-            )
+        print_sync_result(result, kind="amazon", errors_source="amazon-api")
     return results
 
 

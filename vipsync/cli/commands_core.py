@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from vipsync.cli.progress import console, err_console, open_with_progress
 from vipsync.connectors.records import MemberRecord, OrderRecord, Rejected
 from vipsync.errors import ConfigError
 
-__all__ = ["register", "run_import", "print_summary", "READERS"]
+__all__ = ["register", "run_import", "print_summary", "READERS", "sync_targets", "print_sync_result"]
 
 # Each file kind: (reader "module:function", store kind or None). A reader takes a binary
 # file and the store's config and yields OrderRecord/MemberRecord or Rejected; its module
@@ -44,6 +44,38 @@ def print_summary(title: str, counts: dict[str, int]) -> None:
         table = Table(*counts, title=title)
         table.add_row(*(str(v) for v in counts.values()))
     console.print(table)
+
+
+def sync_targets(ctx, kind: str, store: str | None, *, backfill: bool, since: str | None) -> list[str]:
+    """The store keys a `vipsync sync KIND` runs on, after checking its options."""
+    from datetime import date
+
+    if since is not None:
+        if not backfill:
+            raise ConfigError("--since goes with --backfill")
+        try:
+            date.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(f"--since must be a date YYYY-MM-DD, not {since!r}") from None
+    if store:
+        return [getattr(ctx.stores, kind)(store).key]  # Stores.shopify / Stores.amazon check the kind
+    keys = [s.key for s in ctx.stores.of_kind(kind)]
+    if not keys:
+        raise ConfigError(f"the stores file lists no {kind} store")
+    return keys
+
+
+def print_sync_result(result, *, kind: str, errors_source: str) -> None:
+    """A sync's counts, its notes for ops, and where its rejects are."""
+    counts = result.as_dict()
+    print_summary(f"{kind} {result.mode} sync of {result.store_key}",
+                  {k: v for k, v in counts.items() if k not in ("store", "mode")})
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if result.rejected:
+        err_console.print(
+            f"{result.rejected} order(s) rejected: see `vipsync errors list --source {errors_source}`", highlight=False
+        )
 
 
 def run_import(kind: str, path: Path, store_key: str | None) -> dict[str, int]:

@@ -3,7 +3,6 @@ handed to the workers. Expected failures print one clear line and exit 2; bugs r
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass
 
