@@ -30,26 +30,25 @@ def interactive() -> bool:
 
 
 class _CountingReader:
-    """A binary file wrapper that reports bytes read to a progress task."""
+    """A binary file wrapper that reports its position to a progress task. It stays
+    seekable when the file is (a reader may go back to re-read part of a file)."""
 
-    def __init__(self, raw: IO[bytes], advance) -> None:
+    def __init__(self, raw: IO[bytes], moved_to) -> None:
         self._raw = raw
-        self._advance = advance
+        self._moved_to = moved_to
+
+    def _report(self, data: bytes) -> bytes:
+        self._moved_to(self._raw.tell())
+        return data
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._advance(len(data))
-        return data
+        return self._report(self._raw.read(size))
 
     def read1(self, size: int = -1) -> bytes:
-        data = self._raw.read1(size) if hasattr(self._raw, "read1") else self._raw.read(size)
-        self._advance(len(data))
-        return data
+        return self._report(self._raw.read1(size) if hasattr(self._raw, "read1") else self._raw.read(size))
 
     def readline(self, size: int = -1) -> bytes:
-        data = self._raw.readline(size)
-        self._advance(len(data))
-        return data
+        return self._report(self._raw.readline(size))
 
     def __iter__(self):
         return self
@@ -64,7 +63,15 @@ class _CountingReader:
         return True
 
     def seekable(self) -> bool:
-        return False
+        return self._raw.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        pos = self._raw.seek(offset, whence)
+        self._moved_to(pos)
+        return pos
+
+    def tell(self) -> int:
+        return self._raw.tell()
 
     def writable(self) -> bool:
         return False
@@ -100,7 +107,7 @@ def open_with_progress(path: Path, description: str) -> Iterator[IO[bytes]]:
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)
-        reader = _CountingReader(fh, lambda n: bar.advance(task, n))
+        reader = _CountingReader(fh, lambda pos: bar.update(task, completed=pos))
         try:
             yield reader  # type: ignore[misc]
         finally:
