@@ -281,3 +281,25 @@ def test_a_product_classified_after_its_units_were_tagged_flags_them_again(conte
     result = tag_pending(context)
     assert result.products_reclassified == 1 and result.rewritten == 1
     assert _tags(context)[("1000001", "HKS0401A3U", 1)].eligible
+
+
+def test_registration_timestamp_is_dated_in_the_zone_of_each_units_store(context):
+    """2024-12-31 23:30 UTC is still 2024-12-31 for the US web store (Los Angeles) but
+    already 2025-01-01 for the JP web store (Tokyo): against a deadline of 2025-01-01 the
+    same registration is in time for one unit and too late for the other."""
+    email = "zones@example.com"
+    registered = datetime(2024, 12, 31, 23, 30, tzinfo=timezone.utc)
+    _load(
+        context,
+        orders=[
+            order_record(1, store_key="shopify-us", purchased_at=_at("2024-01-01"), email=email, country="US"),
+            order_record(2, store_key="shopify-jp", purchased_at=_at("2024-01-01"), email=email, country="JP"),
+        ],
+        members=[MemberRecord(email_hash=email_digest(email), registered_at=registered.date(), registered_ts=registered)],
+    )
+    tag_pending(context)
+    tags = {key[0]: t for key, t in _tags(context).items()}
+    us, jp = tags[order_record(1).external_id], tags[order_record(2).external_id]
+    assert us.registration_deadline == jp.registration_deadline == date(2025, 1, 1)
+    assert (us.benefit_status, us.extended_warranty_end) == ("available", date(2027, 1, 1))
+    assert (jp.benefit_status, jp.extended_warranty_end) == ("registered_too_late", None)

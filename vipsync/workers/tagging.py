@@ -23,13 +23,14 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 
 from sqlalchemy import any_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
+from vipsync.eligibility.calendar import local_date
 from vipsync.eligibility.catalog import Catalog
 from vipsync.eligibility.engine import ClaimFacts, MemberFacts, UnitFacts, Verdict, evaluate
 from vipsync.eligibility.loader import load_catalog, load_policies
@@ -93,6 +94,12 @@ class Rules:
     catalog: Catalog
     policies: PolicySet
     official_stores: frozenset[str]
+    # The zone of each store, and of each Amazon marketplace: a membership date given as a
+    # timestamp is its calendar date in the zone of the unit's store (POLICY.md, Dates).
+    zones: dict[tuple[str, str | None], tzinfo] = field(default_factory=dict)
+
+    def zone(self, store_key: str, marketplace_id: str | None) -> tzinfo:
+        return self.zones.get((store_key, marketplace_id)) or self.zones.get((store_key, None)) or timezone.utc
 
 
 def load_rules(ctx) -> Rules:
@@ -103,7 +110,27 @@ def load_rules(ctx) -> Rules:
         catalog=load_catalog(settings.catalog_file),
         policies=load_policies(settings.policies_dir),
         official_stores=frozenset(s.key for s in ctx.stores if s.official),
+        zones=store_zones(ctx.stores),
     )
+
+
+def store_zones(stores) -> dict[tuple[str, str | None], tzinfo]:
+    """(store key, marketplace id or None) -> the zone purchases there are dated in."""
+    zones: dict[tuple[str, str | None], tzinfo] = {}
+    for store in stores:
+        if store.kind == "shopify":
+            zones[(store.key, None)] = store.tz
+        else:
+            for market in store.marketplaces:
+                zones[(store.key, market.id)] = market.tz
+            zones[(store.key, None)] = store.marketplaces[0].tz
+    return zones
+
+
+def _membership_date(day: date | None, ts: datetime | None, zone: tzinfo) -> date | None:
+    """A membership date given as a date is that date; given as a timestamp, its calendar
+    date in the zone of the unit's store."""
+    return local_date(ts, zone) if ts is not None else day
 
 
 def tag_pending(ctx, *, batch_size: int | None = None) -> TagResult:
@@ -257,7 +284,7 @@ def _judge(
         for o in session.execute(
             select(
                 Order.id, Order.source, Order.store_key, Order.purchase_date, Order.country, Order.is_cancelled,
-                Order.is_test, Order.payment_pending, Order.email_hash,
+                Order.is_test, Order.payment_pending, Order.email_hash, Order.marketplace_id,
             ).where(_in(Order.id, chunk, pg))
         ):
             orders[o.id] = o
@@ -298,33 +325,39 @@ def _judge(
             refunded_units.add(by_ordinal[ordinal])
 
     # Members: by e-mail for web-store orders, by a verified proof of purchase otherwise.
-    by_email: dict[str, MemberFacts] = {}
+    # Rows are kept as read; their dates become store-zone dates per unit below.
+    by_email: dict[str, Any] = {}
     hashes = sorted({o.email_hash for o in orders.values() if o.email_hash and o.source != "amazon"})
+    member_cols = (Member.id, Member.registered_at, Member.registered_ts, Member.exited_at, Member.exited_ts)
     for chunk in _in_chunks(hashes):
-        for mid, h, reg, ex in session.execute(
-            select(Member.id, Member.email_hash, Member.registered_at, Member.exited_at).where(_in(Member.email_hash, chunk, pg))
-        ):
-            by_email[h] = MemberFacts(mid, reg, ex)
-    by_link: dict[int, MemberFacts] = {}
+        for row in session.execute(select(Member.email_hash, *member_cols).where(_in(Member.email_hash, chunk, pg))):
+            by_email[row.email_hash] = row
+    by_link: dict[int, Any] = {}
     for chunk in _in_chunks(order_ids):
-        for oid, mid, reg, ex in session.execute(
-            select(OrderMemberLink.order_id, Member.id, Member.registered_at, Member.exited_at)
+        for row in session.execute(
+            select(OrderMemberLink.order_id, *member_cols)
             .join(Member, Member.id == OrderMemberLink.member_id)
             .where(_in(OrderMemberLink.order_id, chunk, pg))
             .order_by(OrderMemberLink.order_id, OrderMemberLink.verified_at.desc(), OrderMemberLink.id.desc())
         ):
-            by_link[oid] = MemberFacts(mid, reg, ex)  # the earliest verified link wins (last written)
+            by_link[row.order_id] = row  # the earliest verified link wins (last written)
 
     verdicts: list[tuple[int, Verdict]] = []
     errors: list[tuple[int, str | None, str]] = []
     official = rules.official_stores
     for u in units:
         o = orders[u.order_id]
+        row = by_email.get(o.email_hash) if o.source != "amazon" and o.email_hash else None
+        if row is None:
+            row = by_link.get(o.id)
         member = None
-        if o.source != "amazon" and o.email_hash:
-            member = by_email.get(o.email_hash)
-        if member is None:
-            member = by_link.get(o.id)
+        if row is not None:
+            zone = rules.zone(o.store_key, o.marketplace_id)
+            member = MemberFacts(
+                row.id,
+                _membership_date(row.registered_at, row.registered_ts, zone),
+                _membership_date(row.exited_at, row.exited_ts, zone),
+            )
         facts = UnitFacts(
             purchase_date=o.purchase_date,
             country=o.country,
