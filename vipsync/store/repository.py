@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.connectors.records import MemberRecord, OrderRecord, canonical_json, payload_sha256
+from vipsync.store.sql import in_values
 from vipsync.store.models import (
     ImportError_,
     ImportRun,
@@ -91,6 +92,7 @@ class Repository:
     def __init__(self, session: Session, *, now: Callable[[], datetime] = utcnow) -> None:
         self.session = session
         self.now = now
+        self.pg = session.get_bind().dialect.name == "postgresql"
 
     # ------------------------------------------------------------------ orders
     def upsert_orders(self, records: Iterable[OrderRecord]) -> UpsertCounts:
@@ -117,7 +119,7 @@ class Repository:
         for store_key, ids in by_store.items():
             rows = s.execute(
                 select(Order.id, Order.store_key, Order.external_id, Order.source_updated_at, Order.content_hash).where(
-                    Order.store_key == store_key, Order.external_id.in_(ids)
+                    Order.store_key == store_key, in_values(Order.external_id, ids, pg=self.pg)
                 )
             ).all()
             existing.update({(r.store_key, r.external_id): r for r in rows})
@@ -158,7 +160,7 @@ class Repository:
                 [self._order_row(rec, digest, raw_ids, now) | {"id": oid} for rec, digest, oid in replace],
             )
             replaced_ids = [oid for _, _, oid in replace]
-            s.execute(delete(OrderLineRow).where(OrderLineRow.order_id.in_(replaced_ids)))
+            s.execute(delete(OrderLineRow).where(in_values(OrderLineRow.order_id, replaced_ids, pg=self.pg)))
         else:
             replaced_ids = []
 
@@ -194,7 +196,7 @@ class Repository:
             for chunk_ids in _chunks(replaced_ids):
                 for u in s.execute(
                     select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.title).where(
-                        Unit.order_id.in_(chunk_ids)
+                        in_values(Unit.order_id, chunk_ids, pg=self.pg)
                     )
                 ):
                     current.setdefault(u.order_id, {})[(u.sku, u.ordinal)] = u
@@ -287,14 +289,19 @@ class Repository:
         _insert_ignore(self.session, RawPayload, rows, ["store_key", "kind", "external_id", "sha256"])
         ids: dict[tuple[str, str, str], int] = {}
         wanted = set(keys)
-        for chunk in _chunks(list({k[3] for k in keys})):
-            for r in self.session.execute(
-                select(RawPayload.id, RawPayload.store_key, RawPayload.kind, RawPayload.external_id, RawPayload.sha256).where(
-                    RawPayload.sha256.in_(chunk)
-                )
-            ):
-                if (r.store_key, r.kind, r.external_id, r.sha256) in wanted:
-                    ids[(r.store_key, r.kind, r.external_id)] = r.id
+        groups: dict[tuple[str, str], list[str]] = {}
+        for store_key, kind, external_id, _sha in keys:
+            groups.setdefault((store_key, kind), []).append(external_id)
+        for (store_key, kind), external_ids in groups.items():
+            for chunk in _chunks(external_ids):
+                # (store_key, kind, external_id) is the unique index's prefix: an index lookup.
+                for r in self.session.execute(
+                    select(RawPayload.id, RawPayload.external_id, RawPayload.sha256).where(
+                        RawPayload.store_key == store_key, RawPayload.kind == kind, in_values(RawPayload.external_id, chunk, pg=self.pg)
+                    )
+                ):
+                    if (store_key, kind, r.external_id, r.sha256) in wanted:
+                        ids[(store_key, kind, r.external_id)] = r.id
         return ids
 
     def _ensure_products(self, records: Sequence[OrderRecord], now: datetime) -> None:
@@ -308,7 +315,7 @@ class Repository:
         known = set()
         skus = list(titles)
         for chunk in _chunks(skus):
-            known.update(self.session.execute(select(Product.sku).where(Product.sku.in_(chunk))).scalars())
+            known.update(self.session.execute(select(Product.sku).where(in_values(Product.sku, chunk, pg=self.pg))).scalars())
         rows = [
             {"sku": sku, "title": title, "category": None, "first_seen_at": now}
             for sku, title in titles.items()
@@ -331,9 +338,7 @@ class Repository:
                     select(
                         Member.id, Member.email_hash, Member.registered_at, Member.exited_at, Member.country,
                         Member.registered_ts, Member.exited_ts,
-                    ).where(
-                        Member.email_hash.in_(hashes)
-                    )
+                    ).where(in_values(Member.email_hash, hashes, pg=self.pg))
                 )
             }
             inserts, updates, changed_hashes = [], [], []

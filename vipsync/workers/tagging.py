@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 
-from sqlalchemy import any_, delete, func, insert, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.eligibility.calendar import local_date
@@ -40,6 +39,7 @@ from vipsync.eligibility.status import unit_statuses
 from vipsync.errors import PolicyError
 from vipsync.store.models import Claim, ImportError_, Member, Order, OrderLineRow, OrderMemberLink, Product, Unit, UnitTag
 from vipsync.store.read_models import iter_units
+from vipsync.store.sql import in_values
 from vipsync.store.repository import Repository
 
 __all__ = [
@@ -233,7 +233,7 @@ def tag_units(
             flagged = [u.id for u in units if u.needs_tag]
             for chunk in _in_chunks(flagged):
                 session.execute(
-                    update(Unit).where(_in(Unit.id, chunk, pg)).values(needs_tag=False).execution_options(synchronize_session=False)
+                    update(Unit).where(in_values(Unit.id, chunk, pg=pg)).values(needs_tag=False).execution_options(synchronize_session=False)
                 )
             session.rollback() if dry_run else session.commit()
     result.elapsed_s = time.perf_counter() - started
@@ -253,14 +253,6 @@ def _record_tag_error(session: Session, unit_id: int, store_key: str | None, mes
             source="tagging", store_key=store_key, record_id=record_id, field="purchase_date", message=message,
             raw={"unit_id": unit_id},
         )
-
-
-def _in(column: Any, values: Sequence[Any], pg: bool) -> Any:
-    """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, where a long IN
-    list costs more to render and parse than the query costs to run."""
-    if pg:
-        return column == any_(literal(list(values), ARRAY(column.type)))
-    return column.in_(values)
 
 
 def _in_chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
@@ -285,7 +277,7 @@ def _judge(
             select(
                 Order.id, Order.source, Order.store_key, Order.purchase_date, Order.country, Order.is_cancelled,
                 Order.is_test, Order.payment_pending, Order.email_hash, Order.marketplace_id,
-            ).where(_in(Order.id, chunk, pg))
+            ).where(in_values(Order.id, chunk, pg=pg))
         ):
             orders[o.id] = o
 
@@ -294,7 +286,7 @@ def _judge(
     for chunk in _in_chunks(order_ids):
         for oid, sku, qty in session.execute(
             select(OrderLineRow.order_id, OrderLineRow.sku, func.sum(OrderLineRow.refunded_quantity))
-            .where(_in(OrderLineRow.order_id, chunk, pg), OrderLineRow.refunded_quantity > 0)
+            .where(in_values(OrderLineRow.order_id, chunk, pg=pg), OrderLineRow.refunded_quantity > 0)
             .group_by(OrderLineRow.order_id, OrderLineRow.sku)
         ):
             refunded_qty[(oid, sku)] = int(qty)
@@ -306,7 +298,7 @@ def _judge(
         for chunk in _in_chunks(refund_orders):
             for uid, oid, sku, ordinal in session.execute(
                 select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal).where(
-                    _in(Unit.order_id, chunk, pg), Unit.removed.is_(False)
+                    in_values(Unit.order_id, chunk, pg=pg), Unit.removed.is_(False)
                 )
             ):
                 if (oid, sku) in refunded_qty:
@@ -314,7 +306,7 @@ def _judge(
                     pool_ids.append(uid)
     for chunk in _in_chunks(sorted(set(pool_ids))):
         for uid, kind, on in session.execute(
-            select(Claim.unit_id, Claim.kind, Claim.claimed_on).where(_in(Claim.unit_id, chunk, pg))
+            select(Claim.unit_id, Claim.kind, Claim.claimed_on).where(in_values(Claim.unit_id, chunk, pg=pg))
         ):
             claims[uid] = ClaimFacts(kind, on)
     refunded_units: set[int] = set()
@@ -330,14 +322,14 @@ def _judge(
     hashes = sorted({o.email_hash for o in orders.values() if o.email_hash and o.source != "amazon"})
     member_cols = (Member.id, Member.registered_at, Member.registered_ts, Member.exited_at, Member.exited_ts)
     for chunk in _in_chunks(hashes):
-        for row in session.execute(select(Member.email_hash, *member_cols).where(_in(Member.email_hash, chunk, pg))):
+        for row in session.execute(select(Member.email_hash, *member_cols).where(in_values(Member.email_hash, chunk, pg=pg))):
             by_email[row.email_hash] = row
     by_link: dict[int, Any] = {}
     for chunk in _in_chunks(order_ids):
         for row in session.execute(
             select(OrderMemberLink.order_id, *member_cols)
             .join(Member, Member.id == OrderMemberLink.member_id)
-            .where(_in(OrderMemberLink.order_id, chunk, pg))
+            .where(in_values(OrderMemberLink.order_id, chunk, pg=pg))
             .order_by(OrderMemberLink.order_id, OrderMemberLink.verified_at.desc(), OrderMemberLink.id.desc())
         ):
             by_link[row.order_id] = row  # the earliest verified link wins (last written)
@@ -412,7 +404,7 @@ def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: dat
     existing: dict[int, str] = {}
     ids = [uid for uid, _ in verdicts]
     for chunk in _in_chunks(ids):
-        existing.update((r[0], r[1]) for r in session.execute(select(UnitTag.unit_id, UnitTag.facts_hash).where(_in(UnitTag.unit_id, chunk, pg))))
+        existing.update((r[0], r[1]) for r in session.execute(select(UnitTag.unit_id, UnitTag.facts_hash).where(in_values(UnitTag.unit_id, chunk, pg=pg))))
     inserts, updates = [], []
     for uid, v in verdicts:
         digest = v.digest()
@@ -428,7 +420,7 @@ def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: dat
         # A rewrite is delete + insert: one statement per chunk on both databases, where a
         # per-row UPDATE would be one round trip per row.
         for chunk in _in_chunks([r["unit_id"] for r in updates]):
-            session.execute(delete(UnitTag).where(_in(UnitTag.unit_id, chunk, pg)).execution_options(synchronize_session=False))
+            session.execute(delete(UnitTag).where(in_values(UnitTag.unit_id, chunk, pg=pg)).execution_options(synchronize_session=False))
     result.inserted += len(inserts)
     result.rewritten += len(updates)
     rows = inserts + updates
