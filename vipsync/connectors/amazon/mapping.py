@@ -158,12 +158,7 @@ def map_order_v0(
     if not isinstance(addr, Mapping):
         addr = {}
     total_money = order.get("OrderTotal")
-    raw = {
-        "format": RAW_V0,
-        "store_key": account.key,
-        "order": strip_pii_v0(order),
-        "items": [_strip_item(i) for i in items] if items is not None else None,
-    }
+    raw = _raw_v0(order, items, account)
     if address and not order.get("ShippingAddress"):
         raw["address"] = {k: address[k] for k in _ADDRESS_KEPT if k in address}
     return amazon_order_record(
@@ -183,13 +178,22 @@ def map_order_v0(
     )
 
 
+def _raw_v0(order: Mapping[str, Any], items, account: AmazonAccount) -> dict[str, Any]:
+    """The stored (and replayable) form of a v0 order and its items, buyer data stripped."""
+    return {
+        "format": RAW_V0,
+        "store_key": account.key,
+        "order": strip_pii_v0(order),
+        "items": [_strip_item(i) for i in items] if items is not None else None,
+    }
+
+
 def try_map_order_v0(order, items, account, **kwargs) -> OrderRecord | Rejected:
     """:func:`map_order_v0`, with a Rejected (and the payload, for replay) instead of raising."""
     try:
         return map_order_v0(order, items, account, **kwargs)
     except RecordError as exc:
-        raw = {"format": RAW_V0, "store_key": account.key, "order": strip_pii_v0(order),
-               "items": [_strip_item(i) for i in items] if items is not None else None}
+        raw = _raw_v0(order, items, account)
         return Rejected(exc.record_id or str(order.get("AmazonOrderId") or "?"), exc.field, exc.reason, raw)
 
 
