@@ -15,6 +15,7 @@ import json
 import logging
 
 from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -70,7 +71,8 @@ async def shopify_webhook(request: Request, background: BackgroundTasks) -> JSON
         payload = json.loads(body)
     except ValueError:
         return JSONResponse({"error": "body is not JSON"}, status_code=400)
-    delivery_id, duplicate = _store(ctx, shop.key, topic, webhook_id[:128], payload)
+    # The database write runs in the thread pool so a slow commit never stalls the event loop.
+    delivery_id, duplicate = await run_in_threadpool(_store, ctx, shop.key, topic, webhook_id[:128], payload)
     if duplicate:
         # Already here. Hand it off again only if it never finished (a crash after storing).
         if delivery_id is not None:
