@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -147,21 +146,6 @@ def run_child(mode: str, url: str, file: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fresh_pg() -> tuple[str, callable]:
-    from sqlalchemy import create_engine, text
-
-    name = f"vipsync_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
@@ -187,11 +171,11 @@ def main() -> None:
                     url = f"sqlite:///{tmpdir / f'{mode}.sqlite3'}"
                     results[mode] = run_child(mode, url, data)
                 else:
-                    url, drop = fresh_pg()
-                    try:
+                    from vipsync.devtools.scratch_db import scratch_database
+
+                    # The child migrates the database itself, as the import does on first use.
+                    with scratch_database(PG_ADMIN, prefix="vipsync_bench", migrate=False) as url:
                         results[mode] = run_child(mode, url, data)
-                    finally:
-                        drop()
             imp, raw = results["import"], results["raw"]
             print(
                 f"{db:10s} import: {imp['orders'] / imp['seconds']:9,.0f} orders/s ({imp['seconds']:.1f} s), "

@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import shutil
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -135,23 +133,14 @@ def fill(url: str, n_units: int, seed: int = 11) -> tuple[int, date]:
 
 
 def end_to_end(n: int, batch: int) -> None:
-    from sqlalchemy import create_engine, text
-
     from vipsync.bootstrap import Context
     from vipsync.config.settings import Settings
-    from vipsync.store.db import make_engine, upgrade
+    from vipsync.devtools.scratch_db import create_database, drop_database
     from vipsync.workers.tagging import retag_all, tag_pending
 
-    name = f"vipsync_tagbench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    url = create_database(PG_ADMIN, prefix="vipsync_tagbench")
     tmp = Path(tempfile.mkdtemp(prefix="tagbench-"))
     try:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
         t = time.perf_counter()
         orders, cut = fill(url, n)
         print(f"fill (COPY): {n:,} units in {orders:,} orders in {time.perf_counter() - t:.1f} s (peak RSS so far {rss_mib():.0f} MiB)")
@@ -183,9 +172,7 @@ def end_to_end(n: int, batch: int) -> None:
         ctx.dispose()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(PG_ADMIN, url)
 
 
 def main() -> None:

@@ -24,47 +24,20 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from vipsync.devtools.fake_shopify import FakeShopify  # noqa: E402
 from vipsync.devtools.worker_procs import Proc, RedisServer, free_port, new_namespace, start_workers, wait_until, worker_env  # noqa: E402
-from vipsync.store.db import make_engine, make_session_factory, upgrade  # noqa: E402
-from vipsync.store.models import Base, Order, Unit, UnitTag, WebhookDelivery  # noqa: E402
+from vipsync.devtools.scratch_db import create_database, drop_database, truncate_all  # noqa: E402
+from vipsync.store.db import make_engine, make_session_factory  # noqa: E402
+from vipsync.store.models import Order, Unit, UnitTag, WebhookDelivery  # noqa: E402
 
 PG_ADMIN = os.environ.get("VIPSYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-def _create_db() -> str:
-    name = f"vipsync_bench_workers_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
-
-
-def _drop_db(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def _truncate(engine) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
 def _tagged(factory, order_id: int) -> bool:
@@ -104,7 +77,7 @@ def main() -> None:
     counts = [int(x) for x in args.processes.split(",")]
 
     tmp = Path(tempfile.mkdtemp(prefix="workers-bench-"))
-    db_url = _create_db()
+    db_url = create_database(PG_ADMIN, prefix="vipsync_bench_workers")
     engine = make_engine(db_url)
     factory = make_session_factory(engine)
     rows = []
@@ -125,7 +98,7 @@ def main() -> None:
             try:
                 wait_until(lambda: _reachable(port), timeout_s=30, what="the web app")
                 for processes in counts:
-                    _truncate(engine)
+                    truncate_all(engine)
                     workers = start_workers(env=env, log_path=tmp / f"workers{processes}.log",
                                             processes=processes, threads=args.threads)
                     try:
@@ -136,7 +109,7 @@ def main() -> None:
                 web.stop()
     finally:
         engine.dispose()
-        _drop_db(db_url)
+        drop_database(PG_ADMIN, db_url)
 
     print(f"\nworkers benchmark: {args.n} webhooks per throughput round, {args.samples} timed one by one, "
           f"{args.threads} threads per process, {os.cpu_count()} CPUs")

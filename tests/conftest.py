@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from vipsync.bootstrap import Context, set_context
 from vipsync.config.settings import Settings
+from vipsync.devtools.scratch_db import scratch_database, truncate_all
 from vipsync.store.db import make_engine, make_session_factory, upgrade
-from vipsync.store.models import Base
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures"
@@ -48,24 +46,8 @@ def _sqlite_template(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def _pg_database():
     """A fresh PostgreSQL database for this test run, migrated once."""
-    name = f"vipsync_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def _truncate_pg(engine) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    with scratch_database(PG_ADMIN_URL, prefix="vipsync_test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -78,7 +60,7 @@ def sqlite_url(_sqlite_template, tmp_path) -> str:
 @pytest.fixture
 def pg_url(_pg_database) -> str:
     engine = make_engine(_pg_database)
-    _truncate_pg(engine)
+    truncate_all(engine)
     engine.dispose()
     return _pg_database
 
