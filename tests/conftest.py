@@ -18,8 +18,7 @@ from vipsync.config.settings import Settings
 from vipsync.devtools.scratch_db import scratch_database, truncate_all
 from vipsync.store.db import make_engine, make_session_factory, upgrade
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PG_ADMIN_URL = os.environ.get("VIPSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -26,18 +26,31 @@ EU = load_stores(ROOT / "vipsync" / "config" / "stores.toml").amazon("amazon-eu"
 
 def _sim(n=0, **kwargs):
     clock = SimClock()
-    orders = generate_orders(n, markets=("DE", "UK", "FR"), end=clock.now() - timedelta(minutes=10), seed=5) if n else []
+    orders = (
+        generate_orders(n, markets=("DE", "UK", "FR"), end=clock.now() - timedelta(minutes=10), seed=5)
+        if n
+        else []
+    )
     sim = SpApiSimulator(orders=orders, clock=clock, **kwargs)
     client = SpApiClient(
-        EU, refresh_token="r", lwa_app_id="a", lwa_client_secret="s", endpoint="http://fake",
-        clock=clock, http=httpx.Client(transport=sim.transport()),
+        EU,
+        refresh_token="r",
+        lwa_app_id="a",
+        lwa_client_secret="s",
+        endpoint="http://fake",
+        clock=clock,
+        http=httpx.Client(transport=sim.transport()),
     )
     return sim, client, clock
 
 
 def _all_pages(client, known=lambda ids: {}):
     now = client.clock.now()
-    return list(iter_order_pages(client, EU, updated_after=now - timedelta(days=60), updated_before=safe_until(now), known=known))
+    return list(
+        iter_order_pages(
+            client, EU, updated_after=now - timedelta(days=60), updated_before=safe_until(now), known=known
+        )
+    )
 
 
 def test_token_bucket_allows_the_burst_then_one_call_per_interval():
@@ -79,8 +92,11 @@ def test_hundreds_of_calls_stay_within_the_documented_limits():
 def test_last_updated_before_closer_than_two_minutes_is_never_sent():
     sim, client, clock = _sim(0)
     with pytest.raises(ValueError, match="2 minutes"):
-        client.get_orders_page(marketplace_ids=["A1PA6795UKMFR9"], updated_after=clock.now() - timedelta(days=1),
-                               updated_before=clock.now() - timedelta(seconds=90))
+        client.get_orders_page(
+            marketplace_ids=["A1PA6795UKMFR9"],
+            updated_after=clock.now() - timedelta(days=1),
+            updated_before=clock.now() - timedelta(seconds=90),
+        )
     assert sim.calls["getOrders"] == 0
 
 
@@ -136,22 +152,39 @@ def test_server_errors_past_the_retries_raise_a_transient_error():
 def test_library_returns_an_empty_response_on_a_429_without_errors_body():
     """Why the client verifies every response itself: python-amazon-sp-api does not raise."""
     with respx.mock(assert_all_called=True) as mock:
-        mock.post("https://api.amazon.com/auth/o2/token").respond(200, json={"access_token": "t", "expires_in": 3600})
-        mock.get(url__startswith="https://sellingpartnerapi-eu.amazon.com/orders/v0/orders").respond(429, content=b"")
-        client = OrdersV0(Marketplaces.DE, refresh_token="r", credentials={"refresh_token": "r", "lwa_app_id": "a", "lwa_client_secret": "s"})
+        mock.post("https://api.amazon.com/auth/o2/token").respond(
+            200, json={"access_token": "t", "expires_in": 3600}
+        )
+        mock.get(url__startswith="https://sellingpartnerapi-eu.amazon.com/orders/v0/orders").respond(
+            429, content=b""
+        )
+        client = OrdersV0(
+            Marketplaces.DE,
+            refresh_token="r",
+            credentials={"refresh_token": "r", "lwa_app_id": "a", "lwa_client_secret": "s"},
+        )
         res = client.get_orders(LastUpdatedAfter="2025-01-01T00:00:00Z")
         assert res.payload == {} and res.next_token is None
 
 
 def test_our_client_refuses_the_same_429_instead_of_reading_it_as_no_orders():
     with respx.mock() as mock:
-        mock.post("https://api.amazon.com/auth/o2/token").respond(200, json={"access_token": "t", "expires_in": 3600})
-        route = mock.get(url__startswith="https://sellingpartnerapi-eu.amazon.com/orders/v0/orders").respond(429, content=b"")
+        mock.post("https://api.amazon.com/auth/o2/token").respond(
+            200, json={"access_token": "t", "expires_in": 3600}
+        )
+        route = mock.get(url__startswith="https://sellingpartnerapi-eu.amazon.com/orders/v0/orders").respond(
+            429, content=b""
+        )
         clock = SimClock()
-        client = SpApiClient(EU, refresh_token="r", lwa_app_id="a", lwa_client_secret="s", clock=clock, max_attempts=3)
+        client = SpApiClient(
+            EU, refresh_token="r", lwa_app_id="a", lwa_client_secret="s", clock=clock, max_attempts=3
+        )
         with pytest.raises(RateLimited):
-            client.get_orders_page(marketplace_ids=["A1PA6795UKMFR9"], updated_after=clock.now() - timedelta(days=1),
-                                   updated_before=safe_until(clock.now()))
+            client.get_orders_page(
+                marketplace_ids=["A1PA6795UKMFR9"],
+                updated_after=clock.now() - timedelta(days=1),
+                updated_before=safe_until(clock.now()),
+            )
         assert route.call_count == 3
         sent = route.calls[0].request
         assert sent.url.params["MarketplaceIds"] == "A1PA6795UKMFR9"
@@ -165,7 +198,13 @@ def test_estimate_for_ten_thousand_orders_through_the_orders_api():
 
 
 def _raw_get_orders(sim, clock, **params):
-    status, _, body = sim.handle("POST", "/auth/o2/token", {}, b"grant_type=refresh_token&refresh_token=r&client_id=a&client_secret=s", {})
+    _status, _, body = sim.handle(
+        "POST",
+        "/auth/o2/token",
+        {},
+        b"grant_type=refresh_token&refresh_token=r&client_id=a&client_secret=s",
+        {},
+    )
     token = __import__("json").loads(body)["access_token"]
     query = {"MarketplaceIds": ["A1PA6795UKMFR9"], "LastUpdatedAfter": ["2025-01-01T00:00:00Z"]}
     query.update({k: [v] for k, v in params.items()})
@@ -193,7 +232,7 @@ def test_next_token_paging_replays_the_official_sandbox_pages():
     """The documented form: page 2 is the same request plus NextToken (sandbox static[1], [2])."""
     import json
 
-    fixtures = ROOT.parent / "shared" / "fixtures" / "amazon"
+    fixtures = ROOT / "tests" / "fixtures" / "amazon"
     page1 = json.loads((fixtures / "sandbox_getOrders_200_next_token.json").read_text())
     page2 = json.loads((fixtures / "sandbox_getOrders_200_next_token_page2.json").read_text())
     items = json.loads((fixtures / "sandbox_getOrderItems_200.json").read_text())
@@ -207,18 +246,29 @@ def test_next_token_paging_replays_the_official_sandbox_pages():
         return httpx.Response(200, json=page2, headers={"x-amzn-RateLimit-Limit": "0.0167"})
 
     with respx.mock() as mock:
-        mock.post("https://api.amazon.com/auth/o2/token").respond(200, json={"access_token": "t", "expires_in": 3600})
+        mock.post("https://api.amazon.com/auth/o2/token").respond(
+            200, json={"access_token": "t", "expires_in": 3600}
+        )
         route = mock.get("https://sellingpartnerapi-na.amazon.com/orders/v0/orders").mock(side_effect=orders)
         mock.get(url__regex=r".*/orderItems(\?.*)?$").respond(200, json=items)
         clock = SimClock()
         client = SpApiClient(na, refresh_token="r", lwa_app_id="a", lwa_client_secret="s", clock=clock)
         now = clock.now()
-        pages = list(iter_order_pages(client, na, updated_after=now - timedelta(days=3), updated_before=safe_until(now),
-                                      known=lambda ids: {}))
+        pages = list(
+            iter_order_pages(
+                client,
+                na,
+                updated_after=now - timedelta(days=3),
+                updated_before=safe_until(now),
+                known=lambda ids: {},
+            )
+        )
     first, second = (c.request.url.params for c in route.calls)
     assert "NextToken" not in first and second["NextToken"] == "2YgYW55IGNhcm5hbCBwbGVhc3VyZS4"
     for name in ("MarketplaceIds", "LastUpdatedAfter", "LastUpdatedBefore", "MaxResultsPerPage"):
         assert first[name] == second[name]
-    assert first["MarketplaceIds"] == "ATVPDKIKX0DER,A2EUQ1WTGCTBG2,A1AM78C64UM0Y8"  # all marketplaces at once
+    assert (
+        first["MarketplaceIds"] == "ATVPDKIKX0DER,A2EUQ1WTGCTBG2,A1AM78C64UM0Y8"
+    )  # all marketplaces at once
     assert [p.last for p in pages] == [False, True]
     assert [r.external_id for p in pages for r in p.records] == ["902-3159896-1390916"] * 2

@@ -23,14 +23,22 @@ from vipsync.connectors.records import OrderRecord, Rejected, canonical_json
 from vipsync.devtools.amazon_data import generate_orders, order_items_v0, order_v0, report_text
 
 ROOT = Path(__file__).resolve().parents[2]
-AMAZON = ROOT.parent / "shared" / "fixtures" / "amazon"
+AMAZON = ROOT / "tests" / "fixtures" / "amazon"
 STORES = load_stores(ROOT / "vipsync" / "config" / "stores.toml")
 NA: AmazonAccount = STORES.amazon("amazon-na")
 EU: AmazonAccount = STORES.amazon("amazon-eu")
-BR = Marketplace(code="BR", id="A2Q3Y263D00KWC", sales_channel="Amazon.com.br", timezone="America/Sao_Paulo", country="BR")
-TR = Marketplace(code="TR", id="A33AVAJ2PDY3EV", sales_channel="Amazon.com.tr", timezone="Europe/Istanbul", country="TR")
+BR = Marketplace(
+    code="BR", id="A2Q3Y263D00KWC", sales_channel="Amazon.com.br", timezone="America/Sao_Paulo", country="BR"
+)
+TR = Marketplace(
+    code="TR", id="A33AVAJ2PDY3EV", sales_channel="Amazon.com.tr", timezone="Europe/Istanbul", country="TR"
+)
 # An account listing every marketplace of the official examples (BR and TR are not TESmart's).
-WIDE = NA.model_copy(update={"marketplaces": NA.marketplaces + EU.marketplaces + STORES.amazon("amazon-fe").marketplaces + (BR, TR)})
+WIDE = NA.model_copy(
+    update={
+        "marketplaces": NA.marketplaces + EU.marketplaces + STORES.amazon("amazon-fe").marketplaces + (BR, TR)
+    }
+)
 
 
 def _load(name: str) -> dict:
@@ -71,14 +79,20 @@ def test_shipping_address_country_and_postal_code_come_from_get_order_address():
     order = dict(_load("sandbox_getOrder_200.json")["payload"])
     address = _load("sandbox_getOrderAddress_200.json")["payload"]["ShippingAddress"]
     rec = map_order_v0(order, [], NA, address=address)
-    assert rec.country == "US" and rec.country_source == "shipping" and rec.shipping_postal_code == "98121-2778"
+    assert (
+        rec.country == "US" and rec.country_source == "shipping" and rec.shipping_postal_code == "98121-2778"
+    )
     text = canonical_json(rec.raw)
     assert "MFNIntegrationTestMerchant" not in text and "WESTLAKE" not in text and "480-386" not in text
 
 
 @pytest.mark.parametrize(
     "name",
-    ["sandbox_v2026_searchOrders_200_a.json", "sandbox_v2026_searchOrders_200_b_paginationToken.json", "sandbox_v2026_searchOrders_200_c.json"],
+    [
+        "sandbox_v2026_searchOrders_200_a.json",
+        "sandbox_v2026_searchOrders_200_b_paginationToken.json",
+        "sandbox_v2026_searchOrders_200_c.json",
+    ],
 )
 def test_v2026_search_orders_fixtures_map_as_they_are(name):
     for order in _load(name)["orders"]:
@@ -86,13 +100,22 @@ def test_v2026_search_orders_fixtures_map_as_they_are(name):
         assert rec.external_id == order["orderId"]
         assert rec.country == order["recipient"]["deliveryAddress"]["countryCode"].replace("UK", "GB")
         assert rec.shipping_postal_code == order["recipient"]["deliveryAddress"]["postalCode"]
-        assert sum(l.quantity for l in rec.lines) == sum(i["quantityOrdered"] for i in order["orderItems"])
+        assert sum(line.quantity for line in rec.lines) == sum(
+            i["quantityOrdered"] for i in order["orderItems"]
+        )
         text = canonical_json(rec.raw)
         assert order["buyer"]["buyerName"] not in text and "buyer-email" not in text
         assert rec.email_hash is None
 
 
-@pytest.mark.parametrize("name", ["sandbox_v2026_getOrder_200_a.json", "sandbox_v2026_getOrder_200_b.json", "sandbox_v2026_getOrder_200_c.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sandbox_v2026_getOrder_200_a.json",
+        "sandbox_v2026_getOrder_200_b.json",
+        "sandbox_v2026_getOrder_200_c.json",
+    ],
+)
 def test_v2026_get_order_fixtures_map_as_they_are(name):
     order = _load(name)["order"]
     rec = map_order_v2026(order, WIDE)
@@ -103,16 +126,26 @@ def test_v2026_japanese_order_is_dated_in_tokyo():
     order = _load("sandbox_v2026_searchOrders_200_a.json")["orders"][0]
     rec = map_order_v2026(order, WIDE)
     assert rec.purchase_date == date(2024, 12, 25) and rec.country == "JP"
-    assert rec.unit_keys() == [("ECHO-DOT-4-JP-CHARCOAL", 1), ("FIRE-TV-4K-MAX-JP", 1), ("FIRE-TV-4K-MAX-JP", 2)]
+    assert rec.unit_keys() == [
+        ("ECHO-DOT-4-JP-CHARCOAL", 1),
+        ("FIRE-TV-4K-MAX-JP", 1),
+        ("FIRE-TV-4K-MAX-JP", 2),
+    ]
 
 
 def test_unknown_marketplace_is_rejected_with_the_payload_and_replays_once_listed():
     order = _load("sandbox_v2026_getOrder_200_a.json")["order"]  # Amazon.com.br
     with pytest.raises(Exception):
         map_order_v2026(order, NA)
-    v0 = dict(_load("sandbox_getOrders_200.json")["payload"]["Orders"][0], MarketplaceId="A2Q3Y263D00KWC", SalesChannel="Amazon.com.br")
+    v0 = dict(
+        _load("sandbox_getOrders_200.json")["payload"]["Orders"][0],
+        MarketplaceId="A2Q3Y263D00KWC",
+        SalesChannel="Amazon.com.br",
+    )
     rej = try_map_order_v0(v0, [], NA)
-    assert isinstance(rej, Rejected) and rej.field == "MarketplaceId" and rej.record_id == "902-1845936-5435065"
+    assert (
+        isinstance(rej, Rejected) and rej.field == "MarketplaceId" and rej.record_id == "902-1845936-5435065"
+    )
     (fixed,) = list(replay_record(rej.raw, WIDE))
     assert isinstance(fixed, OrderRecord) and fixed.marketplace_id == "A2Q3Y263D00KWC"
 
@@ -133,7 +166,9 @@ def test_items_are_fetched_for_new_orders_and_changed_counts_only():
     assert needs_items(order, None)
     assert not needs_items(order, KnownOrder(item_count=1, lines=()))
     assert needs_items(dict(order, NumberOfItemsUnshipped=2), KnownOrder(item_count=1, lines=()))
-    assert not needs_items(dict(order, OrderStatus="Canceled", NumberOfItemsUnshipped=0), KnownOrder(item_count=1, lines=()))
+    assert not needs_items(
+        dict(order, OrderStatus="Canceled", NumberOfItemsUnshipped=0), KnownOrder(item_count=1, lines=())
+    )
 
 
 def test_report_and_orders_api_yield_the_same_units_for_the_same_orders():

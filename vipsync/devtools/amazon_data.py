@@ -1,7 +1,7 @@
 """Generated Amazon orders for the fake SP-API, tests, the demo sample and benchmarks.
 
 One neutral order shape (:class:`FakeOrder`) rendered three ways, each shaped like the
-official examples: an Orders API v0 ``getOrders`` order (``../shared/fixtures/amazon/
+official examples: an Orders API v0 ``getOrders`` order (``tests/fixtures/amazon/
 sandbox_getOrders_200.json``), its ``getOrderItems`` items, and All Orders flat-file report
 rows (the documented columns, plus the ``url`` column real downloads carry). The same order
 rendered as API payloads and as report rows must yield the same units.
@@ -13,25 +13,25 @@ import io
 import random
 import zlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import IO
 
 from vipsync.config.stores import MARKETPLACES
 
 __all__ = [
-    "FakeItem",
-    "FakeOrder",
     "PRODUCTS",
     "REPORT_COLUMNS",
+    "FakeItem",
+    "FakeOrder",
     "generate_orders",
-    "order_v0",
-    "order_items_v0",
     "order_address_v0",
+    "order_items_v0",
+    "order_v0",
     "report_rows",
-    "write_report",
     "report_text",
     "sample_orders",
+    "write_report",
 ]
 
 # (SKU, title, unit price in USD-ish units)
@@ -47,20 +47,70 @@ PRODUCTS: tuple[tuple[str, str, Decimal], ...] = (
 
 # The documented BY_ORDER_DATE columns, in the docs' order, with ``url`` where real files have it.
 REPORT_COLUMNS: tuple[str, ...] = (
-    "amazon-order-id", "merchant-order-id", "purchase-date", "last-updated-date", "order-status",
-    "fulfillment-channel", "sales-channel", "order-channel", "url", "ship-service-level", "product-name",
-    "sku", "asin", "item-status", "quantity", "currency", "item-price", "item-tax", "shipping-price",
-    "shipping-tax", "gift-wrap-price", "gift-wrap-tax", "item-promotion-discount", "ship-promotion-discount",
-    "ship-city", "ship-state", "ship-postal-code", "ship-country", "promotion-ids", "cpf", "is-business-order",
-    "purchase-order-number", "price-designation",
+    "amazon-order-id",
+    "merchant-order-id",
+    "purchase-date",
+    "last-updated-date",
+    "order-status",
+    "fulfillment-channel",
+    "sales-channel",
+    "order-channel",
+    "url",
+    "ship-service-level",
+    "product-name",
+    "sku",
+    "asin",
+    "item-status",
+    "quantity",
+    "currency",
+    "item-price",
+    "item-tax",
+    "shipping-price",
+    "shipping-tax",
+    "gift-wrap-price",
+    "gift-wrap-tax",
+    "item-promotion-discount",
+    "ship-promotion-discount",
+    "ship-city",
+    "ship-state",
+    "ship-postal-code",
+    "ship-country",
+    "promotion-ids",
+    "cpf",
+    "is-business-order",
+    "purchase-order-number",
+    "price-designation",
 )
 
 _CURRENCY = {"US": "USD", "CA": "CAD", "MX": "MXN", "UK": "GBP", "JP": "JPY", "SE": "SEK", "PL": "PLN"}
-_FX = {"USD": Decimal(1), "CAD": Decimal("1.35"), "MXN": Decimal(18), "GBP": Decimal("0.8"), "JPY": Decimal(150),
-       "SEK": Decimal(11), "PLN": Decimal(4), "EUR": Decimal("0.93")}
-_POSTAL = {"US": "98121", "CA": "M5V 2T6", "MX": "06600", "DE": "10115", "AT": "1010", "FR": "75001", "IT": "00184",
-           "ES": "28013", "NL": "1012 AB", "SE": "111 52", "PL": "00-001", "BE": "1000", "IE": "D02 X285",
-           "GB": "SW1A 1AA", "JP": "150-0002", "CH": "8001"}
+_FX = {
+    "USD": Decimal(1),
+    "CAD": Decimal("1.35"),
+    "MXN": Decimal(18),
+    "GBP": Decimal("0.8"),
+    "JPY": Decimal(150),
+    "SEK": Decimal(11),
+    "PLN": Decimal(4),
+    "EUR": Decimal("0.93"),
+}
+_POSTAL = {
+    "US": "98121",
+    "CA": "M5V 2T6",
+    "MX": "06600",
+    "DE": "10115",
+    "AT": "1010",
+    "FR": "75001",
+    "IT": "00184",
+    "ES": "28013",
+    "NL": "1012 AB",
+    "SE": "111 52",
+    "PL": "00-001",
+    "BE": "1000",
+    "IE": "D02 X285",
+    "GB": "SW1A 1AA",
+    "JP": "150-0002",
+    "CH": "8001",
+}
 _COUNTRY_OF_CODE = {"UK": "GB"}
 
 
@@ -123,7 +173,7 @@ def generate_orders(
     About 3% are pending, 3% cancelled; EU marketplaces ship some orders abroad (a DE order
     to AT, a UK order to IE); some orders repeat a SKU on two items."""
     rng = random.Random(seed)
-    end = end or datetime.now(timezone.utc) - timedelta(minutes=10)
+    end = end or datetime.now(UTC) - timedelta(minutes=10)
     out: list[FakeOrder] = []
     for k in range(n):
         i = start_index + k
@@ -131,7 +181,15 @@ def generate_orders(
         purchased = end - timedelta(seconds=rng.uniform(0, span_days * 86400))
         purchased = purchased.replace(microsecond=0)
         roll = rng.random()
-        status = "Pending" if roll < 0.03 else "Canceled" if roll < 0.06 else "Shipped" if roll < 0.9 else "Unshipped"
+        status = (
+            "Pending"
+            if roll < 0.03
+            else "Canceled"
+            if roll < 0.06
+            else "Shipped"
+            if roll < 0.9
+            else "Unshipped"
+        )
         home = _COUNTRY_OF_CODE.get(market, market)
         ship = home
         if market == "DE" and rng.random() < 0.2:
@@ -142,7 +200,9 @@ def generate_orders(
         items: list[FakeItem] = []
         currency = _CURRENCY.get(market, "EUR")
         for j in range(n_items):
-            sku, title, usd = PRODUCTS[rng.randrange(len(PRODUCTS))] if j == 0 or rng.random() < 0.7 else PRODUCTS[0]
+            sku, title, usd = (
+                PRODUCTS[rng.randrange(len(PRODUCTS))] if j == 0 or rng.random() < 0.7 else PRODUCTS[0]
+            )
             if j == 1 and rng.random() < 0.15:
                 sku, title, usd = items[0].sku, items[0].title, PRODUCTS[0][2]  # same SKU on a second item
             qty = 1 if rng.random() < 0.85 else rng.randint(2, 3)
@@ -157,7 +217,9 @@ def generate_orders(
                     unit_price=price,
                 )
             )
-        prefix = {"US": "111", "CA": "701", "MX": "701", "JP": "503"}.get(market, "302" if market != "UK" else "203")
+        prefix = {"US": "111", "CA": "701", "MX": "701", "JP": "503"}.get(
+            market, "302" if market != "UK" else "203"
+        )
         order_id = f"{prefix}-{1000000 + i % 9000000:07d}-{(i * 7919) % 10000000:07d}"
         updated = min(end, purchased + timedelta(hours=rng.uniform(0, 48))).replace(microsecond=0)
         out.append(
@@ -178,7 +240,7 @@ def generate_orders(
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _item_counts(order: FakeOrder) -> tuple[int, int]:
@@ -249,7 +311,10 @@ def order_items_v0(order: FakeOrder) -> list[dict]:
             "SerialNumberRequired": False,
         }
         if order.status != "Pending":
-            body["ItemPrice"] = {"CurrencyCode": order.currency, "Amount": _money(item.unit_price * item.quantity, order.currency)}
+            body["ItemPrice"] = {
+                "CurrencyCode": order.currency,
+                "Amount": _money(item.unit_price * item.quantity, order.currency),
+            }
             body["ItemTax"] = {"CurrencyCode": order.currency, "Amount": "0.00"}
             body["PromotionDiscount"] = {"CurrencyCode": order.currency, "Amount": "0.00"}
         out.append(body)
@@ -259,7 +324,11 @@ def order_items_v0(order: FakeOrder) -> list[dict]:
 def order_address_v0(order: FakeOrder) -> dict:
     return {
         "AmazonOrderId": order.order_id,
-        "ShippingAddress": {"PostalCode": order.postal_code, "CountryCode": order.ship_country, "City": "CITY"},
+        "ShippingAddress": {
+            "PostalCode": order.postal_code,
+            "CountryCode": order.ship_country,
+            "City": "CITY",
+        },
     }
 
 
@@ -273,8 +342,8 @@ def report_rows(order: FakeOrder) -> list[dict[str, str]]:
             {
                 "amazon-order-id": order.order_id,
                 "merchant-order-id": "",
-                "purchase-date": order.purchased_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-                "last-updated-date": order.updated_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+                "purchase-date": order.purchased_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+                "last-updated-date": order.updated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
                 "order-status": status,
                 "fulfillment-channel": "Amazon" if order.fulfillment == "AFN" else "Merchant",
                 "sales-channel": order.sales_channel,
@@ -284,7 +353,9 @@ def report_rows(order: FakeOrder) -> list[dict[str, str]]:
                 "product-name": item.title,
                 "sku": item.sku,
                 "asin": item.asin,
-                "item-status": {"Canceled": "Cancelled", "Pending": "Unshipped"}.get(order.status, order.status),
+                "item-status": {"Canceled": "Cancelled", "Pending": "Unshipped"}.get(
+                    order.status, order.status
+                ),
                 "quantity": str(item.quantity),
                 "currency": order.currency if priced else "",
                 "item-price": _money(item.unit_price * item.quantity, order.currency) if priced else "",
@@ -338,7 +409,7 @@ def sample_orders() -> list[FakeOrder]:
     """The bundled demo sample: 20 orders across the US, DE, UK and JP marketplaces,
     including an Amazon.de order shipped to Austria, an Amazon.co.uk order shipped to
     Ireland, a cancelled and a pending order, a matrix, a cable and a repeated SKU."""
-    t = datetime(2025, 5, 2, 23, 30, tzinfo=timezone.utc)  # 01:30 on May 3 in Berlin
+    t = datetime(2025, 5, 2, 23, 30, tzinfo=UTC)  # 01:30 on May 3 in Berlin
     spec = [
         # (market, ship, status, [(sku, qty)], hours after t)
         ("US", "US", "Shipped", [("HKS0401A3U", 1)], 0),
@@ -374,7 +445,9 @@ def sample_orders() -> list[FakeOrder]:
                 title=titles[sku][0],
                 asin=f"B0{zlib.crc32(sku.encode()) % 10**8:08d}",
                 quantity=qty,
-                unit_price=(titles[sku][1] * _FX[currency]).quantize(Decimal(1) if currency == "JPY" else Decimal("0.01")),
+                unit_price=(titles[sku][1] * _FX[currency]).quantize(
+                    Decimal(1) if currency == "JPY" else Decimal("0.01")
+                ),
             )
             for j, (sku, qty) in enumerate(lines)
         ]

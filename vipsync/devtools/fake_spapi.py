@@ -10,7 +10,7 @@ counts breaches as ``rule_violations``. Faults can be injected per operation: ``
 it), ``500``, ``503_html``, ``200_empty`` (a 2xx with no payload), ``expired_token``,
 ``bad_next_token`` and ``slow``.
 
-Responses are shaped like the official sandbox examples in ``../shared/fixtures/amazon/``.
+Responses are shaped like the official sandbox examples in ``tests/fixtures/amazon/``.
 
 - In-process: ``SpApiSimulator`` (pure, injectable clock) and ``simulator.transport()`` (an
   ``httpx.MockTransport``) for the simulated-clock benchmark.
@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -46,7 +46,7 @@ from vipsync.devtools.amazon_data import (
     report_text,
 )
 
-__all__ = ["SpApiSimulator", "FakeSpApi", "Fault", "ShiftedClock", "main", "write_fake_stores"]
+__all__ = ["FakeSpApi", "Fault", "ShiftedClock", "SpApiSimulator", "main", "write_fake_stores"]
 
 TOLERANCE_TOKENS = 0.02  # jitter allowance: a request counts as a violation below -0.02 tokens
 
@@ -74,7 +74,7 @@ class _WallClock:
             time.sleep(seconds)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class _Bucket:
@@ -141,7 +141,9 @@ class SpApiSimulator:
         self.lock = threading.RLock()
 
     # ------------------------------------------------------------------ control
-    def inject(self, kind: str, *, op: str = "getOrders", times: int = 1, skip: int = 0, delay_s: float = 0.3) -> None:
+    def inject(
+        self, kind: str, *, op: str = "getOrders", times: int = 1, skip: int = 0, delay_s: float = 0.3
+    ) -> None:
         with self.lock:
             self.faults.append(Fault(op=op, kind=kind, remaining=times, skip=skip, delay_s=delay_s))
 
@@ -222,7 +224,9 @@ class SpApiSimulator:
         return "unknown", []
 
     # ------------------------------------------------------------------ dispatch
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str]):
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str]
+    ):
         """One request; returns (status, headers, body)."""
         with self.lock:
             op, args = self._route(method, path)
@@ -246,22 +250,32 @@ class SpApiSimulator:
             if expires is None or self.clock.monotonic() >= expires:
                 return self._json(
                     403,
-                    _err("Unauthorized", "Access to requested resource is denied.", "The access token you provided has expired."),
+                    _err(
+                        "Unauthorized",
+                        "Access to requested resource is denied.",
+                        "The access token you provided has expired.",
+                    ),
                 )
             if not self._take(op):
                 self.violations[op] += 1
-                return self._json(429, _err("QuotaExceeded", "You exceeded your quota for the requested resource."), op)
+                return self._json(
+                    429, _err("QuotaExceeded", "You exceeded your quota for the requested resource."), op
+                )
             handler = getattr(self, f"_op_{op}")
             return handler(args, query, body)
 
     def _serve_fault(self, fault: Fault, op: str):
         kind = fault.kind
         if kind == "429":
-            return self._json(429, _err("QuotaExceeded", "You exceeded your quota for the requested resource."), op)
+            return self._json(
+                429, _err("QuotaExceeded", "You exceeded your quota for the requested resource."), op
+            )
         if kind == "429_empty":
             return 429, {"x-amzn-RateLimit-Limit": f"{self._rate(op):g}"}, b""
         if kind == "500":
-            return self._json(500, _err("InternalFailure", "We encountered an internal error. Please try again."), op)
+            return self._json(
+                500, _err("InternalFailure", "We encountered an internal error. Please try again."), op
+            )
         if kind == "503_html":
             return 503, {"content-type": "text/html"}, b"<html><body>Service Unavailable</body></html>"
         if kind == "200_empty":
@@ -277,7 +291,9 @@ class SpApiSimulator:
                 self.lock.acquire()
             return None
         if kind == "bad_next_token":
-            return self._json(400, _err("InvalidInput", "Invalid Input", "NextToken could not be decoded"), op)
+            return self._json(
+                400, _err("InvalidInput", "Invalid Input", "NextToken could not be decoded"), op
+            )
         raise ValueError(f"unknown fault {kind!r}")
 
     def _lwa(self, body: bytes):
@@ -288,14 +304,20 @@ class SpApiSimulator:
         self.tokens[token] = self.clock.monotonic() + self.token_ttl_s
         return self._json(
             200,
-            {"access_token": token, "refresh_token": form["refresh_token"][0], "token_type": "bearer",
-             "expires_in": int(self.token_ttl_s)},
+            {
+                "access_token": token,
+                "refresh_token": form["refresh_token"][0],
+                "token_type": "bearer",
+                "expires_in": int(self.token_ttl_s),
+            },
         )
 
     # ------------------------------------------------------------------ Orders API v0
     def _encode_token(self, offset: int, query_key: str) -> str:
         raw = json.dumps({"o": offset, "q": query_key}).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "+/="[offset % 3]  # opaque, with URL-unsafe chars
+        return (
+            base64.urlsafe_b64encode(raw).decode().rstrip("=") + "+/="[offset % 3]
+        )  # opaque, with URL-unsafe chars
 
     def _decode_token(self, token: str, query_key: str) -> int | None:
         try:
@@ -319,7 +341,11 @@ class SpApiSimulator:
         for name in ("LastUpdatedBefore", "CreatedBefore"):
             if name in q and _parse_ts(q[name]) > now - timedelta(minutes=2):
                 self.rule_violations.append(f"{name} less than 2 minutes before the request")
-                return self._json(400, _err("InvalidInput", f"{name} must be at least 2 minutes before the request time"), "getOrders")
+                return self._json(
+                    400,
+                    _err("InvalidInput", f"{name} must be at least 2 minutes before the request time"),
+                    "getOrders",
+                )
         if "LastUpdatedAfter" in q:
             field, lo = "updated_at", _parse_ts(q["LastUpdatedAfter"])
             hi = _parse_ts(q["LastUpdatedBefore"]) if "LastUpdatedBefore" in q else now - timedelta(minutes=2)
@@ -327,7 +353,9 @@ class SpApiSimulator:
             field, lo = "purchased_at", _parse_ts(q["CreatedAfter"])
             hi = _parse_ts(q["CreatedBefore"]) if "CreatedBefore" in q else now - timedelta(minutes=2)
         else:
-            return self._json(400, _err("InvalidInput", "CreatedAfter or LastUpdatedAfter is required"), "getOrders")
+            return self._json(
+                400, _err("InvalidInput", "CreatedAfter or LastUpdatedAfter is required"), "getOrders"
+            )
         size = max(1, min(100, int(q.get("MaxResultsPerPage", "100"))))
         key_src = "|".join(f"{k}={q[k]}" for k in sorted(q) if k != "NextToken")
         query_key = hashlib.sha1(key_src.encode()).hexdigest()[:12]
@@ -335,11 +363,17 @@ class SpApiSimulator:
         if "NextToken" in q:
             decoded = self._decode_token(q["NextToken"], query_key)
             if decoded is None:
-                return self._json(400, _err("InvalidInput", "Invalid Input", "NextToken could not be decoded"), "getOrders")
+                return self._json(
+                    400, _err("InvalidInput", "Invalid Input", "NextToken could not be decoded"), "getOrders"
+                )
             offset = decoded
         marketset = set(markets)
         matching = sorted(
-            (o for o in self.orders.values() if o.marketplace_id in marketset and lo <= getattr(o, field) <= hi),
+            (
+                o
+                for o in self.orders.values()
+                if o.marketplace_id in marketset and lo <= getattr(o, field) <= hi
+            ),
             key=lambda o: (getattr(o, field), o.order_id),
         )
         page = matching[offset : offset + size]
@@ -366,7 +400,11 @@ class SpApiSimulator:
         order, missing = self._order_or_404(args[0], "getOrderItems")
         if missing:
             return missing
-        return self._json(200, {"payload": {"AmazonOrderId": order.order_id, "OrderItems": order_items_v0(order)}}, "getOrderItems")
+        return self._json(
+            200,
+            {"payload": {"AmazonOrderId": order.order_id, "OrderItems": order_items_v0(order)}},
+            "getOrderItems",
+        )
 
     def _op_getOrderAddress(self, args, query, body):
         order, missing = self._order_or_404(args[0], "getOrderAddress")
@@ -376,7 +414,9 @@ class SpApiSimulator:
     def _op_createReport(self, args, query, body):
         spec = json.loads(body or b"{}")
         if spec.get("reportType") != "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL":
-            return self._json(400, _err("InvalidInput", "Unsupported reportType in this fake"), "createReport")
+            return self._json(
+                400, _err("InvalidInput", "Unsupported reportType in this fake"), "createReport"
+            )
         report_id = str(50000 + len(self.reports))
         outcome = "DONE"
         fault = self._fault("report")
@@ -419,10 +459,18 @@ class SpApiSimulator:
 
     def _render_document(self, rep: dict) -> bytes:
         spec = rep["spec"]
-        lo = _parse_ts(spec["dataStartTime"]) if spec.get("dataStartTime") else datetime(1970, 1, 1, tzinfo=timezone.utc)
+        lo = (
+            _parse_ts(spec["dataStartTime"])
+            if spec.get("dataStartTime")
+            else datetime(1970, 1, 1, tzinfo=UTC)
+        )
         hi = _parse_ts(spec["dataEndTime"]) if spec.get("dataEndTime") else rep["created"]
         chosen = sorted(
-            (o for o in self.orders.values() if o.marketplace_id in rep["markets"] and lo <= o.purchased_at <= hi),
+            (
+                o
+                for o in self.orders.values()
+                if o.marketplace_id in rep["markets"] and lo <= o.purchased_at <= hi
+            ),
             key=lambda o: (o.purchased_at, o.order_id),
         )
         data = report_text(chosen)
@@ -445,7 +493,11 @@ class SpApiSimulator:
             url = request.url
             query = parse_qs(url.query.decode("ascii"), keep_blank_values=True)
             status, headers, body = self.handle(
-                request.method, url.path, query, request.content, {k.lower(): v for k, v in request.headers.items()}
+                request.method,
+                url.path,
+                query,
+                request.content,
+                {k.lower(): v for k, v in request.headers.items()},
             )
             return httpx.Response(status, headers=headers, content=body)
 
@@ -492,7 +544,10 @@ class FakeSpApi:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, headers, payload = sim.handle(
-                    self.command, parts.path, parse_qs(parts.query, keep_blank_values=True), body,
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query, keep_blank_values=True),
+                    body,
                     {k.lower(): v for k, v in self.headers.items()},
                 )
                 self.send_response(status)
@@ -532,13 +587,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--orders", type=int, default=200, help="generated orders to serve")
     parser.add_argument("--markets", default="US,DE,UK,JP", help="marketplace codes of the generated orders")
-    parser.add_argument("--rate-scale", type=float, default=1.0, help="multiply the documented rates (1 = real limits)")
+    parser.add_argument(
+        "--rate-scale", type=float, default=1.0, help="multiply the documented rates (1 = real limits)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     markets = tuple(m.strip().upper() for m in args.markets.split(",") if m.strip())
-    fake = FakeSpApi(n_orders=args.orders, markets=markets, port=args.port, seed=args.seed, rate_scale=args.rate_scale)
+    fake = FakeSpApi(
+        n_orders=args.orders, markets=markets, port=args.port, seed=args.seed, rate_scale=args.rate_scale
+    )
     fake.start()
-    print(f"fake SP-API at {fake.url} with {args.orders} orders ({','.join(markets)}); Ctrl-C stops it", flush=True)
+    print(
+        f"fake SP-API at {fake.url} with {args.orders} orders ({','.join(markets)}); Ctrl-C stops it",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)
@@ -574,7 +636,7 @@ def write_fake_stores(
     market_list = ", ".join(f'"{m}"' for m in markets)
     text = (
         f'[stores.{key}]\nkind = "amazon"\nname = "fake"\nregion = "{region}"\n'
-        f"marketplaces = [{market_list}]\ncredentials = {{ {creds} }}\nendpoint = \"{url}\"\n"
+        f'marketplaces = [{market_list}]\ncredentials = {{ {creds} }}\nendpoint = "{url}"\n'
     )
     from pathlib import Path
 
