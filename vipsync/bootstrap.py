@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.config.settings import Settings, get_settings
 from vipsync.config.stores import Stores, load_stores
+from vipsync.privacy import Digester, load_pii_key
 from vipsync.store.db import ensure_schema, make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from vipsync.api.auth import TokenTable
 
 __all__ = ["Context", "get_context", "set_context"]
 
@@ -44,6 +48,25 @@ class Context:
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
+
+    @cached_property
+    def digester(self) -> Digester:
+        """Keyed digests of e-mails and proof factors (see vipsync/privacy.py)."""
+        secret = self.settings.pii_key.get_secret_value() if self.settings.pii_key else None
+        key = load_pii_key(
+            secret,
+            self.settings.pii_key_id,
+            database_url=self.database_url or self.settings.effective_database_url,
+            data_dir=self.settings.data_dir,
+        )
+        return Digester(key)
+
+    @cached_property
+    def api_tokens(self) -> TokenTable:
+        """The HTTP API's bearer tokens (see vipsync/api/auth.py)."""
+        from vipsync.api.auth import parse_tokens
+
+        return parse_tokens(self.settings.api_tokens)
 
     @property
     def stores(self) -> Stores:

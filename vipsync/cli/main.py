@@ -11,7 +11,7 @@ import typer
 from vipsync.cli.progress import err_console
 from vipsync.errors import VipsyncError
 
-__all__ = ["app", "main", "Groups"]
+__all__ = ["Groups", "app", "main"]
 
 app = typer.Typer(
     name="vipsync",
@@ -63,9 +63,25 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
 
 def _register_all() -> None:
     # Each module adds its own commands; the order here is the order of `--help`.
-    from vipsync.cli import commands_amazon, commands_core, commands_eligibility, commands_shopify, commands_workers, demo
+    from vipsync.cli import (
+        commands_amazon,
+        commands_api,
+        commands_core,
+        commands_eligibility,
+        commands_shopify,
+        commands_workers,
+        demo,
+    )
 
-    for module in (commands_core, commands_shopify, commands_amazon, commands_eligibility, commands_workers, demo):
+    for module in (
+        commands_core,
+        commands_shopify,
+        commands_amazon,
+        commands_eligibility,
+        commands_workers,
+        commands_api,
+        demo,
+    ):
         module.register(groups)
 
 

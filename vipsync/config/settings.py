@@ -5,12 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vipsync.errors import ConfigError
 
-__all__ = ["Settings", "get_settings", "CONFIG_DIR"]
+__all__ = ["CONFIG_DIR", "Settings", "get_settings"]
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     lock_ttl_s: int = Field(default=60, ge=2)  # a crashed sync's store lock frees itself after this
     retry_min_backoff_ms: int = Field(default=5_000, ge=1)
     retry_max_retries: int = Field(default=8, ge=0)
+    # Personal data (vipsync/privacy.py): the key of the keyed digests and its id.
+    pii_key: SecretStr | None = None
+    pii_key_id: str | None = Field(default=None, max_length=32)
+    # The HTTP API's bearer tokens (vipsync/api/auth.py): "name:scope:sha256-of-token" entries,
+    # comma-separated; `vipsync api token new` makes one.
+    api_tokens: str = ""
 
     @field_validator("database_url")
     @classmethod
