@@ -1,15 +1,17 @@
 # The two quick-start targets create .venv themselves; nothing else needs installing.
+# Dependencies install from requirements.lock, the exact set the tests passed with.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test check lint typecheck unit-tests install lock bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,8 +19,28 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vipsync demo
 
-test: $(STAMP)
+# The README's test command: static checks first (they take seconds), then the suite.
+test: check unit-tests
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check vipsync tests bench
+	$(BIN)/ruff format --check vipsync tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit-tests: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Re-resolve requirements.lock from pyproject.toml (after changing a dependency, or to
+# take newer releases): `make lock`, then `make test`, then commit both files.
+lock: $(STAMP)
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --upgrade --extra test --strip-extras --no-emit-find-links \
+		--no-emit-index-url --no-emit-trusted-host -o requirements.lock pyproject.toml
+	rm -f $(STAMP)
 
 bench: $(STAMP)
 	for b in bench/*_bench.py; do $(BIN)/python $$b || exit 1; done

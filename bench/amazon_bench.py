@@ -47,8 +47,13 @@ DAYS = 730
 def _setup(orders, clock):
     sim = SpApiSimulator(orders=orders, clock=clock, report_polls_until_done=2)
     client = SpApiClient(
-        ACCOUNT, refresh_token="r", lwa_app_id="a", lwa_client_secret="s", endpoint="http://fake",
-        clock=clock, http=httpx.Client(transport=sim.transport()),
+        ACCOUNT,
+        refresh_token="r",
+        lwa_app_id="a",
+        lwa_client_secret="s",
+        endpoint="http://fake",
+        clock=clock,
+        http=httpx.Client(transport=sim.transport()),
     )
     return sim, client
 
@@ -60,28 +65,43 @@ def _fmt(seconds: float) -> str:
 def _line(name: str, calls: dict, sim_s: float, wall_s: float, orders: int, violations: int) -> None:
     total = sum(calls.values())
     detail = ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
-    print(f"  {name:<34} {orders:>6} orders  {total:>6} calls  imposed {_fmt(sim_s)}  "
-          f"(wall {wall_s:5.1f} s, violations {violations})\n      {detail}")
+    print(
+        f"  {name:<34} {orders:>6} orders  {total:>6} calls  imposed {_fmt(sim_s)}  "
+        f"(wall {wall_s:5.1f} s, violations {violations})\n      {detail}"
+    )
 
 
 def bench_orders_api(n: int) -> None:
     clock = SimClock()
-    orders = generate_orders(n, markets=MARKETS, end=clock.now() - timedelta(minutes=10), span_days=DAYS - 1, seed=1)
+    orders = generate_orders(
+        n, markets=MARKETS, end=clock.now() - timedelta(minutes=10), span_days=DAYS - 1, seed=1
+    )
     sim, client = _setup(orders, clock)
     t0, s0 = time.perf_counter(), clock.monotonic()
     until = safe_until(clock.now())
     got = 0
     for lo, hi in report_windows(until - timedelta(days=DAYS), until):  # 30-day slices, as the job does
-        for page in iter_order_pages(client, ACCOUNT, updated_after=lo, updated_before=hi, known=lambda ids: {}):
+        for page in iter_order_pages(
+            client, ACCOUNT, updated_after=lo, updated_before=hi, known=lambda ids: {}
+        ):
             got += len(page.records)
-    _line("backfill via Orders API", dict(client.calls), clock.monotonic() - s0, time.perf_counter() - t0, got, sim.total_violations)
+    _line(
+        "backfill via Orders API",
+        dict(client.calls),
+        clock.monotonic() - s0,
+        time.perf_counter() - t0,
+        got,
+        sim.total_violations,
+    )
     est = estimate(orders=n, mode="orders_api")
     print(f"      lower bound from the documented limits: {est.total_calls} calls, {_fmt(est.seconds)}")
 
 
 def bench_report(n: int) -> None:
     clock = SimClock()
-    orders = generate_orders(n, markets=MARKETS, end=clock.now() - timedelta(minutes=10), span_days=DAYS - 1, seed=1)
+    orders = generate_orders(
+        n, markets=MARKETS, end=clock.now() - timedelta(minutes=10), span_days=DAYS - 1, seed=1
+    )
     sim, client = _setup(orders, clock)
     t0, s0 = time.perf_counter(), clock.monotonic()
     until = safe_until(clock.now())
@@ -91,21 +111,39 @@ def bench_report(n: int) -> None:
         window = run_report(client, ACCOUNT, start=lo, end=hi, poll_interval_s=30)
         with open_report_records(client, ACCOUNT, window) as records:
             got += sum(1 for r in records if isinstance(r, OrderRecord))
-    _line("backfill via Reports API", dict(client.calls), clock.monotonic() - s0, time.perf_counter() - t0, got, sim.total_violations)
+    _line(
+        "backfill via Reports API",
+        dict(client.calls),
+        clock.monotonic() - s0,
+        time.perf_counter() - t0,
+        got,
+        sim.total_violations,
+    )
     print(f"      ({len(windows)} reports of 30 days; the fake finishes a report after 2 polls 30 s apart)")
 
 
 def bench_daily(n: int, daily: int) -> None:
     clock = SimClock()
-    orders = generate_orders(n, markets=MARKETS, end=clock.now() - timedelta(hours=1), span_days=DAYS - 1, seed=1)
+    orders = generate_orders(
+        n, markets=MARKETS, end=clock.now() - timedelta(hours=1), span_days=DAYS - 1, seed=1
+    )
     sim, client = _setup(orders, clock)
-    known = {o.order_id: KnownOrder(o.item_count, tuple(OrderLine(i.item_id, i.sku, i.title, i.quantity) for i in o.items))
-             for o in orders}
+    known = {
+        o.order_id: KnownOrder(
+            o.item_count, tuple(OrderLine(i.item_id, i.sku, i.title, i.quantity) for i in o.items)
+        )
+        for o in orders
+    }
     start = clock.now()
-    new = generate_orders(daily // 2, markets=MARKETS, start_index=n, seed=2, end=start + timedelta(hours=24), span_days=1)
+    new = generate_orders(
+        daily // 2, markets=MARKETS, start_index=n, seed=2, end=start + timedelta(hours=24), span_days=1
+    )
     changes = [o for o in orders if o.status == "Unshipped"][: daily - len(new)]
     events = [(o.purchased_at, "new", o) for o in new]
-    events += [(start + timedelta(minutes=(k * 1440) // max(len(changes), 1)), "ship", o) for k, o in enumerate(changes)]
+    events += [
+        (start + timedelta(minutes=(k * 1440) // max(len(changes), 1)), "ship", o)
+        for k, o in enumerate(changes)
+    ]
     events.sort(key=lambda e: e[0])
     bookmark = safe_until(start)
     t0 = time.perf_counter()
@@ -119,18 +157,31 @@ def bench_daily(n: int, daily: int) -> None:
         clock.advance(max(0.0, (horizon - clock.now()).total_seconds()))  # the scheduler's hour, not imposed
         until = safe_until(clock.now())
         s0 = clock.monotonic()
-        for page in iter_order_pages(client, ACCOUNT, updated_after=bookmark, updated_before=until,
-                                     known=lambda ids: {i: known[i] for i in ids if i in known}):
+        for page in iter_order_pages(
+            client,
+            ACCOUNT,
+            updated_after=bookmark,
+            updated_before=until,
+            known=lambda ids: {i: known[i] for i in ids if i in known},
+        ):
             got += len(page.records)
             for rec in page.records:
                 if isinstance(rec, OrderRecord):
-                    known[rec.external_id] = KnownOrder(sum(l.quantity for l in rec.lines), rec.lines)
+                    known[rec.external_id] = KnownOrder(sum(line.quantity for line in rec.lines), rec.lines)
         imposed += clock.monotonic() - s0
         bookmark = until
         runs += 1
-    _line(f"one day of updates ({runs} hourly syncs)", dict(client.calls), imposed, time.perf_counter() - t0, got,
-          sim.total_violations)
-    print(f"      ({len(new)} new orders, {len(changes)} status changes: getOrderItems only for the new ones)")
+    _line(
+        f"one day of updates ({runs} hourly syncs)",
+        dict(client.calls),
+        imposed,
+        time.perf_counter() - t0,
+        got,
+        sim.total_violations,
+    )
+    print(
+        f"      ({len(new)} new orders, {len(changes)} status changes: getOrderItems only for the new ones)"
+    )
 
 
 def bench_report_memory(n: int) -> None:
@@ -154,8 +205,10 @@ def bench_report_memory(n: int) -> None:
             wall = time.perf_counter() - t0
             peak = tracemalloc.get_traced_memory()[1] / 1e6
             tracemalloc.stop()
-        print(f"  parse All Orders report {count:>7} orders ({mb:6.1f} MB)  {count / wall:8.0f} orders/s  "
-              f"peak Python memory {peak:5.1f} MB")
+        print(
+            f"  parse All Orders report {count:>7} orders ({mb:6.1f} MB)  {count / wall:8.0f} orders/s  "
+            f"peak Python memory {peak:5.1f} MB"
+        )
 
 
 def main() -> None:

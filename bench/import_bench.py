@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 PG_ADMIN = os.environ.get("VIPSYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -40,7 +40,7 @@ def rss_mib() -> float:
 def generate(path: Path, n: int, seed: int = 7) -> None:
     """N Shopify REST-shaped orders as JSON Lines (1 to 3 lines each)."""
     rng = random.Random(seed)
-    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
     with path.open("w") as fh:
         for i in range(n):
             ts = (t0 + timedelta(minutes=7 * i)).isoformat()
@@ -48,13 +48,34 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
             lines = []
             for j in range(rng.choice((1, 1, 1, 2, 3))):
                 sku, title = rng.choice(SKUS)
-                lines.append({"id": i * 10 + j, "sku": sku, "title": title, "name": title,
-                              "quantity": rng.choice((1, 1, 1, 2)), "price": "169.99", "product_id": 1, "variant_id": 2})
+                lines.append(
+                    {
+                        "id": i * 10 + j,
+                        "sku": sku,
+                        "title": title,
+                        "name": title,
+                        "quantity": rng.choice((1, 1, 1, 2)),
+                        "price": "169.99",
+                        "product_id": 1,
+                        "variant_id": 2,
+                    }
+                )
             order = {
-                "id": 4_000_000_000 + i, "name": f"#{10000 + i}", "order_number": 10000 + i,
-                "email": f"buyer{i}@example.com", "created_at": ts, "processed_at": ts, "updated_at": ts,
-                "financial_status": "paid", "test": False, "cancelled_at": None, "currency": "USD",
-                "total_price": "169.99", "line_items": lines, "refunds": [], "discount_codes": [],
+                "id": 4_000_000_000 + i,
+                "name": f"#{10000 + i}",
+                "order_number": 10000 + i,
+                "email": f"buyer{i}@example.com",
+                "created_at": ts,
+                "processed_at": ts,
+                "updated_at": ts,
+                "financial_status": "paid",
+                "test": False,
+                "cancelled_at": None,
+                "currency": "USD",
+                "total_price": "169.99",
+                "line_items": lines,
+                "refunds": [],
+                "discount_codes": [],
                 "shipping_address": {"country_code": cc, "zip": f"{10000 + i % 90000}"},
                 "billing_address": {"country_code": cc},
             }
@@ -81,8 +102,14 @@ def child_import(url: str, file: Path) -> dict:
     with file.open("rb") as fh:
         again = import_records(factory, read_orders_file(fh, shop), kind="shopify", store_key=shop.key)
     elapsed2 = time.perf_counter() - t2
-    return {"orders": summary.inserted, "seconds": elapsed, "reimport_seconds": elapsed2,
-            "reimport_unchanged": again.unchanged, "base_rss_mib": base, "peak_rss_mib": rss_mib()}
+    return {
+        "orders": summary.inserted,
+        "seconds": elapsed,
+        "reimport_seconds": elapsed2,
+        "reimport_unchanged": again.unchanged,
+        "base_rss_mib": base,
+        "peak_rss_mib": rss_mib(),
+    }
 
 
 def child_raw(url: str, file: Path) -> dict:
@@ -97,13 +124,29 @@ def child_raw(url: str, file: Path) -> dict:
     shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
     with file.open("rb") as fh:
         records = list(read_orders_file(fh, shop))  # mapping is not timed: only the writes
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     orders, lines, units = [], [], []
     for oid, r in enumerate(records, start=1):
-        orders.append((oid, r.source, r.store_key, r.external_id, r.name, r.purchased_at, r.purchase_date, r.updated_at,
-                       r.country, "shipping", "[]", "x" * 64, now, now))
-        for k, l in enumerate(r.lines):
-            lines.append((oid, l.line_key, l.sku, l.title, l.quantity, 0))
+        orders.append(
+            (
+                oid,
+                r.source,
+                r.store_key,
+                r.external_id,
+                r.name,
+                r.purchased_at,
+                r.purchase_date,
+                r.updated_at,
+                r.country,
+                "shipping",
+                "[]",
+                "x" * 64,
+                now,
+                now,
+            )
+        )
+        for line in r.lines:
+            lines.append((oid, line.line_key, line.sku, line.title, line.quantity, 0))
         for sku, ordinal in r.unit_keys():
             units.append((oid, r.store_key, r.external_id, sku, ordinal, "", now, now))
     cols_o = "id, source, store_key, external_id, name, purchased_at, purchase_date, source_updated_at, country, country_source, discount_codes, content_hash, created_at, updated_at"
@@ -116,7 +159,13 @@ def child_raw(url: str, file: Path) -> dict:
         conn = sqlite3.connect(url.split("///", 1)[1])
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conv = lambda rows: [tuple(v.replace(tzinfo=None).isoformat(" ") if isinstance(v, datetime) else v for v in row) for row in rows]
+
+        def conv(rows):
+            return [
+                tuple(v.replace(tzinfo=None).isoformat(" ") if isinstance(v, datetime) else v for v in row)
+                for row in rows
+            ]
+
         conn.executemany(f"INSERT INTO orders ({cols_o}) VALUES ({','.join('?' * 14)})", conv(orders))
         conn.executemany(f"INSERT INTO order_lines ({cols_l}) VALUES (?,?,?,?,?,?)", lines)
         conn.executemany(f"INSERT INTO units ({cols_u}) VALUES (?,?,?,?,?,?,?,?)", conv(units))
@@ -128,7 +177,11 @@ def child_raw(url: str, file: Path) -> dict:
 
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
             with conn.cursor() as cur:
-                for table, cols, rows in (("orders", cols_o, orders), ("order_lines", cols_l, lines), ("units", cols_u, units)):
+                for table, cols, rows in (
+                    ("orders", cols_o, orders),
+                    ("order_lines", cols_l, lines),
+                    ("units", cols_u, units),
+                ):
                     with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(row)
@@ -141,7 +194,9 @@ def child_raw(url: str, file: Path) -> dict:
 def run_child(mode: str, url: str, file: Path) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--url", url, "--file", str(file)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -162,7 +217,9 @@ def main() -> None:
         tmpdir = Path(tmp)
         data = tmpdir / "orders.jsonl"
         generate(data, args.n)
-        print(f"import benchmark: {args.n:,} generated Shopify orders ({data.stat().st_size / 2**20:.1f} MiB JSONL)")
+        print(
+            f"import benchmark: {args.n:,} generated Shopify orders ({data.stat().st_size / 2**20:.1f} MiB JSONL)"
+        )
         dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
         for db in dbs:
             results = {}

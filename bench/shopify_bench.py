@@ -35,9 +35,21 @@ def _free_port() -> int:
 def _start_fake(orders: int, restore_rate: float, bucket_size: float) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vipsync.devtools.fake_shopify", "--port", str(port), "--orders", str(orders),
-         "--restore-rate", str(restore_rate), "--bucket-size", str(bucket_size)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vipsync.devtools.fake_shopify",
+            "--port",
+            str(port),
+            "--orders",
+            str(orders),
+            "--restore-rate",
+            str(restore_rate),
+            "--bucket-size",
+            str(bucket_size),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     line = proc.stdout.readline()  # printed once the server listens
     if "fake Shopify at" not in line:
@@ -54,29 +66,45 @@ def _child(path: str, url: str, workdir: Path) -> None:
 
     stores = workdir / "stores.toml"
     stores.write_text(
-        "[stores.shopify-us]\nkind = \"shopify\"\nshop_domain = \"tesmart-us.myshopify.com\"\n"
-        "timezone = \"America/Los_Angeles\"\ncountry = \"US\"\napi_version = \"2025-10\"\n"
-        f"endpoint = \"{url}\"\ncredentials = {{ access_token = \"BENCH_SHOPIFY_TOKEN\" }}\n"
+        '[stores.shopify-us]\nkind = "shopify"\nshop_domain = "tesmart-us.myshopify.com"\n'
+        'timezone = "America/Los_Angeles"\ncountry = "US"\napi_version = "2025-10"\n'
+        f'endpoint = "{url}"\ncredentials = {{ access_token = "BENCH_SHOPIFY_TOKEN" }}\n'
     )
     os.environ["BENCH_SHOPIFY_TOKEN"] = "fake-access-token"
     db = f"sqlite:///{workdir / f'{path}.sqlite3'}"
-    ctx = Context(settings=Settings(stores_file=stores, data_dir=workdir / "data", database_url=db), database_url=db)
-    ctx.engine  # migrate before timing
+    ctx = Context(
+        settings=Settings(stores_file=stores, data_dir=workdir / "data", database_url=db), database_url=db
+    )
+    _ = ctx.engine  # migrate before timing
     client = make_client(ctx.stores.shopify("shopify-us"))
     t0 = time.perf_counter()
     result = sync_shop(ctx, "shopify-us", backfill=(path == "bulk"), client=client, bulk_poll_s=0.5)
     elapsed = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"read": result.read, "inserted": result.inserted, "calls": client.calls,
-                      "elapsed_s": elapsed, "wait_s": client.wait_s, "peak_mib": peak_kib / 1024}))
+    print(
+        json.dumps(
+            {
+                "read": result.read,
+                "inserted": result.inserted,
+                "calls": client.calls,
+                "elapsed_s": elapsed,
+                "wait_s": client.wait_s,
+                "peak_mib": peak_kib / 1024,
+            }
+        )
+    )
 
 
 def _run_path(path: str, orders: int, restore_rate: float, bucket_size: float) -> dict:
     proc, url = _start_fake(orders, restore_rate, bucket_size)
     try:
         with tempfile.TemporaryDirectory(prefix="shopify-bench-") as tmp:
-            out = subprocess.run([sys.executable, __file__, "--child", path, "--url", url, "--workdir", tmp],
-                                 capture_output=True, text=True, check=False)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", path, "--url", url, "--workdir", tmp],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if out.returncode != 0:
                 raise SystemExit(f"{path} run failed:\n{out.stderr}")
             figures = json.loads(out.stdout.strip().splitlines()[-1])
@@ -92,8 +120,12 @@ def _run_path(path: str, orders: int, restore_rate: float, bucket_size: float) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=600, help="orders for the incremental path")
-    parser.add_argument("--bulk-n", type=int, default=20_000, help="orders for the bulk path (also run at a tenth)")
-    parser.add_argument("--restore-rate", type=float, default=100.0, help="points/s (Shopify standard plan: 100)")
+    parser.add_argument(
+        "--bulk-n", type=int, default=20_000, help="orders for the bulk path (also run at a tenth)"
+    )
+    parser.add_argument(
+        "--restore-rate", type=float, default=100.0, help="points/s (Shopify standard plan: 100)"
+    )
     parser.add_argument("--bucket-size", type=float, default=2000.0, help="maximumAvailable points")
     parser.add_argument("--child", choices=["incremental", "bulk"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -103,16 +135,23 @@ def main() -> None:
         _child(args.child, args.url, Path(args.workdir))
         return
 
-    print(f"Shopify sync against the fake Admin API: restore {args.restore_rate:g} points/s, "
-          f"bucket {args.bucket_size:g} points (standard plan)")
-    print(f"{'path':<12}{'orders':>8}{'API calls':>11}{'calls/1000':>12}{'orders/s':>10}{'bucket wait s':>15}"
-          f"{'empty-bucket':>14}{'peak RSS MiB':>14}")
+    print(
+        f"Shopify sync against the fake Admin API: restore {args.restore_rate:g} points/s, "
+        f"bucket {args.bucket_size:g} points (standard plan)"
+    )
+    print(
+        f"{'path':<12}{'orders':>8}{'API calls':>11}{'calls/1000':>12}{'orders/s':>10}{'bucket wait s':>15}"
+        f"{'empty-bucket':>14}{'peak RSS MiB':>14}"
+    )
     runs = [("incremental", args.n), ("bulk", max(1, args.bulk_n // 10)), ("bulk", args.bulk_n)]
     for path, n in runs:
         f = _run_path(path, n, args.restore_rate, args.bucket_size)
         assert f["inserted"] == n, f"{path}: {f['inserted']} of {n} orders stored"
-        print(f"{path:<12}{n:>8}{f['calls']:>11}{f['calls'] * 1000 / n:>12.1f}{n / f['elapsed_s']:>10.0f}"
-              f"{f['wait_s']:>15.1f}{f['empty_bucket']:>14}{f['peak_mib']:>14.0f}", flush=True)
+        print(
+            f"{path:<12}{n:>8}{f['calls']:>11}{f['calls'] * 1000 / n:>12.1f}{n / f['elapsed_s']:>10.0f}"
+            f"{f['wait_s']:>15.1f}{f['empty_bucket']:>14}{f['peak_mib']:>14.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

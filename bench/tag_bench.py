@@ -20,17 +20,17 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The same generated products, countries and database as the import benchmark.
-from import_bench import COUNTRIES, PG_ADMIN, SKUS, rss_mib  # noqa: E402
+from import_bench import COUNTRIES, PG_ADMIN, SKUS, rss_mib
 
-from vipsync.eligibility.engine import ClaimFacts, MemberFacts, UnitFacts, evaluate  # noqa: E402
-from vipsync.eligibility.loader import load_policies  # noqa: E402
+from vipsync.eligibility.engine import ClaimFacts, MemberFacts, UnitFacts, evaluate
+from vipsync.eligibility.loader import load_policies
 
 CONFIG = Path(__file__).resolve().parents[1] / "vipsync" / "config"
 
@@ -59,7 +59,9 @@ def engine_alone(n: int) -> None:
                     cancelled=rng.random() < 0.02,
                     refunded=rng.random() < 0.03,
                     member=m,
-                    claim=ClaimFacts("exchange", day + timedelta(days=400)) if m and rng.random() < 0.05 else None,
+                    claim=ClaimFacts("exchange", day + timedelta(days=400))
+                    if m and rng.random() < 0.05
+                    else None,
                 )
             )
         t = time.perf_counter()
@@ -67,7 +69,9 @@ def engine_alone(n: int) -> None:
             evaluate(f, policies.select(f.purchase_date)).digest()
         spent += time.perf_counter() - t
         done += size
-    print(f"engine alone: {n:,} units in {spent:.2f} s = {n / spent:,.0f} units/s (policy selection + verdict + digest)")
+    print(
+        f"engine alone: {n:,} units in {spent:.2f} s = {n / spent:,.0f} units/s (policy selection + verdict + digest)"
+    )
 
 
 def fill(url: str, n_units: int, seed: int = 11) -> tuple[int, date]:
@@ -77,16 +81,22 @@ def fill(url: str, n_units: int, seed: int = 11) -> tuple[int, date]:
 
     rng = random.Random(seed)
     conninfo = url.replace("postgresql+psycopg://", "postgresql://")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     days: list[int] = []
     with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
         with cur.copy("COPY products (sku, title, category, first_seen_at) FROM STDIN") as cp:
             for sku, title in SKUS:
                 cp.write_row((sku, title, None, now))
-        emails = [hashlib.sha256(f"m{i}@example.com".encode()).hexdigest() for i in range(max(1, n_units // 8))]
-        with cur.copy("COPY members (email_hash, country, registered_at, exited_at, source, created_at, updated_at) FROM STDIN") as cp:
+        emails = [
+            hashlib.sha256(f"m{i}@example.com".encode()).hexdigest() for i in range(max(1, n_units // 8))
+        ]
+        with cur.copy(
+            "COPY members (email_hash, country, registered_at, exited_at, source, created_at, updated_at) FROM STDIN"
+        ) as cp:
             for h in emails:
-                cp.write_row((h, "US", DAY0 + timedelta(days=rng.randrange(-200, DAYS)), None, "import", now, now))
+                cp.write_row(
+                    (h, "US", DAY0 + timedelta(days=rng.randrange(-200, DAYS)), None, "import", now, now)
+                )
         orders = []
         units_left = n_units
         oid = 0
@@ -104,14 +114,40 @@ def fill(url: str, n_units: int, seed: int = 11) -> tuple[int, date]:
         ) as cp:
             for oid, qty in orders:
                 day = DAY0 + timedelta(days=int((oid - 1) * step))
-                ts = datetime(day.year, day.month, day.day, 18, tzinfo=timezone.utc)
-                email = rng.choice(emails) if rng.random() < 0.5 else hashlib.sha256(f"x{oid}".encode()).hexdigest()
-                cp.write_row((
-                    oid, "shopify", "shopify-us", str(5_000_000_000 + oid), f"#{1000 + oid}", ts, day, ts, "USD", "paid",
-                    False, rng.random() < 0.02, False, email, rng.choice(COUNTRIES), "shipping", "[]", "x" * 64, now, now,
-                ))
+                ts = datetime(day.year, day.month, day.day, 18, tzinfo=UTC)
+                email = (
+                    rng.choice(emails)
+                    if rng.random() < 0.5
+                    else hashlib.sha256(f"x{oid}".encode()).hexdigest()
+                )
+                cp.write_row(
+                    (
+                        oid,
+                        "shopify",
+                        "shopify-us",
+                        str(5_000_000_000 + oid),
+                        f"#{1000 + oid}",
+                        ts,
+                        day,
+                        ts,
+                        "USD",
+                        "paid",
+                        False,
+                        rng.random() < 0.02,
+                        False,
+                        email,
+                        rng.choice(COUNTRIES),
+                        "shipping",
+                        "[]",
+                        "x" * 64,
+                        now,
+                        now,
+                    )
+                )
                 days.extend([day.toordinal()] * qty)
-        with cur.copy("COPY order_lines (order_id, line_key, sku, title, quantity, refunded_quantity) FROM STDIN") as cp:
+        with cur.copy(
+            "COPY order_lines (order_id, line_key, sku, title, quantity, refunded_quantity) FROM STDIN"
+        ) as cp:
             line_skus = {}
             for oid, qty in orders:
                 sku, title = SKUS[oid % len(SKUS)] if oid % 7 else SKUS[0]
@@ -123,7 +159,9 @@ def fill(url: str, n_units: int, seed: int = 11) -> tuple[int, date]:
             for oid, qty in orders:
                 sku, title = line_skus[oid]
                 for k in range(1, qty + 1):
-                    cp.write_row((oid, "shopify-us", str(5_000_000_000 + oid), sku, k, title, False, True, now, now))
+                    cp.write_row(
+                        (oid, "shopify-us", str(5_000_000_000 + oid), sku, k, title, False, True, now, now)
+                    )
         cur.execute("SELECT setval(pg_get_serial_sequence('orders', 'id'), (SELECT max(id) FROM orders))")
         cur.execute("ANALYZE")
         conn.commit()
@@ -143,11 +181,15 @@ def end_to_end(n: int, batch: int) -> None:
     try:
         t = time.perf_counter()
         orders, cut = fill(url, n)
-        print(f"fill (COPY): {n:,} units in {orders:,} orders in {time.perf_counter() - t:.1f} s (peak RSS so far {rss_mib():.0f} MiB)")
+        print(
+            f"fill (COPY): {n:,} units in {orders:,} orders in {time.perf_counter() - t:.1f} s (peak RSS so far {rss_mib():.0f} MiB)"
+        )
 
         policies = tmp / "policies"
         shutil.copytree(CONFIG / "policies", policies)
-        ctx = Context(settings=Settings(policies_dir=policies, database_url=url), database_url=url, migrate=False)
+        ctx = Context(
+            settings=Settings(policies_dir=policies, database_url=url), database_url=url, migrate=False
+        )
 
         r = tag_pending(ctx, batch_size=batch)
         print(

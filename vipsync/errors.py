@@ -8,20 +8,20 @@ Messages never carry personal data: they name records by source and id, and fiel
 from __future__ import annotations
 
 __all__ = [
-    "VipsyncError",
+    "BenefitAlreadyUsed",
     "ConfigError",
+    "EligibilityError",
+    "LockNotAcquired",
+    "MembershipRefused",
+    "PermanentSourceError",
+    "PolicyError",
+    "RateLimited",
     "RecordError",
-    "StoreError",
     "SchemaOutOfDate",
     "SourceError",
+    "StoreError",
     "TransientSourceError",
-    "PermanentSourceError",
-    "RateLimited",
-    "EligibilityError",
-    "PolicyError",
-    "BenefitAlreadyUsed",
-    "MembershipRefused",
-    "LockNotAcquired",
+    "VipsyncError",
 ]
 
 

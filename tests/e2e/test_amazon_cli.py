@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def _run(args: list[str], env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "vipsync.cli.main", *args],
-        env=env, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=ROOT,
     )
 
 
@@ -55,7 +59,7 @@ def test_sync_amazon_backfills_by_report_then_syncs_incrementally(tmp_path):
         creds: dict[str, str] = {}
         key = write_fake_stores(tmp_path / "stores.toml", url=fake.url, markets=("DE", "UK"), environ=creds)
         env = _env(tmp_path, VIPSYNC_STORES_FILE=str(tmp_path / "stores.toml"), **creds)
-        since = (datetime.now(timezone.utc) - timedelta(days=20)).date().isoformat()
+        since = (datetime.now(UTC) - timedelta(days=20)).date().isoformat()
         first = _run(["sync", "amazon", "--store", key, "--backfill", "--since", since], env)
         assert first.returncode == 0, first.stderr
         assert "amazon backfill sync of amazon-test" in first.stdout
@@ -97,19 +101,42 @@ def _free_port() -> int:
 def test_standalone_fake_serves_tokens_and_orders():
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vipsync.devtools.fake_spapi", "--port", str(port), "--orders", "30",
-         "--markets", "US", "--rate-scale", "100"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "vipsync.devtools.fake_spapi",
+            "--port",
+            str(port),
+            "--orders",
+            "30",
+            "--markets",
+            "US",
+            "--rate-scale",
+            "100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     try:
         line = proc.stdout.readline()
         assert f"127.0.0.1:{port}" in line
         account = load_stores(ROOT / "vipsync" / "config" / "stores.toml").amazon("amazon-na")
-        client = SpApiClient(account, refresh_token="r", lwa_app_id="a", lwa_client_secret="s",
-                             endpoint=f"http://127.0.0.1:{port}", http=httpx.Client(timeout=10))
+        client = SpApiClient(
+            account,
+            refresh_token="r",
+            lwa_app_id="a",
+            lwa_client_secret="s",
+            endpoint=f"http://127.0.0.1:{port}",
+            http=httpx.Client(timeout=10),
+        )
         now = client.clock.now()
-        page = client.get_orders_page(marketplace_ids=["ATVPDKIKX0DER"], updated_after=now - timedelta(days=40),
-                                      updated_before=safe_until(now))
+        page = client.get_orders_page(
+            marketplace_ids=["ATVPDKIKX0DER"],
+            updated_after=now - timedelta(days=40),
+            updated_before=safe_until(now),
+        )
         assert len(page.orders) == 30 and page.orders[0]["MarketplaceId"] == "ATVPDKIKX0DER"
         client.close()
     finally:

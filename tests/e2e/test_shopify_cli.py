@@ -21,8 +21,13 @@ def _run(args, env) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def env(sqlite_url, tmp_path):
-    e = dict(os.environ, VIPSYNC_DATABASE_URL=sqlite_url, VIPSYNC_DATA_DIR=str(tmp_path / "data"), CI="true",
-             COLUMNS="200")
+    e = dict(
+        os.environ,
+        VIPSYNC_DATABASE_URL=sqlite_url,
+        VIPSYNC_DATA_DIR=str(tmp_path / "data"),
+        CI="true",
+        COLUMNS="200",
+    )
     return e
 
 
@@ -36,9 +41,13 @@ def _orders(url) -> int:
 
 def test_import_of_the_official_fixtures_twice_changes_nothing_the_second_time(env, fixtures_dir, sqlite_url):
     for name in ("order.json", "orders.json"):
-        first = _run(["import", "shopify", "--store", "shopify-us", str(fixtures_dir / "shopify" / name)], env)
+        first = _run(
+            ["import", "shopify", "--store", "shopify-us", str(fixtures_dir / "shopify" / name)], env
+        )
         assert first.returncode == 0, first.stderr
-    again = _run(["import", "shopify", "--store", "shopify-us", str(fixtures_dir / "shopify/orders.json")], env)
+    again = _run(
+        ["import", "shopify", "--store", "shopify-us", str(fixtures_dir / "shopify/orders.json")], env
+    )
     assert again.returncode == 0
     engine = create_engine(sqlite_url)
     with engine.connect() as c:
@@ -50,7 +59,7 @@ def test_import_of_the_official_fixtures_twice_changes_nothing_the_second_time(e
 
 def test_import_of_a_bulk_result_file_downloaded_by_hand(env, tmp_path, sqlite_url):
     with FakeShopify(orders=30, seed=2, bulk_interleave=True) as fake:
-        path, count = fake._write_bulk_file({"id": "gid://shopify/BulkOperation/1", "search": ""})
+        path, _count = fake._write_bulk_file({"id": "gid://shopify/BulkOperation/1", "search": ""})
         target = tmp_path / "bulk.jsonl"
         target.write_bytes(path.read_bytes())
     result = _run(["import", "shopify", "--store", "shopify-us", str(target)], env)
@@ -69,8 +78,12 @@ def test_sync_command_runs_incremental_then_backfill_against_the_fake(env, tmp_p
     with FakeShopify(orders=45, seed=4, restore_rate=5000, bulk_delay_s=0.0, scopes={"read_orders"}) as fake:
         stores = tmp_path / "stores.toml"
         stores.write_text(fake.stores_toml())
-        env = dict(env, VIPSYNC_STORES_FILE=str(stores), VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN=fake.access_token,
-                   VIPSYNC_FAKE_SHOPIFY_API_SECRET=fake.webhook_secret)
+        env = dict(
+            env,
+            VIPSYNC_STORES_FILE=str(stores),
+            VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN=fake.access_token,
+            VIPSYNC_FAKE_SHOPIFY_API_SECRET=fake.webhook_secret,
+        )
         sync = _run(["sync", "shopify", "--store", "shopify-us"], env)
         assert sync.returncode == 0, sync.stderr
         assert "45" in sync.stdout and _orders(sqlite_url) == 45

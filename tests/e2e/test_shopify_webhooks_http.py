@@ -54,7 +54,9 @@ def web(fake, sqlite_url, tmp_path, monkeypatch):
 def _wait_done(ctx, webhook_id: str) -> WebhookDelivery:
     for _ in range(250):
         with ctx.session_factory() as s:
-            row = s.execute(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)).scalar_one_or_none()
+            row = s.execute(
+                select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+            ).scalar_one_or_none()
             if row is not None and row.status != "pending":
                 return row
         time.sleep(0.02)
@@ -64,7 +66,9 @@ def _wait_done(ctx, webhook_id: str) -> WebhookDelivery:
 def test_signed_delivery_is_accepted_stored_and_applied(fake, web):
     ctx, url = web
     oid = fake.order_ids[0]
-    status = fake.deliver_webhook(f"{url}/webhooks/shopify", "orders/create", fake.rest_order(oid), webhook_id="a1")
+    status = fake.deliver_webhook(
+        f"{url}/webhooks/shopify", "orders/create", fake.rest_order(oid), webhook_id="a1"
+    )
     assert status == 200
     assert _wait_done(ctx, "a1").status == "done"
     with ctx.session_factory() as s:
@@ -76,13 +80,22 @@ def test_delivery_with_a_bad_signature_is_refused_with_401_and_not_stored(fake, 
     ctx, url = web
     payload = fake.rest_order(fake.order_ids[0])
     if secret:
-        status = fake.deliver_webhook(f"{url}/webhooks/shopify", "orders/create", payload, secret=secret, webhook_id="b1")
+        status = fake.deliver_webhook(
+            f"{url}/webhooks/shopify", "orders/create", payload, secret=secret, webhook_id="b1"
+        )
     else:
         import urllib.error
         import urllib.request
 
-        req = urllib.request.Request(f"{url}/webhooks/shopify", b"{}", {"X-Shopify-Topic": "orders/create",
-                                     "X-Shopify-Shop-Domain": "tesmart-us.myshopify.com", "X-Shopify-Webhook-Id": "b1"})
+        req = urllib.request.Request(
+            f"{url}/webhooks/shopify",
+            b"{}",
+            {
+                "X-Shopify-Topic": "orders/create",
+                "X-Shopify-Shop-Domain": "tesmart-us.myshopify.com",
+                "X-Shopify-Webhook-Id": "b1",
+            },
+        )
         try:
             status = urllib.request.urlopen(req).status
         except urllib.error.HTTPError as err:
@@ -93,8 +106,10 @@ def test_delivery_with_a_bad_signature_is_refused_with_401_and_not_stored(fake, 
 
 
 def test_unknown_shop_is_refused(fake, web):
-    ctx, url = web
-    status = fake.deliver_webhook(f"{url}/webhooks/shopify", "orders/create", {"id": 1}, shop_domain="elsewhere.myshopify.com")
+    _ctx, url = web
+    status = fake.deliver_webhook(
+        f"{url}/webhooks/shopify", "orders/create", {"id": 1}, shop_domain="elsewhere.myshopify.com"
+    )
     assert status == 401
 
 

@@ -34,8 +34,10 @@ from vipsync.workers.broker import QUEUES, build_broker
 from vipsync.workers.drill import pending_units, send, snapshot
 
 REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-STORES = {"shopify-us": ("tesmart-us.myshopify.com", "America/Los_Angeles", "US"),
-          "shopify-eu": ("tesmart-eu.myshopify.com", "Europe/Berlin", "DE")}
+STORES = {
+    "shopify-us": ("tesmart-us.myshopify.com", "America/Los_Angeles", "US"),
+    "shopify-eu": ("tesmart-eu.myshopify.com", "Europe/Berlin", "DE"),
+}
 
 
 @pytest.fixture
@@ -86,13 +88,17 @@ def fake(tmp_path, monkeypatch):
     it; returns (fake, env for the processes)."""
     with FakeShopify(orders=600, seed=11, restore_rate=1e6, bucket_size=1e6) as server:
         stores_file = tmp_path / "stores.toml"
-        stores_file.write_text("\n".join(
-            server.stores_toml(key=key, shop_domain=domain, timezone_name=tz, country=country)
-            for key, (domain, tz, country) in STORES.items()
-        ))
-        env = {"VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN": server.access_token,
-               "VIPSYNC_FAKE_SHOPIFY_API_SECRET": server.webhook_secret,
-               "VIPSYNC_STORES_FILE": str(stores_file)}
+        stores_file.write_text(
+            "\n".join(
+                server.stores_toml(key=key, shop_domain=domain, timezone_name=tz, country=country)
+                for key, (domain, tz, country) in STORES.items()
+            )
+        )
+        env = {
+            "VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN": server.access_token,
+            "VIPSYNC_FAKE_SHOPIFY_API_SECRET": server.webhook_secret,
+            "VIPSYNC_STORES_FILE": str(stores_file),
+        }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield server, env
@@ -126,18 +132,24 @@ def _orders(factory, store_key) -> int:
     return len(snapshot(factory, store_key)["orders"])
 
 
-def test_a_worker_killed_mid_sync_resumes_and_the_store_ends_identical(pg, shared_broker, fake, sqlite_url, tmp_path):
+def test_a_worker_killed_mid_sync_resumes_and_the_store_ends_identical(
+    pg, shared_broker, fake, sqlite_url, tmp_path
+):
     pg_url, factory = pg
     broker, ns = shared_broker
     server, secrets = fake
-    env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom",
-                     extra=secrets)
+    env = worker_env(
+        database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom", extra=secrets
+    )
     gate = server.on_orders_page = PageGate(hold_at=10)
     send(broker, "sync_shopify", queue="sync", store_key="shopify-us")
     first = start_workers(env=env, log_path=tmp_path / "worker1.log")
     try:
-        wait_until(lambda: gate.held.is_set() and _orders(factory, "shopify-us") >= 150, timeout_s=60,
-                   what="the sync to be held in the middle")
+        wait_until(
+            lambda: gate.held.is_set() and _orders(factory, "shopify-us") >= 150,
+            timeout_s=60,
+            what="the sync to be held in the middle",
+        )
     except TimeoutError:
         pytest.fail(first.log())
     first.kill9()
@@ -147,13 +159,22 @@ def test_a_worker_killed_mid_sync_resumes_and_the_store_ends_identical(pg, share
 
     # The restarted worker serves its metrics; the resumed sync meets one rate limit.
     port = free_port()
-    env = worker_env(database_url=pg_url, redis_url=REDIS_URL, namespace=ns, metrics_dir=tmp_path / "prom2",
-                     metrics_port=port, extra=secrets)
+    env = worker_env(
+        database_url=pg_url,
+        redis_url=REDIS_URL,
+        namespace=ns,
+        metrics_dir=tmp_path / "prom2",
+        metrics_port=port,
+        extra=secrets,
+    )
     server.http429_next(1)
     second = start_workers(env=env, log_path=tmp_path / "worker2.log")
     try:
-        wait_until(lambda: _idle(broker.client, ns) and pending_units(factory) == 0, timeout_s=90,
-                   what="the sync and its tagging to finish")
+        wait_until(
+            lambda: _idle(broker.client, ns) and pending_units(factory) == 0,
+            timeout_s=90,
+            what="the sync and its tagging to finish",
+        )
         body = wait_until(lambda: scrape_metrics(port), timeout_s=10, what="the metrics")
     except TimeoutError:
         pytest.fail(second.log())
@@ -182,8 +203,13 @@ def test_a_redis_restart_mid_run_loses_nothing(pg, fake, sqlite_url, tmp_path):
         broker = build_broker(Settings(redis_url=redis_server.url, broker_namespace=ns))
         for store in STORES:
             send(broker, "sync_shopify", queue="sync", store_key=store)
-        env = worker_env(database_url=pg_url, redis_url=redis_server.url, namespace=ns,
-                         metrics_dir=tmp_path / "prom", extra=secrets)
+        env = worker_env(
+            database_url=pg_url,
+            redis_url=redis_server.url,
+            namespace=ns,
+            metrics_dir=tmp_path / "prom",
+            extra=secrets,
+        )
         gate = server.on_orders_page = PageGate(hold_at=14)
         workers = start_workers(env=env, log_path=tmp_path / "workers.log", processes=2, threads=2)
         try:
@@ -194,8 +220,11 @@ def test_a_redis_restart_mid_run_loses_nothing(pg, fake, sqlite_url, tmp_path):
             assert any(0 < _orders(factory, s) < 600 for s in STORES)
             redis_server.restart(down_s=2.0)
             gate.release()
-            wait_until(lambda: _idle(broker.client, ns) and pending_units(factory) == 0, timeout_s=120,
-                       what="every sync and its tagging to finish")
+            wait_until(
+                lambda: _idle(broker.client, ns) and pending_units(factory) == 0,
+                timeout_s=120,
+                what="every sync and its tagging to finish",
+            )
         except TimeoutError:
             pytest.fail(workers.log())
         finally:

@@ -19,14 +19,17 @@ from vipsync.workers.drill import pending_units, snapshot
 def setup(tmp_path, sqlite_url):
     with FakeShopify(orders=120, seed=5, restore_rate=1e6, bucket_size=1e6) as fake:
         stores_file = tmp_path / "stores.toml"
-        stores_file.write_text(fake.stores_toml() + """
+        stores_file.write_text(
+            fake.stores_toml()
+            + """
 [stores.shopify-jp]
 kind = "shopify"
 shop_domain = "tesmart-jp.myshopify.com"
 timezone = "Asia/Tokyo"
 country = "JP"
 credentials = { access_token = "VIPSYNC_TEST_NEVER_SET" }
-""")
+"""
+        )
         env = {
             "PATH": "/usr/bin:/bin",
             "VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN": fake.access_token,
@@ -43,9 +46,14 @@ credentials = { access_token = "VIPSYNC_TEST_NEVER_SET" }
 
 
 def test_run_syncs_every_store_with_an_endpoint_then_tags_without_redis(setup):
-    fake, env, factory = setup
-    out = subprocess.run([sys.executable, "-m", "vipsync.cli.main", "run"], env=env, capture_output=True,
-                         text=True, timeout=120)
+    _fake, env, factory = setup
+    out = subprocess.run(
+        [sys.executable, "-m", "vipsync.cli.main", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "shopify-us: done" in out.stdout and "inserted 120" in out.stdout
     assert "shopify-jp" not in out.stdout, "a store without credentials or endpoint is not synced"
@@ -58,14 +66,32 @@ def test_run_syncs_every_store_with_an_endpoint_then_tags_without_redis(setup):
 def test_run_loop_keeps_syncing_on_the_schedule_and_serves_metrics(setup, tmp_path):
     fake, env, factory = setup
     port = free_port()
-    loop = Proc([sys.executable, "-m", "vipsync.cli.main", "run", "--loop", "--interval-s", "2",
-                 "--metrics-port", str(port)], env=env, log_path=tmp_path / "loop.log")
+    loop = Proc(
+        [
+            sys.executable,
+            "-m",
+            "vipsync.cli.main",
+            "run",
+            "--loop",
+            "--interval-s",
+            "2",
+            "--metrics-port",
+            str(port),
+        ],
+        env=env,
+        log_path=tmp_path / "loop.log",
+    )
     try:
-        wait_until(lambda: len(snapshot(factory, "shopify-us")["orders"]) == 120, timeout_s=60, what="first pass")
+        wait_until(
+            lambda: len(snapshot(factory, "shopify-us")["orders"]) == 120, timeout_s=60, what="first pass"
+        )
         for order_id in fake.add_orders(7):
             fake.update_order(order_id)  # placed now: updatedAt is now
-        wait_until(lambda: len(snapshot(factory, "shopify-us")["orders"]) == 127 and pending_units(factory) == 0,
-                   timeout_s=60, what="the new orders, synced and tagged by a scheduled pass")
+        wait_until(
+            lambda: len(snapshot(factory, "shopify-us")["orders"]) == 127 and pending_units(factory) == 0,
+            timeout_s=60,
+            what="the new orders, synced and tagged by a scheduled pass",
+        )
         body = scrape_metrics(port, timeout_s=5)
     except TimeoutError:
         pytest.fail(loop.log())

@@ -67,7 +67,11 @@ def _sync(ctx, key, clock, **kwargs):
 def _orders_and_units(ctx, key):
     with ctx.session_factory() as s:
         orders = s.execute(select(func.count()).select_from(Order).where(Order.store_key == key)).scalar_one()
-        units = set(s.execute(select(Unit.order_external_id, Unit.sku, Unit.ordinal).where(Unit.removed.is_(False))).all())
+        units = set(
+            s.execute(
+                select(Unit.order_external_id, Unit.sku, Unit.ordinal).where(Unit.removed.is_(False))
+            ).all()
+        )
         removed = s.execute(select(func.count()).select_from(Unit).where(Unit.removed.is_(True))).scalar_one()
     return orders, units, removed
 
@@ -120,14 +124,20 @@ def test_status_change_updates_the_order_without_calling_get_order_items(fake_en
     result = _sync(ctx, key, clock)
     assert result.updated == len(shipped) and fake.calls["getOrderItems"] == before
     with ctx.session_factory() as s:
-        statuses = set(s.execute(select(Order.order_status).where(Order.external_id.in_([o.order_id for o in shipped]))).scalars())
+        statuses = set(
+            s.execute(
+                select(Order.order_status).where(Order.external_id.in_([o.order_id for o in shipped]))
+            ).scalars()
+        )
     assert statuses == {"shipped"}
     assert _orders_and_units(ctx, key)[1] == _expected_units(fake)
 
 
 def test_report_backfill_then_orders_api_keeps_the_same_units(fake_env):
     ctx, fake, key, clock = fake_env
-    result = _sync(ctx, key, clock, backfill=True, since=(clock.now() - timedelta(days=25)).date().isoformat())
+    result = _sync(
+        ctx, key, clock, backfill=True, since=(clock.now() - timedelta(days=25)).date().isoformat()
+    )
     assert result.inserted == 250 and fake.calls["createReport"] == 1 and fake.calls["download"] == 1
     _, units_from_report, _ = _orders_and_units(ctx, key)
     assert units_from_report == _expected_units(fake)
@@ -143,9 +153,11 @@ def test_report_backfill_then_orders_api_keeps_the_same_units(fake_env):
 
 
 def test_report_rows_then_orders_api_items_yield_identical_units_in_the_repository(db_url, session_factory):
-    account = load_stores(__import__("pathlib").Path(__file__).resolve().parents[2] / "vipsync" / "config" / "stores.toml").amazon("amazon-eu")
+    account = load_stores(
+        __import__("pathlib").Path(__file__).resolve().parents[2] / "vipsync" / "config" / "stores.toml"
+    ).amazon("amazon-eu")
     orders = generate_orders(120, markets=MARKETS, seed=33)
-    report = [r for r in read_all_orders_report(io.BytesIO(report_text(orders)), account)]
+    report = list(read_all_orders_report(io.BytesIO(report_text(orders)), account))
     later = [o.touched(o.updated_at + timedelta(hours=1)) for o in orders]
     api = [map_order_v0(order_v0(o), order_items_v0(o), account) for o in later]
     with session_factory() as s:
@@ -161,7 +173,9 @@ def test_report_rows_then_orders_api_items_yield_identical_units_in_the_reposito
     assert first == second and removed == 0  # the same unit rows, not new ones
 
 
-@pytest.mark.parametrize("kind", ["429", "429_empty", "500", "503_html", "200_empty", "expired_token", "slow"])
+@pytest.mark.parametrize(
+    "kind", ["429", "429_empty", "500", "503_html", "200_empty", "expired_token", "slow"]
+)
 def test_every_injected_fault_is_survived_with_no_order_lost_or_duplicated(fake_env_sqlite, kind):
     ctx, fake, key, clock = fake_env_sqlite
     fake.inject(kind, op="getOrders", skip=1, delay_s=0.2)

@@ -24,7 +24,9 @@ def test_members_import_prints_counts_and_lists_rejects_without_personal_data(co
     assert "inserted" in result.output and "rejected" in result.output
     listed = _run("errors", "list", "--format", "json")
     rows = json.loads(listed.output)
-    assert [(r["source"], r["record_id"], r["field"]) for r in rows] == [("members", "line 3", "registered_at")]
+    assert [(r["source"], r["record_id"], r["field"]) for r in rows] == [
+        ("members", "line 3", "registered_at")
+    ]
     assert "bad@example.com" not in listed.output
 
 

@@ -19,11 +19,28 @@ BAD = 4_321
 def _order(i: int) -> dict:
     ts = f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T12:00:00-05:00"
     return {
-        "id": 7_000_000 + i, "name": f"#{20000 + i}", "email": f"b{i}@example.com",
-        "created_at": ts, "processed_at": ts, "updated_at": ts, "financial_status": "paid", "test": False,
-        "cancelled_at": None, "currency": "USD", "total_price": "169.99", "refunds": [], "discount_codes": [],
-        "line_items": [{"id": 9_000_000 + i, "sku": "HKS0401A3U", "title": "TESmart 4-Port HDMI KVM Switch",
-                        "quantity": 1 + i % 2, "price": "169.99"}],
+        "id": 7_000_000 + i,
+        "name": f"#{20000 + i}",
+        "email": f"b{i}@example.com",
+        "created_at": ts,
+        "processed_at": ts,
+        "updated_at": ts,
+        "financial_status": "paid",
+        "test": False,
+        "cancelled_at": None,
+        "currency": "USD",
+        "total_price": "169.99",
+        "refunds": [],
+        "discount_codes": [],
+        "line_items": [
+            {
+                "id": 9_000_000 + i,
+                "sku": "HKS0401A3U",
+                "title": "TESmart 4-Port HDMI KVM Switch",
+                "quantity": 1 + i % 2,
+                "price": "169.99",
+            }
+        ],
         "shipping_address": {"country_code": "US", "zip": "40202"},
     }
 
@@ -38,7 +55,9 @@ def test_one_malformed_record_among_10000_is_rejected_alone(session_factory, tmp
             fh.write(json.dumps(order) + "\n")
     shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
     with path.open("rb") as fh:
-        summary = import_records(session_factory, read_orders_file(fh, shop), kind="shopify", store_key=shop.key)
+        summary = import_records(
+            session_factory, read_orders_file(fh, shop), kind="shopify", store_key=shop.key
+        )
     assert summary.as_dict() == {"read": N, "inserted": N - 1, "updated": 0, "unchanged": 0, "rejected": 1}
     with session_factory() as s:
         assert s.execute(select(func.count()).select_from(Order)).scalar_one() == N - 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
@@ -29,15 +29,23 @@ def test_members_import_counts_and_rejects(session_factory):
     summary = _import(session_factory, CSV)
     assert summary.as_dict() == {"read": 5, "inserted": 2, "updated": 0, "unchanged": 0, "rejected": 3}
     with session_factory() as s:
-        alice = s.execute(select(Member).where(Member.email_hash == email_digest("alice@example.com"))).scalar_one()
+        alice = s.execute(
+            select(Member).where(Member.email_hash == email_digest("alice@example.com"))
+        ).scalar_one()
         assert alice.registered_at == date(2024, 7, 1) and alice.exited_at is None
         assert alice.registered_ts is None
-        bob = s.execute(select(Member).where(Member.email_hash == email_digest("bob@example.com"))).scalar_one()
+        bob = s.execute(
+            select(Member).where(Member.email_hash == email_digest("bob@example.com"))
+        ).scalar_one()
         # A timestamp is kept whole: its calendar date depends on each unit's store zone.
-        assert bob.registered_ts == datetime(2024, 2, 29, 23, 30, tzinfo=timezone.utc)
+        assert bob.registered_ts == datetime(2024, 2, 29, 23, 30, tzinfo=UTC)
         assert bob.exited_at == date(2025, 1, 31)
         errors = s.execute(select(ImportError_).order_by(ImportError_.id)).scalars().all()
-    assert [(e.record_id, e.field) for e in errors] == [("line 4", "registered_at"), ("line 5", "country"), ("line 6", "email")]
+    assert [(e.record_id, e.field) for e in errors] == [
+        ("line 4", "registered_at"),
+        ("line 5", "country"),
+        ("line 6", "email"),
+    ]
     for e in errors:  # the address never reaches the error table
         assert "@" not in e.raw and "@" not in e.message
 
@@ -55,7 +63,9 @@ def test_members_import_twice_changes_no_member_row(session_factory):
 
 def test_an_exit_recorded_later_updates_the_member(session_factory):
     _import(session_factory, b"email,registered_at\na@example.com,2024-01-01\n")
-    summary = _import(session_factory, b"email,registered_at,exited_at\na@example.com,2024-01-01,2025-03-01\n")
+    summary = _import(
+        session_factory, b"email,registered_at,exited_at\na@example.com,2024-01-01,2025-03-01\n"
+    )
     assert summary.updated == 1
     with session_factory() as s:
         assert s.execute(select(Member.exited_at)).scalar_one() == date(2025, 3, 1)

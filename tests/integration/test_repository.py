@@ -15,8 +15,10 @@ def _snapshot(session):
     """Every stored row of orders, lines, units and raw payloads, as plain tuples."""
     out = {}
     for model in (Order, OrderLineRow, Unit, RawPayload):
-        cols = [c for c in model.__table__.columns]
-        out[model.__tablename__] = sorted(tuple(str(r[c.name]) for c in cols) for r in session.execute(select(*cols)).mappings())
+        cols = list(model.__table__.columns)
+        out[model.__tablename__] = sorted(
+            tuple(str(r[c.name]) for c in cols) for r in session.execute(select(*cols)).mappings()
+        )
     return out
 
 
@@ -70,10 +72,26 @@ def test_units_keyed_by_sku_and_ordinal_not_line_id(session_factory):
     """A report version (no line ids) then an API version of the same order keep the units."""
     report = order_record(7, source="amazon", store_key="amazon-na", lines=(("HKS0401A3U", 2),))
     api = order_record(
-        7, source="amazon", store_key="amazon-na", lines=(("HKS0401A3U", 2),), updated_at=report.updated_at + timedelta(minutes=5)
+        7,
+        source="amazon",
+        store_key="amazon-na",
+        lines=(("HKS0401A3U", 2),),
+        updated_at=report.updated_at + timedelta(minutes=5),
     )
-    api = type(api)(**{**{f: getattr(api, f) for f in api.__dataclass_fields__},
-                       "lines": tuple(type(l)(**{**{f: getattr(l, f) for f in l.__dataclass_fields__}, "line_key": "05015851154158"}) for l in api.lines)})
+    api = type(api)(
+        **{
+            **{f: getattr(api, f) for f in api.__dataclass_fields__},
+            "lines": tuple(
+                type(line)(
+                    **{
+                        **{f: getattr(line, f) for f in line.__dataclass_fields__},
+                        "line_key": "05015851154158",
+                    }
+                )
+                for line in api.lines
+            ),
+        }
+    )
     with session_factory() as s:
         repo = Repository(s)
         repo.upsert_orders([report])

@@ -42,8 +42,13 @@ print(json.dumps({"count": count, "peak_kib": resource.getrusage(resource.RUSAGE
 
 
 def _child(mode: str, arg: str, workdir, env) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD, mode, arg, str(workdir)], env=env, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode, arg, str(workdir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -55,7 +60,9 @@ def test_bulk_backfill_of_50000_orders_in_constant_memory(tmp_path):
         env = dict(os.environ, VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN=fake.access_token)
         keys = fake._sorted_keys()
         until = keys[N // 10 - 1][0].strftime("%Y-%m-%dT%H:%M:%SZ")
-        small_file, _ = fake._write_bulk_file({"id": "gid://shopify/BulkOperation/9", "search": f"updated_at:<='{until}'"})
+        small_file, _ = fake._write_bulk_file(
+            {"id": "gid://shopify/BulkOperation/9", "search": f"updated_at:<='{until}'"}
+        )
         small = _child("parse", str(small_file), tmp_path, env)
         large = _child("backfill", "", tmp_path, env)
     assert small["count"] == N // 10

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from vipsync.config.settings import Settings
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE
 from vipsync.devtools.fake_shopify import FakeShopify
 from vipsync.errors import PermanentSourceError, TransientSourceError
-from vipsync.store.models import ImportError_, Order, OrderLineRow, Unit
+from vipsync.store.models import ImportError_, Order, OrderLineRow
 from vipsync.store.repository import Repository
 from vipsync.workers.shopify_jobs import make_client, sync_shop
 
@@ -77,8 +77,11 @@ def _cursor(ctx) -> datetime | None:
 
 
 def _expected_units(fake: FakeShopify) -> int:
-    return sum(l.current + sum(q for _, _, items in o.refunds for _, lid, q in items if lid == l.id)
-               for o in (fake.order(i) for i in fake.order_ids) for l in o.lines)
+    return sum(
+        line.current + sum(q for _, _, items in o.refunds for _, lid, q in items if lid == line.id)
+        for o in (fake.order(i) for i in fake.order_ids)
+        for line in o.lines
+    )
 
 
 def test_incremental_sync_stores_every_order_once_and_moves_the_bookmark(fake, ctx):
@@ -98,10 +101,10 @@ def test_rereading_the_overlap_creates_no_duplicates(fake, sqlite_ctx):
     ctx = sqlite_ctx
     fake.add_orders(40)
     recent = fake.order_ids[5]
-    fake.update_order(recent, at=datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=30))
+    fake.update_order(recent, at=datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30))
     first = _sync(ctx)
     # The bookmark stops at the sync's start minus the overlap, before the recent update.
-    assert _cursor(ctx) <= datetime.now(timezone.utc) - timedelta(seconds=100)
+    assert _cursor(ctx) <= datetime.now(UTC) - timedelta(seconds=100)
     second = _sync(ctx)
     assert first.inserted == 40
     assert (second.read, second.inserted, second.updated, second.unchanged) == (1, 0, 0, 1)
@@ -112,7 +115,7 @@ def test_order_updated_during_a_sync_is_picked_up_by_the_next(fake, sqlite_ctx):
     ctx = sqlite_ctx
     fake.add_orders(60)
     target = fake.order_ids[0]  # the oldest update: it is on the first page
-    later = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5)
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
     pages = []
 
     def change_during_sync(variables):
@@ -124,12 +127,17 @@ def test_order_updated_during_a_sync_is_picked_up_by_the_next(fake, sqlite_ctx):
     first = _sync(ctx)
     fake.on_orders_page = None
     with ctx.session_factory() as s:
-        assert s.execute(select(Order.is_cancelled).where(Order.external_id == str(target))).scalar_one() is False
+        assert (
+            s.execute(select(Order.is_cancelled).where(Order.external_id == str(target))).scalar_one()
+            is False
+        )
     assert _cursor(ctx) < later
-    second = _sync(ctx, now=lambda: datetime.now(timezone.utc) + timedelta(seconds=30))
+    second = _sync(ctx, now=lambda: datetime.now(UTC) + timedelta(seconds=30))
     assert first.pages >= 3 and second.updated == 1
     with ctx.session_factory() as s:
-        assert s.execute(select(Order.is_cancelled).where(Order.external_id == str(target))).scalar_one() is True
+        assert (
+            s.execute(select(Order.is_cancelled).where(Order.external_id == str(target))).scalar_one() is True
+        )
     assert _counts(ctx)["orders"] == 60
 
 
@@ -152,9 +160,13 @@ def test_each_injected_fault_is_survived_with_no_order_lost_or_duplicated(fake, 
     def inject(variables):
         calls.append(1)
         if len(calls) == 2:  # in the middle of the sync
-            {"5xx": lambda: fake.fail_next(2, status=503), "429": lambda: fake.http429_next(2),
-             "throttled": lambda: fake.throttle_next(2), "slow": lambda: fake.slow_next(1, delay_s=1.5),
-             "truncated": lambda: fake.truncate_next(2)}[fault]()
+            {
+                "5xx": lambda: fake.fail_next(2, status=503),
+                "429": lambda: fake.http429_next(2),
+                "throttled": lambda: fake.throttle_next(2),
+                "slow": lambda: fake.slow_next(1, delay_s=1.5),
+                "truncated": lambda: fake.truncate_next(2),
+            }[fault]()
 
     fake.on_orders_page = inject
     client = _client(ctx, timeout_s=0.5)
@@ -194,7 +206,7 @@ def test_a_page_that_never_comes_back_whole_stops_the_sync_without_moving_past_i
 def test_bulk_backfill_loads_every_order_with_refunds_and_sets_the_bookmark(fake, ctx):
     ids = fake.add_orders(150)
     order = fake.order(ids[3])
-    fake.update_order(ids[3], refund={order.lines[0].id: 1}, at=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    fake.update_order(ids[3], refund={order.lines[0].id: 1}, at=datetime(2024, 6, 1, tzinfo=UTC))
     result = _sync(ctx, backfill=True)
     assert (result.mode, result.inserted, result.rejected) == ("backfill", 150, 0)
     assert result.notes == []
@@ -202,11 +214,12 @@ def test_bulk_backfill_loads_every_order_with_refunds_and_sets_the_bookmark(fake
     assert _counts(ctx)["units"] == _expected_units(fake)
     with ctx.session_factory() as s:
         refunded = s.execute(
-            select(OrderLineRow.refunded_quantity).join(Order).where(Order.external_id == str(ids[3]),
-                                                                     OrderLineRow.line_key == str(order.lines[0].id))
+            select(OrderLineRow.refunded_quantity)
+            .join(Order)
+            .where(Order.external_id == str(ids[3]), OrderLineRow.line_key == str(order.lines[0].id))
         ).scalar_one()
     assert refunded == 1
-    assert _cursor(ctx) <= datetime.now(timezone.utc) - timedelta(seconds=100)
+    assert _cursor(ctx) <= datetime.now(UTC) - timedelta(seconds=100)
     # An incremental sync afterwards only re-reads the overlap.
     assert _sync(ctx).inserted == 0
 
@@ -225,8 +238,10 @@ def test_first_incremental_sync_without_read_all_orders_also_warns_but_later_one
     assert _sync(sqlite_ctx).notes == []
 
 
-@pytest.mark.parametrize("outcome,error", [("FAILED", PermanentSourceError), ("CANCELED", PermanentSourceError),
-                                           ("EXPIRED", TransientSourceError)])
+@pytest.mark.parametrize(
+    "outcome,error",
+    [("FAILED", PermanentSourceError), ("CANCELED", PermanentSourceError), ("EXPIRED", TransientSourceError)],
+)
 def test_unsuccessful_bulk_operation_imports_nothing_and_keeps_the_bookmark(fake, sqlite_ctx, outcome, error):
     fake.add_orders(10)
     fake.bulk_outcome = outcome
@@ -254,9 +269,14 @@ def test_backfill_since_a_date_only_loads_orders_created_since_and_leaves_the_bo
     fake.add_orders(100)
     cut = fake.order(fake.order_ids[50]).created_at
     result = _sync(sqlite_ctx, backfill=True, since=(cut + timedelta(days=1)).date().isoformat())
-    expected = sum(1 for i in fake.order_ids
-                   if fake.order(i).created_at >= datetime.combine((cut + timedelta(days=1)).date(), datetime.min.time(),
-                                                                    tzinfo=sqlite_ctx.stores.shopify(KEY).tz))
+    expected = sum(
+        1
+        for i in fake.order_ids
+        if fake.order(i).created_at
+        >= datetime.combine(
+            (cut + timedelta(days=1)).date(), datetime.min.time(), tzinfo=sqlite_ctx.stores.shopify(KEY).tz
+        )
+    )
     assert result.inserted == expected and 0 < expected < 100
     assert _cursor(sqlite_ctx) is None
 
@@ -273,7 +293,7 @@ def test_record_the_api_rejects_goes_to_the_error_table(fake, sqlite_ctx):
 
 def test_the_same_orders_read_by_pages_then_by_bulk_are_unchanged(fake, sqlite_ctx):
     ids = fake.add_orders(30)
-    fake.update_order(ids[0], refund={fake.order(ids[0]).lines[0].id: 1}, at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    fake.update_order(ids[0], refund={fake.order(ids[0]).lines[0].id: 1}, at=datetime(2024, 1, 1, tzinfo=UTC))
     assert _sync(sqlite_ctx).inserted == 30
     again = _sync(sqlite_ctx, backfill=True)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 30)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -37,8 +37,14 @@ def ctx(fake, db_url, tmp_path, monkeypatch):
 
 def _store(ctx, topic: str, payload: dict, webhook_id: str) -> int:
     with ctx.session_factory() as s:
-        row = WebhookDelivery(webhook_id=webhook_id, store_key=KEY, topic=topic, payload=payload, status="pending",
-                              received_at=utcnow())
+        row = WebhookDelivery(
+            webhook_id=webhook_id,
+            store_key=KEY,
+            topic=topic,
+            payload=payload,
+            status="pending",
+            received_at=utcnow(),
+        )
         s.add(row)
         s.commit()
         return row.id
@@ -79,12 +85,19 @@ def test_refund_webhook_fetches_the_order_and_marks_the_refunded_units(fake, ctx
     process_webhook(ctx, _store(ctx, "orders/create", fake.rest_order(oid), "w-4"))
     line = fake.order(oid).lines[0]
     fake.update_order(oid, refund={line.id: 1})
-    refund_payload = {"id": 1, "order_id": oid, "refund_line_items": [{"line_item_id": line.id, "quantity": 1}]}
-    result = process_webhook(ctx, _store(ctx, "refunds/create", refund_payload, "w-5"),
-                             client=make_client(ctx.stores.shopify(KEY)))
+    refund_payload = {
+        "id": 1,
+        "order_id": oid,
+        "refund_line_items": [{"line_item_id": line.id, "quantity": 1}],
+    }
+    result = process_webhook(
+        ctx, _store(ctx, "refunds/create", refund_payload, "w-5"), client=make_client(ctx.stores.shopify(KEY))
+    )
     assert result["status"] == "done" and result["changed_order_ids"]
     with ctx.session_factory() as s:
-        refunded = s.execute(select(OrderLineRow.refunded_quantity).where(OrderLineRow.line_key == str(line.id))).scalar_one()
+        refunded = s.execute(
+            select(OrderLineRow.refunded_quantity).where(OrderLineRow.line_key == str(line.id))
+        ).scalar_one()
     assert refunded == 1
 
 
@@ -102,8 +115,12 @@ def test_customer_redaction_erases_personal_data_and_keeps_the_order(fake, ctx):
     oid = fake.order_ids[0]
     fake.update_order(oid, email="someone@example.com")
     process_webhook(ctx, _store(ctx, "orders/create", fake.rest_order(oid), "w-7"))
-    redact = {"shop_id": 1, "shop_domain": "tesmart-us.myshopify.com", "customer": {"id": 1, "email": "someone@example.com"},
-              "orders_to_redact": [oid]}
+    redact = {
+        "shop_id": 1,
+        "shop_domain": "tesmart-us.myshopify.com",
+        "customer": {"id": 1, "email": "someone@example.com"},
+        "orders_to_redact": [oid],
+    }
     assert process_webhook(ctx, _store(ctx, "customers/redact", redact, "w-8"))["status"] == "done"
     row = _order(ctx, oid)
     assert row.email_hash is None and row.shipping_postal_code is None

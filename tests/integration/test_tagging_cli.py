@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -18,9 +18,22 @@ from vipsync.store.repository import Repository
 runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parents[2] / "vipsync" / "samples"
 FIELDS = [
-    "store", "order_id", "order_name", "sku", "category", "country", "purchase_date", "eligible", "reasons",
-    "original_warranty_end", "registration_deadline", "member", "extended_warranty_end", "trade_in_opens",
-    "benefit_status", "policy_version",
+    "store",
+    "order_id",
+    "order_name",
+    "sku",
+    "category",
+    "country",
+    "purchase_date",
+    "eligible",
+    "reasons",
+    "original_warranty_end",
+    "registration_deadline",
+    "member",
+    "extended_warranty_end",
+    "trade_in_opens",
+    "benefit_status",
+    "policy_version",
 ]
 
 
@@ -36,12 +49,21 @@ def _load(ctx) -> None:
         repo = Repository(s)
         repo.upsert_orders(
             [
-                order_record(1, purchased_at=datetime(2024, 2, 29, 18, tzinfo=timezone.utc), email=email,
-                             lines=(("HKS0401A3U", 3), ("CAB-X", 1)), refunded={"HKS0401A3U": 1}),
-                order_record(2, store_key="shopify-eu", country="DE", purchased_at=datetime(2025, 1, 10, 9, tzinfo=timezone.utc)),
+                order_record(
+                    1,
+                    purchased_at=datetime(2024, 2, 29, 18, tzinfo=UTC),
+                    email=email,
+                    lines=(("HKS0401A3U", 3), ("CAB-X", 1)),
+                    refunded={"HKS0401A3U": 1},
+                ),
+                order_record(
+                    2, store_key="shopify-eu", country="DE", purchased_at=datetime(2025, 1, 10, 9, tzinfo=UTC)
+                ),
             ]
         )
-        repo.upsert_members([MemberRecord(email_hash=email_digest(email), registered_at=date(2024, 5, 1), country="US")])
+        repo.upsert_members(
+            [MemberRecord(email_hash=email_digest(email), registered_at=date(2024, 5, 1), country="US")]
+        )
         s.commit()
 
 
@@ -56,11 +78,22 @@ def test_tag_then_units_json_is_one_array_with_every_documented_field(context):
     by_key = {(u["order_name"], u["sku"], u["ordinal"]): u for u in units}
     first = by_key[("#1001", "HKS0401A3U", 1)]
     assert first == first | {
-        "store": "shopify-us", "order_id": "1000001", "category": "kvm_switch", "country": "US",
-        "purchase_date": "2024-02-29", "eligible": True, "reasons": [], "original_warranty_end": "2025-02-28",
-        "registration_deadline": "2025-02-28", "extended_warranty_end": "2027-02-28", "trade_in_opens": "2024-06-29",
-        "benefit_status": "available", "policy_version": "vip-2024",
-        "original_warranty_status": "closing_soon", "trade_in_status": "active", "extended_warranty_status": "not_started",
+        "store": "shopify-us",
+        "order_id": "1000001",
+        "category": "kvm_switch",
+        "country": "US",
+        "purchase_date": "2024-02-29",
+        "eligible": True,
+        "reasons": [],
+        "original_warranty_end": "2025-02-28",
+        "registration_deadline": "2025-02-28",
+        "extended_warranty_end": "2027-02-28",
+        "trade_in_opens": "2024-06-29",
+        "benefit_status": "available",
+        "policy_version": "vip-2024",
+        "original_warranty_status": "closing_soon",
+        "trade_in_status": "active",
+        "extended_warranty_status": "not_started",
     }
     assert isinstance(first["member"], int)  # the pseudonymous id, never an e-mail
     refunded = by_key[("#1001", "HKS0401A3U", 3)]
@@ -80,8 +113,14 @@ def test_units_filters_and_csv(context):
     by_name = json.loads(_run("units", "--format", "json", "--order", "#1001"))
     by_id = json.loads(_run("units", "--format", "json", "--order", "1000001"))
     assert len(by_name) == 4 and by_name == by_id
-    rows = list(csv.DictReader(io.StringIO(_run("units", "--format", "csv", "--order", "#1002", "--as-of", "2025-02-01"))))
-    assert rows[0]["eligible"] == "true" and rows[0]["extended_warranty_end"] == "" and rows[0]["reasons"] == ""
+    rows = list(
+        csv.DictReader(
+            io.StringIO(_run("units", "--format", "csv", "--order", "#1002", "--as-of", "2025-02-01"))
+        )
+    )
+    assert (
+        rows[0]["eligible"] == "true" and rows[0]["extended_warranty_end"] == "" and rows[0]["reasons"] == ""
+    )
     assert set(FIELDS) <= set(rows[0])
     table = _run("units", "--as-of", "2025-02-01")
     assert "#1001" in table and "5 unit(s)" in table
@@ -106,7 +145,9 @@ def test_catalog_unclassified_lists_skus_with_order_counts(context):
     _load(context)
     _run("tag")
     rows = json.loads(_run("catalog", "unclassified", "--format", "json"))
-    assert rows == [{"sku": "CAB-X", "title": "TESmart CAB-X", "category": "unknown", "orders": 1, "units": 1}]
+    assert rows == [
+        {"sku": "CAB-X", "title": "TESmart CAB-X", "category": "unknown", "orders": 1, "units": 1}
+    ]
     assert "CAB-X" in _run("catalog", "unclassified")
 
 
@@ -131,7 +172,9 @@ def test_a_bad_policy_file_stops_tagging_naming_the_file_and_key(context, tmp_pa
 
     bad = tmp_path / "policies"
     bad.mkdir()
-    src = (Path(__file__).resolve().parents[2] / "vipsync" / "config" / "policies" / "vip-2024.toml").read_text()
+    src = (
+        Path(__file__).resolve().parents[2] / "vipsync" / "config" / "policies" / "vip-2024.toml"
+    ).read_text()
     (bad / "vip.toml").write_text(src.replace("extended_years = 3", "extended_years = 1"))
     monkeypatch.setenv("VIPSYNC_POLICIES_DIR", str(bad))
     set_context(Context(settings=Settings(), database_url=context.database_url))

@@ -4,7 +4,7 @@ re-tagging rewrites only what changed."""
 from __future__ import annotations
 
 import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "vipsync" / "config"
 
 def _at(day: str, hour: int = 12) -> datetime:
     y, m, d = map(int, day.split("-"))
-    return datetime(y, m, d, hour, tzinfo=timezone.utc)
+    return datetime(y, m, d, hour, tzinfo=UTC)
 
 
 def _load(ctx, orders=(), members=()):
@@ -55,7 +55,9 @@ def test_tag_pending_tags_new_units_with_windows_and_clears_the_flag(context):
     _load(
         context,
         orders=[
-            order_record(1, purchased_at=_at("2024-02-29"), email=buyer.strip().lower(), lines=(("HKS0401A3U", 1),)),
+            order_record(
+                1, purchased_at=_at("2024-02-29"), email=buyer.strip().lower(), lines=(("HKS0401A3U", 1),)
+            ),
             order_record(2, purchased_at=_at("2024-03-01"), country="DE", lines=(("HKS0802A1U", 1),)),
             order_record(3, purchased_at=_at("2024-03-01"), country="GB", lines=(("HKS0802A1U", 1),)),
         ],
@@ -79,7 +81,10 @@ def test_tag_pending_tags_new_units_with_windows_and_clears_the_flag(context):
     assert not gb.eligible and gb.reasons == ["region_not_eligible"] and gb.registration_deadline is None
     assert gb.original_warranty_end == date(2025, 3, 1)
     with context.session_factory() as s:
-        assert s.execute(select(func.count()).select_from(Unit).where(Unit.needs_tag.is_(True))).scalar_one() == 0
+        assert (
+            s.execute(select(func.count()).select_from(Unit).where(Unit.needs_tag.is_(True))).scalar_one()
+            == 0
+        )
         cats = {r[0]: r[1] for r in s.execute(select(Product.sku, Product.category))}
     assert cats == {"HKS0401A3U": "kvm_switch", "HKS0802A1U": "kvm_switch"}
     again = tag_pending(context)
@@ -100,10 +105,25 @@ def test_refund_skips_a_unit_with_a_recorded_claim(context):
     tag_pending(context)
     with context.session_factory() as s:
         top = s.execute(select(Unit.id).where(Unit.ordinal == 3)).scalar_one()
-        s.add(Claim(unit_id=top, kind="exchange", claimed_on=date(2026, 4, 1), policy_version="vip-2024", created_at=_at("2026-04-01")))
+        s.add(
+            Claim(
+                unit_id=top,
+                kind="exchange",
+                claimed_on=date(2026, 4, 1),
+                policy_version="vip-2024",
+                created_at=_at("2026-04-01"),
+            )
+        )
         s.execute(update(Unit).where(Unit.id == top).values(needs_tag=True))
         s.commit()
-    _load(context, orders=[order_record(1, lines=(("HKS0401A3U", 3),), refunded={"HKS0401A3U": 1}, updated_at=_at("2026-05-01"))])
+    _load(
+        context,
+        orders=[
+            order_record(
+                1, lines=(("HKS0401A3U", 3),), refunded={"HKS0401A3U": 1}, updated_at=_at("2026-05-01")
+            )
+        ],
+    )
     tag_pending(context)
     tags = _tags(context)
     assert [tags[("1000001", "HKS0401A3U", i)].reasons for i in (1, 2, 3)] == [[], ["refunded"], []]
@@ -130,7 +150,11 @@ def test_order_edit_that_removes_a_unit_tags_it_as_refunded(context):
     tags = _tags(context)
     assert tags[("1000001", "HKS0401A3U", 1)].eligible
     removed = tags[("1000001", "HKS0401A3U", 2)]
-    assert removed.reasons == ["refunded"] and not removed.valid_purchase and removed.original_warranty_end is None
+    assert (
+        removed.reasons == ["refunded"]
+        and not removed.valid_purchase
+        and removed.original_warranty_end is None
+    )
 
 
 def test_unofficial_store_and_unknown_sku(context):
@@ -150,8 +174,12 @@ def test_unofficial_store_and_unknown_sku(context):
 
 def test_amazon_order_belongs_to_the_member_with_a_verified_proof(context):
     # Even an e-mail digest on an Amazon order (Amazon hides the buyer's e-mail) never matches a member.
-    amazon = order_record(1, store_key="amazon-na", source="amazon", purchased_at=_at("2024-06-01"), email="m@example.com")
-    member = MemberRecord(email_hash=email_digest("m@example.com"), registered_at=date(2024, 7, 1), country="US")
+    amazon = order_record(
+        1, store_key="amazon-na", source="amazon", purchased_at=_at("2024-06-01"), email="m@example.com"
+    )
+    member = MemberRecord(
+        email_hash=email_digest("m@example.com"), registered_at=date(2024, 7, 1), country="US"
+    )
     _load(context, orders=[amazon], members=[member])
     tag_pending(context)
     assert _tags(context)[(amazon.external_id, "HKS0401A3U", 1)].benefit_status == "not_member"
@@ -174,11 +202,22 @@ def test_membership_change_retags_the_members_units(context):
     _load(context, members=[MemberRecord(email_hash=email_digest(email), registered_at=date(2024, 2, 1))])
     tag_pending(context)
     assert _tags(context)[("1000001", "HKS0401A3U", 1)].benefit_status == "available"
-    _load(context, members=[MemberRecord(email_hash=email_digest(email), registered_at=date(2024, 2, 1), exited_at=date(2024, 9, 1))])
+    _load(
+        context,
+        members=[
+            MemberRecord(
+                email_hash=email_digest(email), registered_at=date(2024, 2, 1), exited_at=date(2024, 9, 1)
+            )
+        ],
+    )
     result = tag_pending(context)
     assert result.scanned == 1 and result.rewritten == 1
     tag = _tags(context)[("1000001", "HKS0401A3U", 1)]
-    assert tag.benefit_status == "member_exited" and tag.extended_warranty_end is None and tag.trade_in_opens is None
+    assert (
+        tag.benefit_status == "member_exited"
+        and tag.extended_warranty_end is None
+        and tag.trade_in_opens is None
+    )
 
 
 def test_policy_change_retags_only_the_rows_it_changes(context, tmp_path, monkeypatch):
@@ -189,8 +228,15 @@ def test_policy_change_retags_only_the_rows_it_changes(context, tmp_path, monkey
     ctx = Context(settings=Settings(), database_url=context.database_url)
     set_context(ctx)
     email = "m@example.com"
-    orders = [order_record(i, purchased_at=_at("2025-06-01" if i <= 6 else "2025-12-01"), email=email) for i in range(1, 11)]
-    _load(ctx, orders=orders, members=[MemberRecord(email_hash=email_digest(email), registered_at=date(2025, 1, 1))])
+    orders = [
+        order_record(i, purchased_at=_at("2025-06-01" if i <= 6 else "2025-12-01"), email=email)
+        for i in range(1, 11)
+    ]
+    _load(
+        ctx,
+        orders=orders,
+        members=[MemberRecord(email_hash=email_digest(email), registered_at=date(2025, 1, 1))],
+    )
     first = tag_pending(ctx)
     assert first.inserted == 10
     unchanged = retag_all(ctx)
@@ -252,7 +298,15 @@ def test_unit_verdict_for_claims_refuses_a_second_benefit(context):
         verdict = verdicts_for_units(s, rules, [uid])[uid]
         decision = check_claim(verdict, "trade_in", date(2024, 6, 1), policies.get(verdict.policy_version))
         assert decision.uses_benefit
-        s.add(Claim(unit_id=uid, kind="trade_in", claimed_on=date(2024, 6, 1), policy_version=verdict.policy_version, created_at=_at("2024-06-01")))
+        s.add(
+            Claim(
+                unit_id=uid,
+                kind="trade_in",
+                claimed_on=date(2024, 6, 1),
+                policy_version=verdict.policy_version,
+                created_at=_at("2024-06-01"),
+            )
+        )
         s.commit()
         verdict = verdicts_for_units(s, rules, [uid])[uid]
     with pytest.raises(BenefitAlreadyUsed):
@@ -276,7 +330,11 @@ def test_a_product_classified_after_its_units_were_tagged_flags_them_again(conte
         # As if the product row arrived while a run was tagging its unit: judged "unknown",
         # product not classified yet.
         s.execute(update(Product).values(category=None))
-        s.execute(update(UnitTag).values(category="unknown", eligible=False, reasons=["unclassified_sku"], facts_hash="x"))
+        s.execute(
+            update(UnitTag).values(
+                category="unknown", eligible=False, reasons=["unclassified_sku"], facts_hash="x"
+            )
+        )
         s.commit()
     result = tag_pending(context)
     assert result.products_reclassified == 1 and result.rewritten == 1
@@ -288,14 +346,22 @@ def test_registration_timestamp_is_dated_in_the_zone_of_each_units_store(context
     already 2025-01-01 for the JP web store (Tokyo): against a deadline of 2025-01-01 the
     same registration is in time for one unit and too late for the other."""
     email = "zones@example.com"
-    registered = datetime(2024, 12, 31, 23, 30, tzinfo=timezone.utc)
+    registered = datetime(2024, 12, 31, 23, 30, tzinfo=UTC)
     _load(
         context,
         orders=[
-            order_record(1, store_key="shopify-us", purchased_at=_at("2024-01-01"), email=email, country="US"),
-            order_record(2, store_key="shopify-jp", purchased_at=_at("2024-01-01"), email=email, country="JP"),
+            order_record(
+                1, store_key="shopify-us", purchased_at=_at("2024-01-01"), email=email, country="US"
+            ),
+            order_record(
+                2, store_key="shopify-jp", purchased_at=_at("2024-01-01"), email=email, country="JP"
+            ),
         ],
-        members=[MemberRecord(email_hash=email_digest(email), registered_at=registered.date(), registered_ts=registered)],
+        members=[
+            MemberRecord(
+                email_hash=email_digest(email), registered_at=registered.date(), registered_ts=registered
+            )
+        ],
     )
     tag_pending(context)
     tags = {key[0]: t for key, t in _tags(context).items()}

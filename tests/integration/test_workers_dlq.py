@@ -33,7 +33,9 @@ def rig(monkeypatch):
             raise PermanentSourceError(f"store {store_key}: 403 scope missing")
         done.append({"store_key": store_key})
 
-    monkeypatch.setattr(registry, "resolve", lambda name: {"sync_shopify": import_orders}.get(name, lambda ctx: None))
+    monkeypatch.setattr(
+        registry, "resolve", lambda name: {"sync_shopify": import_orders}.get(name, lambda ctx: None)
+    )
     table = {}
 
     def context():
@@ -41,8 +43,9 @@ def rig(monkeypatch):
         ctx.dispatcher = table["t"].dispatcher
         return ctx
 
-    table["t"] = declare_actors(broker, settings, client=broker.client, context_factory=context,
-                                jobs=["sync_shopify", "tag_pending"])
+    table["t"] = declare_actors(
+        broker, settings, client=broker.client, context_factory=context, jobs=["sync_shopify", "tag_pending"]
+    )
     worker = Worker(broker, worker_timeout=50)
     worker.start()
     yield {"broker": broker, "ns": ns, "actors": table["t"], "fixed": fixed, "done": done}
@@ -68,7 +71,9 @@ def test_a_dead_letter_replays_after_the_fix(rig):
     rig["actors"].dispatcher("sync_shopify", {"store_key": "shopify-eu"})
     (letter,) = wait_until(lambda: _dead(rig), timeout_s=10, what="a dead letter")
     rig["fixed"]["ok"] = True
-    replayed = dlq.replay(rig["broker"].client, rig["broker"], namespace=rig["ns"], ids=[letter.message_id[:8]])
+    replayed = dlq.replay(
+        rig["broker"].client, rig["broker"], namespace=rig["ns"], ids=[letter.message_id[:8]]
+    )
     assert [r.message_id for r in replayed] == [letter.message_id]
     wait_until(lambda: rig["done"], timeout_s=10, what="the replayed job")
     assert rig["done"] == [{"store_key": "shopify-eu"}]
@@ -80,7 +85,9 @@ def test_a_dropped_dead_letter_is_gone(rig):
         rig["actors"].dispatcher("sync_shopify", {"store_key": store})
     letters = wait_until(lambda: len(_dead(rig)) == 2 and _dead(rig), timeout_s=10, what="two dead letters")
     a = next(d for d in letters if d.kwargs["store_key"] == "a")
-    assert [d.message_id for d in dlq.drop(rig["broker"].client, namespace=rig["ns"], ids=[a.message_id])] == [a.message_id]
+    assert [
+        d.message_id for d in dlq.drop(rig["broker"].client, namespace=rig["ns"], ids=[a.message_id])
+    ] == [a.message_id]
     assert [d.kwargs["store_key"] for d in _dead(rig)] == ["b"]
     assert len(dlq.drop(rig["broker"].client, namespace=rig["ns"], ids=None)) == 1
     assert _dead(rig) == []
@@ -89,12 +96,21 @@ def test_a_dropped_dead_letter_is_gone(rig):
 def test_two_schedulers_claim_each_store_once_per_tick_in_redis(rig):
     from vipsync.config.stores import ShopifyShop
 
-    stores = [ShopifyShop(key=k, shop_domain=f"{k}.myshopify.com", timezone="UTC", country="US", endpoint="http://x")
-              for k in ("s1", "s2")]
+    stores = [
+        ShopifyShop(
+            key=k, shop_domain=f"{k}.myshopify.com", timezone="UTC", country="US", endpoint="http://x"
+        )
+        for k in ("s1", "s2")
+    ]
     claim = redis_claimer(rig["broker"].client, namespace=rig["ns"], ttl_s=60)
     sent = []
     for slot in (100, 101):
         for _scheduler in range(2):
-            run_tick("sync", plan_sync(stores), slot=slot, dispatch=lambda job, kw: sent.append(kw["store_key"]),
-                     claim=claim)
+            run_tick(
+                "sync",
+                plan_sync(stores),
+                slot=slot,
+                dispatch=lambda job, kw: sent.append(kw["store_key"]),
+                claim=claim,
+            )
     assert sorted(sent) == ["s1", "s1", "s2", "s2"]

@@ -38,9 +38,11 @@ def test_a_second_sync_of_the_same_store_is_refused_while_the_first_runs(client)
 
 
 def test_other_stores_are_not_blocked(client):
-    with StoreLock(client, lock_key(client.ns, "sync:a"), ttl_s=5):
-        with StoreLock(client, lock_key(client.ns, "sync:b"), ttl_s=5):
-            pass
+    with (
+        StoreLock(client, lock_key(client.ns, "sync:a"), ttl_s=5),
+        StoreLock(client, lock_key(client.ns, "sync:b"), ttl_s=5),
+    ):
+        pass
 
 
 def test_a_crashed_holders_lock_expires_by_itself(client):

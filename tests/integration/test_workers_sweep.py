@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from vipsync.store.models import WebhookDelivery
 from vipsync.workers.schedule import plan_stale_webhooks
 
 
 def test_only_deliveries_pending_for_long_are_handed_off_again(session_factory):
-    now = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     rows = [
         ("old-pending", "pending", now - timedelta(hours=1)),
         ("old-done", "done", now - timedelta(hours=1)),
@@ -19,8 +19,16 @@ def test_only_deliveries_pending_for_long_are_handed_off_again(session_factory):
     ]
     with session_factory() as s:
         for webhook_id, status, received in rows:
-            s.add(WebhookDelivery(webhook_id=webhook_id, store_key="shopify-us", topic="orders/create",
-                                  payload={}, status=status, received_at=received))
+            s.add(
+                WebhookDelivery(
+                    webhook_id=webhook_id,
+                    store_key="shopify-us",
+                    topic="orders/create",
+                    payload={},
+                    status=status,
+                    received_at=received,
+                )
+            )
         s.commit()
         ids = {w.webhook_id: w.id for w in s.query(WebhookDelivery)}
     plan = plan_stale_webhooks(session_factory, now=now)

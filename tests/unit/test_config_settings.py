@@ -51,7 +51,9 @@ def test_default_stores_file_lists_the_official_stores():
 
 def test_stores_file_error_names_file_store_and_key(tmp_path):
     path = tmp_path / "stores.toml"
-    path.write_text('[stores.web]\nkind = "shopify"\nshop_domain = "x.myshopify.com"\ntimezone = "Mars/Olympus"\ncountry = "US"\n')
+    path.write_text(
+        '[stores.web]\nkind = "shopify"\nshop_domain = "x.myshopify.com"\ntimezone = "Mars/Olympus"\ncountry = "US"\n'
+    )
     with pytest.raises(ConfigError) as err:
         load_stores(path)
     msg = str(err.value)

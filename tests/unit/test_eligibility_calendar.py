@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -74,19 +74,19 @@ def test_whole_months_between_refuses_a_reversed_range():
 @pytest.mark.parametrize(
     "zone, utc, expected",
     [
-        ("America/Los_Angeles", datetime(2025, 3, 1, 7, 59, tzinfo=timezone.utc), date(2025, 2, 28)),  # 23:59 PST
-        ("America/Los_Angeles", datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc), date(2025, 3, 1)),
-        ("America/Los_Angeles", datetime(2025, 7, 1, 6, 59, tzinfo=timezone.utc), date(2025, 6, 30)),  # PDT
-        ("America/Los_Angeles", datetime(2025, 7, 1, 7, 0, tzinfo=timezone.utc), date(2025, 7, 1)),
-        ("Europe/Berlin", datetime(2024, 2, 28, 23, 30, tzinfo=timezone.utc), date(2024, 2, 29)),  # leap day in Berlin
-        ("Europe/Berlin", datetime(2024, 2, 29, 22, 59, tzinfo=timezone.utc), date(2024, 2, 29)),
-        ("Europe/Berlin", datetime(2024, 2, 29, 23, 0, tzinfo=timezone.utc), date(2024, 3, 1)),
-        ("Europe/Berlin", datetime(2025, 6, 30, 21, 59, tzinfo=timezone.utc), date(2025, 6, 30)),  # CEST
-        ("Europe/Berlin", datetime(2025, 6, 30, 22, 0, tzinfo=timezone.utc), date(2025, 7, 1)),
-        ("Asia/Tokyo", datetime(2025, 12, 31, 14, 59, tzinfo=timezone.utc), date(2025, 12, 31)),
-        ("Asia/Tokyo", datetime(2025, 12, 31, 15, 0, tzinfo=timezone.utc), date(2026, 1, 1)),
-        ("Europe/London", datetime(2025, 3, 30, 23, 30, tzinfo=timezone.utc), date(2025, 3, 31)),  # BST
-        ("America/Mexico_City", datetime(2025, 1, 1, 5, 59, tzinfo=timezone.utc), date(2024, 12, 31)),
+        ("America/Los_Angeles", datetime(2025, 3, 1, 7, 59, tzinfo=UTC), date(2025, 2, 28)),  # 23:59 PST
+        ("America/Los_Angeles", datetime(2025, 3, 1, 8, 0, tzinfo=UTC), date(2025, 3, 1)),
+        ("America/Los_Angeles", datetime(2025, 7, 1, 6, 59, tzinfo=UTC), date(2025, 6, 30)),  # PDT
+        ("America/Los_Angeles", datetime(2025, 7, 1, 7, 0, tzinfo=UTC), date(2025, 7, 1)),
+        ("Europe/Berlin", datetime(2024, 2, 28, 23, 30, tzinfo=UTC), date(2024, 2, 29)),  # leap day in Berlin
+        ("Europe/Berlin", datetime(2024, 2, 29, 22, 59, tzinfo=UTC), date(2024, 2, 29)),
+        ("Europe/Berlin", datetime(2024, 2, 29, 23, 0, tzinfo=UTC), date(2024, 3, 1)),
+        ("Europe/Berlin", datetime(2025, 6, 30, 21, 59, tzinfo=UTC), date(2025, 6, 30)),  # CEST
+        ("Europe/Berlin", datetime(2025, 6, 30, 22, 0, tzinfo=UTC), date(2025, 7, 1)),
+        ("Asia/Tokyo", datetime(2025, 12, 31, 14, 59, tzinfo=UTC), date(2025, 12, 31)),
+        ("Asia/Tokyo", datetime(2025, 12, 31, 15, 0, tzinfo=UTC), date(2026, 1, 1)),
+        ("Europe/London", datetime(2025, 3, 30, 23, 30, tzinfo=UTC), date(2025, 3, 31)),  # BST
+        ("America/Mexico_City", datetime(2025, 1, 1, 5, 59, tzinfo=UTC), date(2024, 12, 31)),
     ],
 )
 def test_purchase_date_is_the_calendar_date_in_the_store_zone(zone, utc, expected):
@@ -94,7 +94,7 @@ def test_purchase_date_is_the_calendar_date_in_the_store_zone(zone, utc, expecte
 
 
 def test_every_marketplace_zone_gives_a_date():
-    ts = datetime(2025, 1, 1, 0, 30, tzinfo=timezone.utc)
+    ts = datetime(2025, 1, 1, 0, 30, tzinfo=UTC)
     for code, mp in MARKETPLACES.items():
         day = local_date(ts, ZoneInfo(mp["timezone"]))
         assert day in (date(2024, 12, 31), date(2025, 1, 1)), code

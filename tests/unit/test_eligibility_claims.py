@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from vipsync.eligibility.claims import check_claim, replacement_coverage_end, stacks_with_other_discount, trade_in_discount
+from vipsync.eligibility.claims import (
+    check_claim,
+    replacement_coverage_end,
+    stacks_with_other_discount,
+    trade_in_discount,
+)
 from vipsync.eligibility.engine import ClaimFacts, MemberFacts, UnitFacts, evaluate
 from vipsync.eligibility.loader import load_policy
 from vipsync.eligibility.membership import (
@@ -28,7 +33,15 @@ TID = load_policy(POLICIES / "tesmart-id-2025-11-01.toml")
 
 def verdict(*, registered=date(2025, 1, 1), claim=None, country="US", policy=VIP, **kw):
     m = MemberFacts(1, registered) if registered is not None else None
-    f = UnitFacts(purchase_date=date(2025, 3, 10), country=country, category="kvm_switch", official=True, member=m, claim=claim, **kw)
+    f = UnitFacts(
+        purchase_date=date(2025, 3, 10),
+        country=country,
+        category="kvm_switch",
+        official=True,
+        member=m,
+        claim=claim,
+        **kw,
+    )
     return evaluate(f, policy)
 
 
@@ -67,8 +80,12 @@ def test_no_exchange_after_the_original_warranty_without_the_extended_one(kw, st
 
 
 def test_replacement_coverage_is_the_longer_of_91_days_and_the_remaining_coverage():
-    assert replacement_coverage_end(date(2026, 1, 1), date(2028, 1, 1), replacement_days=90) == date(2028, 1, 1)
-    assert replacement_coverage_end(date(2027, 12, 1), date(2028, 1, 1), replacement_days=90) == date(2028, 3, 1)
+    assert replacement_coverage_end(date(2026, 1, 1), date(2028, 1, 1), replacement_days=90) == date(
+        2028, 1, 1
+    )
+    assert replacement_coverage_end(date(2027, 12, 1), date(2028, 1, 1), replacement_days=90) == date(
+        2028, 3, 1
+    )
 
 
 def test_a_german_unit_exchanges_only_after_its_two_original_years():
@@ -127,8 +144,11 @@ def test_a_claim_before_the_purchase_or_of_an_unknown_kind_is_refused():
 # ---------------------------------------------------------------- trade-in value
 def test_vip_trade_in_is_30_percent_of_the_new_products_original_price():
     value = trade_in_discount(
-        VIP.trade_in, new_original_price=Decimal("299.99"), old_amount_paid=Decimal("10.00"),
-        purchase_date=date(2025, 3, 10), trade_in_date=date(2025, 8, 1),
+        VIP.trade_in,
+        new_original_price=Decimal("299.99"),
+        old_amount_paid=Decimal("10.00"),
+        purchase_date=date(2025, 3, 10),
+        trade_in_date=date(2025, 8, 1),
     )
     assert value == Decimal("90.00")  # 89.997 rounded to the cent; the old price plays no part
 
@@ -145,17 +165,26 @@ def test_vip_trade_in_is_30_percent_of_the_new_products_original_price():
     ],
 )
 def test_tesmart_id_trade_in_is_a_share_of_the_amount_paid_by_whole_months_of_age(trade_in_on, value):
-    assert trade_in_discount(
-        TID.trade_in, new_original_price=Decimal("999.00"), old_amount_paid=Decimal("200.00"),
-        purchase_date=date(2025, 3, 10), trade_in_date=trade_in_on,
-    ) == value
+    assert (
+        trade_in_discount(
+            TID.trade_in,
+            new_original_price=Decimal("999.00"),
+            old_amount_paid=Decimal("200.00"),
+            purchase_date=date(2025, 3, 10),
+            trade_in_date=trade_in_on,
+        )
+        == value
+    )
 
 
 def test_trade_in_value_refuses_floats():
     with pytest.raises(EligibilityError, match="Decimal"):
         trade_in_discount(
-            VIP.trade_in, new_original_price=299.99, old_amount_paid=Decimal(0),  # type: ignore[arg-type]
-            purchase_date=date(2025, 3, 10), trade_in_date=date(2025, 8, 1),
+            VIP.trade_in,
+            new_original_price=299.99,
+            old_amount_paid=Decimal(0),  # type: ignore[arg-type]
+            purchase_date=date(2025, 3, 10),
+            trade_in_date=date(2025, 8, 1),
         )
 
 
@@ -171,9 +200,12 @@ def test_trade_in_value_refuses_floats():
     ],
 )
 def test_a_trade_in_never_stacks_with_another_discount(codes, automatic, lines, flagged):
-    assert stacks_with_other_discount(
-        discount_codes=codes, trade_in_codes=["VIP-TRADEIN"], automatic_discount=automatic, lines=lines
-    ) is flagged
+    assert (
+        stacks_with_other_discount(
+            discount_codes=codes, trade_in_codes=["VIP-TRADEIN"], automatic_discount=automatic, lines=lines
+        )
+        is flagged
+    )
 
 
 # ---------------------------------------------------------------- membership
@@ -198,11 +230,15 @@ def test_membership_history_folds_to_the_latest_registration():
         [(date(2024, 1, 1), "register"), (date(2024, 5, 1), "exit"), (date(2024, 9, 1), "register")]
     ) == (date(2024, 9, 1), None)
     assert registration_from_events([(date(2024, 1, 1), "register"), (date(2024, 5, 1), "exit")]) == (
-        date(2024, 1, 1), date(2024, 5, 1),
+        date(2024, 1, 1),
+        date(2024, 5, 1),
     )
     # registering twice keeps the first date; an exit without a registration is nothing
-    assert registration_from_events([(date(2024, 3, 1), "exit"), (date(2024, 4, 1), "register"), (date(2024, 6, 1), "register")]) == (
-        date(2024, 4, 1), None,
+    assert registration_from_events(
+        [(date(2024, 3, 1), "exit"), (date(2024, 4, 1), "register"), (date(2024, 6, 1), "register")]
+    ) == (
+        date(2024, 4, 1),
+        None,
     )
     with pytest.raises(ValueError):
         registration_from_events([(date(2024, 1, 1), "pause")])
@@ -214,7 +250,9 @@ def test_a_registration_from_outside_the_regions_is_refused(country):
         check_registration(country, VIP.scope.regions)
 
 
-@pytest.mark.parametrize("country, code", [("US", "US"), ("de", "DE"), ("JP", "JP"), ("GP", "GP"), (" fr ", "FR")])
+@pytest.mark.parametrize(
+    "country, code", [("US", "US"), ("de", "DE"), ("JP", "JP"), ("GP", "GP"), (" fr ", "FR")]
+)
 def test_a_registration_from_the_regions_is_accepted(country, code):
     assert check_registration(country, VIP.scope.regions) == code
 

@@ -16,17 +16,47 @@ POLICIES = Path(__file__).resolve().parents[2] / "vipsync" / "config" / "policie
 VIP = load_policy(POLICIES / "vip-2024.toml")
 TID = load_policy(POLICIES / "tesmart-id-2025-11-01.toml")
 
-EU27 = "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
-EU_TERRITORIES = "GP MQ GF RE YT MF AX".split()
+EU27 = [
+    "AT",
+    "BE",
+    "BG",
+    "HR",
+    "CY",
+    "CZ",
+    "DK",
+    "EE",
+    "FI",
+    "FR",
+    "DE",
+    "GR",
+    "HU",
+    "IE",
+    "IT",
+    "LV",
+    "LT",
+    "LU",
+    "MT",
+    "NL",
+    "PL",
+    "PT",
+    "RO",
+    "SK",
+    "SI",
+    "ES",
+    "SE",
+]
+EU_TERRITORIES = ["GP", "MQ", "GF", "RE", "YT", "MF", "AX"]
 
 
 def facts(**kw) -> UnitFacts:
-    base = dict(purchase_date=date(2025, 3, 10), country="US", category="kvm_switch", official=True)
+    base = {"purchase_date": date(2025, 3, 10), "country": "US", "category": "kvm_switch", "official": True}
     base.update(kw)
     return UnitFacts(**base)
 
 
-def member(registered: date | None = date(2025, 1, 1), exited: date | None = None, mid: int = 7) -> MemberFacts:
+def member(
+    registered: date | None = date(2025, 1, 1), exited: date | None = None, mid: int = 7
+) -> MemberFacts:
     return MemberFacts(member_id=mid, registered_on=registered, exited_on=exited)
 
 
@@ -90,7 +120,15 @@ def test_invalid_purchases_have_a_reason_and_no_windows(flags, reason):
 
 def test_every_reason_is_reported_in_the_closed_list_order():
     v = evaluate(
-        facts(country="GB", official=False, category="unknown", cancelled=True, test=True, refunded=True, payment_pending=True),
+        facts(
+            country="GB",
+            official=False,
+            category="unknown",
+            cancelled=True,
+            test=True,
+            refunded=True,
+            payment_pending=True,
+        ),
         VIP,
     )
     assert v.reasons == tuple(r for r in REASONS if r != "not_kvm_main_unit")
@@ -242,7 +280,13 @@ def test_tesmart_id_keeps_the_german_two_years_and_the_scope_rules():
 def test_the_verdict_names_its_policy_version_and_echoes_the_facts():
     f = facts(country="FR", purchase_date=date(2025, 5, 5), member=member())
     v = evaluate(f, VIP)
-    assert (v.policy_version, v.country, v.purchase_date, v.category, v.member_id) == ("vip-2024", "FR", date(2025, 5, 5), "kvm_switch", 7)
+    assert (v.policy_version, v.country, v.purchase_date, v.category, v.member_id) == (
+        "vip-2024",
+        "FR",
+        date(2025, 5, 5),
+        "kvm_switch",
+        7,
+    )
 
 
 def test_the_digest_changes_with_any_field_and_only_then():

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from vipsync.connectors.records import email_digest
-from vipsync.eligibility.proof import factor_matches, normalize_postal_code, parse_order_reference, proof_answer
+from vipsync.eligibility.proof import (
+    factor_matches,
+    normalize_postal_code,
+    parse_order_reference,
+    proof_answer,
+)
 from vipsync.errors import EligibilityError
 
 
@@ -30,9 +35,15 @@ def test_anything_else_is_not_an_order_identifier(text):
 
 def test_the_email_factor_matches_by_digest_of_the_normalized_email():
     order = email_digest("Buyer@Example.com")
-    assert factor_matches(order_email_hash=order, order_postal_code=None, factor_email_hash=email_digest(" buyer@example.COM "))
-    assert not factor_matches(order_email_hash=order, order_postal_code=None, factor_email_hash=email_digest("other@example.com"))
-    assert not factor_matches(order_email_hash=None, order_postal_code="40202", factor_email_hash=email_digest("x@example.com"))
+    assert factor_matches(
+        order_email_hash=order, order_postal_code=None, factor_email_hash=email_digest(" buyer@example.COM ")
+    )
+    assert not factor_matches(
+        order_email_hash=order, order_postal_code=None, factor_email_hash=email_digest("other@example.com")
+    )
+    assert not factor_matches(
+        order_email_hash=None, order_postal_code="40202", factor_email_hash=email_digest("x@example.com")
+    )
 
 
 def test_the_postal_code_factor_ignores_case_spaces_and_dashes():
@@ -46,7 +57,9 @@ def test_exactly_one_factor():
     with pytest.raises(EligibilityError):
         factor_matches(order_email_hash="a", order_postal_code="b")
     with pytest.raises(EligibilityError):
-        factor_matches(order_email_hash="a", order_postal_code="b", factor_email_hash="a", factor_postal_code="b")
+        factor_matches(
+            order_email_hash="a", order_postal_code="b", factor_email_hash="a", factor_postal_code="b"
+        )
 
 
 def test_a_wrong_factor_and_an_unknown_order_get_the_same_answer():

@@ -20,7 +20,9 @@ VERSIONS = [load_policy(POLICIES / "vip-2024.toml"), load_policy(POLICIES / "tes
 
 dates = st.dates(min_value=date(2014, 1, 1), max_value=date(2035, 12, 31))
 countries = st.sampled_from(["US", "JP", "DE", "FR", "AT", "GP", "GB", "CH", "NO", "PR", "CA", None])
-categories = st.sampled_from(["kvm_switch", "kvm_switch", "matrix", "kvm_extender", "accessory", "other", "unknown"])
+categories = st.sampled_from(
+    ["kvm_switch", "kvm_switch", "matrix", "kvm_extender", "accessory", "other", "unknown"]
+)
 members = st.none() | st.builds(MemberFacts, st.integers(1, 10**9), st.none() | dates, st.none() | dates)
 claims = st.none() | st.builds(ClaimFacts, st.sampled_from(["exchange", "trade_in"]), dates)
 unit_facts = st.builds(
@@ -54,7 +56,9 @@ def test_windows_are_ordered_and_null_when_not_eligible(facts, policy):
     if v.trade_in_opens is not None:
         assert v.purchase_date < v.trade_in_opens
     if not v.eligible:
-        assert v.registration_deadline is v.extended_warranty_end is v.trade_in_opens is v.benefit_status is None
+        assert (
+            v.registration_deadline is v.extended_warranty_end is v.trade_in_opens is v.benefit_status is None
+        )
     else:
         assert v.benefit_status in BENEFIT_STATUSES
     assert (v.original_warranty_end is not None) == v.valid_purchase
@@ -71,7 +75,13 @@ def test_a_unit_never_has_both_benefits_open_after_one_is_used(facts, policy):
 
 
 @settings(max_examples=300)
-@given(unit_facts, policies, st.sampled_from(["exchange", "trade_in"]), st.sampled_from(["exchange", "trade_in"]), st.integers(0, 4000))
+@given(
+    unit_facts,
+    policies,
+    st.sampled_from(["exchange", "trade_in"]),
+    st.sampled_from(["exchange", "trade_in"]),
+    st.integers(0, 4000),
+)
 def test_one_benefit_per_unit_whatever_the_order_of_claims(facts, policy, first, second, days):
     from dataclasses import replace
 

@@ -38,8 +38,11 @@ def test_closing_soon_threshold_is_a_parameter():
 
 def test_unit_statuses_depend_on_the_as_of_date_only():
     tag = SimpleNamespace(
-        purchase_date=START, original_warranty_end=END, registration_deadline=END,
-        extended_warranty_end=date(2028, 3, 10), trade_in_opens=date(2025, 7, 10),
+        purchase_date=START,
+        original_warranty_end=END,
+        registration_deadline=END,
+        extended_warranty_end=date(2028, 3, 10),
+        trade_in_opens=date(2025, 7, 10),
     )
     assert unit_statuses(tag, date(2025, 5, 1)) == {
         "original_warranty_status": "active",
@@ -53,6 +56,11 @@ def test_unit_statuses_depend_on_the_as_of_date_only():
         "extended_warranty_status": "active",
         "trade_in_status": "active",
     }
-    none = SimpleNamespace(purchase_date=START, original_warranty_end=None, registration_deadline=None,
-                           extended_warranty_end=None, trade_in_opens=None)
+    none = SimpleNamespace(
+        purchase_date=START,
+        original_warranty_end=None,
+        registration_deadline=None,
+        extended_warranty_end=None,
+        trade_in_opens=None,
+    )
     assert set(unit_statuses(none, date(2025, 5, 1)).values()) == {None}

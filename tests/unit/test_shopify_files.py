@@ -12,7 +12,9 @@ from vipsync.connectors.records import OrderRecord, Rejected
 from vipsync.connectors.shopify.bulk_jsonl import assemble_bulk_orders
 from vipsync.connectors.shopify.files import read_orders_file, replay_record
 
-US = ShopifyShop(key="shopify-us", shop_domain="tesmart-us.myshopify.com", timezone="America/Los_Angeles", country="US")
+US = ShopifyShop(
+    key="shopify-us", shop_domain="tesmart-us.myshopify.com", timezone="America/Los_Angeles", country="US"
+)
 
 
 def _read(data: bytes) -> list:
@@ -30,7 +32,9 @@ def test_official_fixture_files_import_as_they_are(fixtures_dir):
         assert items[0].external_id == "450789469"
 
 
-@pytest.mark.parametrize("shape", ["bare", "wrapped", "list_doc", "bare_list", "jsonl", "jsonl_wrapped", "one_line_doc"])
+@pytest.mark.parametrize(
+    "shape", ["bare", "wrapped", "list_doc", "bare_list", "jsonl", "jsonl_wrapped", "one_line_doc"]
+)
 def test_every_documented_file_shape_yields_the_same_orders(fixtures_dir, shape):
     base = _order(fixtures_dir)
     orders = [dict(base, id=100 + i, name=f"#{100 + i}") for i in range(3)]
@@ -78,11 +82,27 @@ def test_unreadable_file_raises_value_error():
 
 
 def _bulk_lines() -> list[dict]:
-    order = lambda n: {"id": f"gid://shopify/Order/{n}", "legacyResourceId": str(n), "name": f"#{n}",  # noqa: E731
-                       "processedAt": "2024-03-01T10:00:00Z", "updatedAt": "2024-03-02T10:00:00Z",
-                       "displayFinancialStatus": "PAID", "refunds": [{"id": f"gid://shopify/Refund/{n}0"}]}
-    line = lambda n, i, sku, q: {"id": f"gid://shopify/LineItem/{n}{i}", "sku": sku, "title": sku or "Wrap",  # noqa: E731
-                                 "quantity": q, "currentQuantity": q, "__parentId": f"gid://shopify/Order/{n}"}
+    def order(n):
+        return {
+            "id": f"gid://shopify/Order/{n}",
+            "legacyResourceId": str(n),
+            "name": f"#{n}",
+            "processedAt": "2024-03-01T10:00:00Z",
+            "updatedAt": "2024-03-02T10:00:00Z",
+            "displayFinancialStatus": "PAID",
+            "refunds": [{"id": f"gid://shopify/Refund/{n}0"}],
+        }
+
+    def line(n, i, sku, q):
+        return {
+            "id": f"gid://shopify/LineItem/{n}{i}",
+            "sku": sku,
+            "title": sku or "Wrap",
+            "quantity": q,
+            "currentQuantity": q,
+            "__parentId": f"gid://shopify/Order/{n}",
+        }
+
     return [
         order(1),
         line(1, 1, "HKS0401A3U", 2),
@@ -90,16 +110,23 @@ def _bulk_lines() -> list[dict]:
         line(2, 1, "HMA0808A10", 1),
         # A child of order 1 after order 2: Shopify only promises "after its parent".
         line(1, 2, "", 1),
-        {"id": "gid://shopify/RefundLineItem/5", "quantity": 1, "lineItem": {"id": "gid://shopify/LineItem/11"},
-         "__parentId": "gid://shopify/Refund/10"},
+        {
+            "id": "gid://shopify/RefundLineItem/5",
+            "quantity": 1,
+            "lineItem": {"id": "gid://shopify/LineItem/11"},
+            "__parentId": "gid://shopify/Refund/10",
+        },
     ]
 
 
 def test_bulk_result_children_are_joined_to_their_order_even_when_late():
-    data = "\n".join(json.dumps(l) for l in _bulk_lines()).encode()
+    data = "\n".join(json.dumps(line) for line in _bulk_lines()).encode()
     first, second = _read(data)
-    assert [(l.sku, l.quantity, l.refunded_quantity) for l in first.lines] == [("HKS0401A3U", 2, 1), ("", 1, 0)]
-    assert [l.sku for l in second.lines] == ["HMA0808A10"]
+    assert [(line.sku, line.quantity, line.refunded_quantity) for line in first.lines] == [
+        ("HKS0401A3U", 2, 1),
+        ("", 1, 0),
+    ]
+    assert [line.sku for line in second.lines] == ["HMA0808A10"]
     assert first.raw_kind == "graphql_order"
 
 
@@ -114,9 +141,16 @@ def test_official_bulk_example_joins_variants_to_their_products(fixtures_dir):
 
 
 def test_bulk_child_without_parent_is_rejected():
-    lines = _bulk_lines() + [{"id": "gid://shopify/LineItem/99", "sku": "X", "quantity": 1,
-                              "__parentId": "gid://shopify/Order/404"}]
-    items = _read("\n".join(json.dumps(l) for l in lines).encode())
+    lines = [
+        *_bulk_lines(),
+        {
+            "id": "gid://shopify/LineItem/99",
+            "sku": "X",
+            "quantity": 1,
+            "__parentId": "gid://shopify/Order/404",
+        },
+    ]
+    items = _read("\n".join(json.dumps(line) for line in lines).encode())
     assert [(i.record_id, i.field) for i in items if isinstance(i, Rejected)] == [("line 7", "__parentId")]
 
 
@@ -129,9 +163,16 @@ def test_replay_maps_a_fixed_record_and_an_unparsed_line(fixtures_dir):
 
 
 def test_replay_maps_a_stored_graphql_order_from_the_sync():
-    node = {"id": "gid://shopify/Order/7", "legacyResourceId": "7", "name": "#7", "processedAt": "2024-05-01T10:00:00Z",
-            "updatedAt": "2024-05-02T10:00:00Z",
-            "lineItems": [{"id": "gid://shopify/LineItem/70", "sku": "HKS0401A3U", "title": "KVM", "quantity": 1}]}
+    node = {
+        "id": "gid://shopify/Order/7",
+        "legacyResourceId": "7",
+        "name": "#7",
+        "processedAt": "2024-05-01T10:00:00Z",
+        "updatedAt": "2024-05-02T10:00:00Z",
+        "lineItems": [
+            {"id": "gid://shopify/LineItem/70", "sku": "HKS0401A3U", "title": "KVM", "quantity": 1}
+        ],
+    }
     (record,) = replay_record(node, US)
     assert record.external_id == "7" and record.raw_kind == "graphql_order"
-    assert [(l.line_key, l.sku) for l in record.lines] == [("70", "HKS0401A3U")]
+    assert [(line.line_key, line.sku) for line in record.lines] == [("70", "HKS0401A3U")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,9 +14,15 @@ from vipsync.connectors.records import email_digest
 from vipsync.connectors.shopify.mapping import map_graphql_order, map_rest_order
 from vipsync.errors import RecordError
 
-US = ShopifyShop(key="shopify-us", shop_domain="tesmart-us.myshopify.com", timezone="America/Los_Angeles", country="US")
-JP = ShopifyShop(key="shopify-jp", shop_domain="tesmart-jp.myshopify.com", timezone="Asia/Tokyo", country="JP")
-EU = ShopifyShop(key="shopify-eu", shop_domain="tesmart-eu.myshopify.com", timezone="Europe/Berlin", country="DE")
+US = ShopifyShop(
+    key="shopify-us", shop_domain="tesmart-us.myshopify.com", timezone="America/Los_Angeles", country="US"
+)
+JP = ShopifyShop(
+    key="shopify-jp", shop_domain="tesmart-jp.myshopify.com", timezone="Asia/Tokyo", country="JP"
+)
+EU = ShopifyShop(
+    key="shopify-eu", shop_domain="tesmart-eu.myshopify.com", timezone="Europe/Berlin", country="DE"
+)
 
 
 @pytest.fixture
@@ -38,11 +44,14 @@ def test_official_order_fixture_maps_as_published(order):
     rec = map_rest_order(order, US)
     assert rec.external_id == "450789469" and rec.name == "#1001"
     # No processed_at in this fixture: created_at is the purchase time.
-    assert rec.purchased_at == datetime(2008, 1, 10, 16, 0, tzinfo=timezone.utc)
+    assert rec.purchased_at == datetime(2008, 1, 10, 16, 0, tzinfo=UTC)
     assert rec.purchase_date == date(2008, 1, 10)
-    assert rec.updated_at == datetime(2008, 1, 10, 16, 0, tzinfo=timezone.utc)
-    assert [(l.line_key, l.sku, l.quantity) for l in rec.lines] == [
-        ("466157049", "IPOD2008GREEN", 1), ("518995019", "IPOD2008RED", 1), ("703073504", "IPOD2008BLACK", 1)]
+    assert rec.updated_at == datetime(2008, 1, 10, 16, 0, tzinfo=UTC)
+    assert [(line.line_key, line.sku, line.quantity) for line in rec.lines] == [
+        ("466157049", "IPOD2008GREEN", 1),
+        ("518995019", "IPOD2008RED", 1),
+        ("703073504", "IPOD2008BLACK", 1),
+    ]
     assert rec.lines[0].unit_price == Decimal("199.00")
     assert rec.financial_status == "authorized" and rec.payment_pending is True
     assert rec.country == "US" and rec.country_source == "shipping"
@@ -56,7 +65,7 @@ def test_official_order_fixture_maps_as_published(order):
 
 def test_official_orders_fixture_maps_with_processed_at_and_no_lines(orders_doc):
     rec = map_rest_order(orders_doc["orders"][0], US)
-    assert rec.purchased_at == datetime(2008, 1, 10, 16, 0, tzinfo=timezone.utc)
+    assert rec.purchased_at == datetime(2008, 1, 10, 16, 0, tzinfo=UTC)
     assert rec.lines == ()
     assert rec.financial_status == "partially_refunded" and rec.payment_pending is False
 
@@ -74,18 +83,20 @@ def test_purchase_date_is_the_calendar_date_in_the_shop_zone(order):
 
 def test_official_refund_takes_the_refunded_line_quantities(order, refund):
     order = dict(order, refunds=[refund])
-    by_sku = {l.sku: l.refunded_quantity for l in map_rest_order(order, US).lines}
+    by_sku = {line.sku: line.refunded_quantity for line in map_rest_order(order, US).lines}
     assert by_sku == {"IPOD2008GREEN": 1, "IPOD2008RED": 0, "IPOD2008BLACK": 1}
 
 
 def test_money_only_refund_takes_no_unit(order, refund):
     money_only = dict(refund, refund_line_items=[])
     rec = map_rest_order(dict(order, refunds=[money_only]), US)
-    assert all(l.refunded_quantity == 0 for l in rec.lines)
+    assert all(line.refunded_quantity == 0 for line in rec.lines)
 
 
 def test_country_falls_back_to_billing_then_to_the_shop(order):
-    no_ship = dict(order, shipping_address=None, billing_address=dict(order["billing_address"], country_code="UK"))
+    no_ship = dict(
+        order, shipping_address=None, billing_address=dict(order["billing_address"], country_code="UK")
+    )
     rec = map_rest_order(no_ship, US)
     assert (rec.country, rec.country_source) == ("GB", "billing")
     rec = map_rest_order(dict(order, shipping_address=None, billing_address=None), EU)
@@ -101,7 +112,7 @@ def test_line_without_sku_keeps_empty_sku_and_its_title(order):
 
 def test_cancelled_and_test_orders_are_kept_and_flagged(order):
     rec = map_rest_order(dict(order, cancelled_at="2008-01-11T10:00:00-05:00", test=True), US)
-    assert rec.is_cancelled and rec.cancelled_at == datetime(2008, 1, 11, 15, 0, tzinfo=timezone.utc)
+    assert rec.is_cancelled and rec.cancelled_at == datetime(2008, 1, 11, 15, 0, tzinfo=UTC)
     assert rec.is_test
 
 
@@ -142,22 +153,42 @@ def _graphql_node() -> dict:
         "totalPriceSet": {"shopMoney": {"amount": "409.94", "currencyCode": "USD"}},
         "shippingAddress": {"countryCodeV2": "US", "zip": "40202"},
         "billingAddress": {"countryCodeV2": "US"},
-        "lineItems": {"pageInfo": {"hasNextPage": False}, "nodes": [
-            {"id": "gid://shopify/LineItem/466157049", "sku": "HKS0401A3U", "title": "KVM", "quantity": 3,
-             "currentQuantity": 1, "originalUnitPriceSet": {"shopMoney": {"amount": "329.99"}}},
-            {"id": "gid://shopify/LineItem/518995019", "sku": None, "title": "Gift wrapping", "quantity": 1,
-             "currentQuantity": 1},
-        ]},
-        "refunds": [{"id": "gid://shopify/Refund/1", "refundLineItems": {"nodes": [
-            {"quantity": 1, "lineItem": {"id": "gid://shopify/LineItem/466157049"}}]}}],
+        "lineItems": {
+            "pageInfo": {"hasNextPage": False},
+            "nodes": [
+                {
+                    "id": "gid://shopify/LineItem/466157049",
+                    "sku": "HKS0401A3U",
+                    "title": "KVM",
+                    "quantity": 3,
+                    "currentQuantity": 1,
+                    "originalUnitPriceSet": {"shopMoney": {"amount": "329.99"}},
+                },
+                {
+                    "id": "gid://shopify/LineItem/518995019",
+                    "sku": None,
+                    "title": "Gift wrapping",
+                    "quantity": 1,
+                    "currentQuantity": 1,
+                },
+            ],
+        },
+        "refunds": [
+            {
+                "id": "gid://shopify/Refund/1",
+                "refundLineItems": {
+                    "nodes": [{"quantity": 1, "lineItem": {"id": "gid://shopify/LineItem/466157049"}}]
+                },
+            }
+        ],
     }
 
 
 def test_graphql_order_maps_with_the_same_line_keys_as_rest():
     rec = map_graphql_order(_graphql_node(), US)
     assert rec.external_id == "450789469" and rec.raw_kind == "graphql_order"
-    assert rec.purchased_at == datetime(2008, 1, 10, 16, 0, tzinfo=timezone.utc)  # createdAt: processedAt is null
-    assert [l.line_key for l in rec.lines] == ["466157049", "518995019"]
+    assert rec.purchased_at == datetime(2008, 1, 10, 16, 0, tzinfo=UTC)  # createdAt: processedAt is null
+    assert [line.line_key for line in rec.lines] == ["466157049", "518995019"]
     assert rec.lines[1].sku == "" and rec.lines[1].title == "Gift wrapping"
     assert rec.email_hash == email_digest("bob.norman@hostmail.com")
     assert rec.total_amount == Decimal("409.94") and rec.lines[0].unit_price == Decimal("329.99")
@@ -171,7 +202,12 @@ def test_graphql_edit_removal_drops_units_but_a_refund_keeps_them_marked():
 
 
 def test_graphql_pending_and_authorized_payments_are_pending():
-    for status, pending in (("PENDING", True), ("AUTHORIZED", True), ("PAID", False), ("PARTIALLY_REFUNDED", False)):
+    for status, pending in (
+        ("PENDING", True),
+        ("AUTHORIZED", True),
+        ("PAID", False),
+        ("PARTIALLY_REFUNDED", False),
+    ):
         rec = map_graphql_order(dict(_graphql_node(), displayFinancialStatus=status), US)
         assert rec.payment_pending is pending, status
 

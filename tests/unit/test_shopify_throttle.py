@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC
 
 import pytest
 
@@ -15,7 +16,13 @@ from vipsync.connectors.shopify.queries import (
 )
 from vipsync.connectors.shopify.streams import Paginator, needs_full_fetch, valid_orders_page
 from vipsync.connectors.shopify.throttle import CostBucket, backoff_s
-from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, sign, topic_action, verify_hmac
+from vipsync.connectors.shopify.webhooks import (
+    SIXTY_DAY_NOTE,
+    lacks_all_orders,
+    sign,
+    topic_action,
+    verify_hmac,
+)
 from vipsync.errors import PermanentSourceError
 
 STATUS = {"throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 300.0, "restoreRate": 100.0}}
@@ -55,9 +62,9 @@ def test_page_size_keeps_requested_cost_under_the_single_query_maximum():
 
 
 def test_incremental_filter_is_inclusive_on_both_ends():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    since = datetime(2025, 1, 1, 12, 0, 0, 900, tzinfo=timezone.utc)
+    since = datetime(2025, 1, 1, 12, 0, 0, 900, tzinfo=UTC)
     assert updated_between(since, None) == "updated_at:>='2025-01-01T12:00:00Z'"
     assert " AND updated_at:<=" in updated_between(since, since)
 
@@ -79,8 +86,14 @@ def test_paginator_refuses_next_page_without_cursor_and_ends_on_last_page():
 
 
 def test_incomplete_pages_are_not_valid():
-    good = {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": None},
-                                "nodes": [{"id": "gid://shopify/Order/1", "updatedAt": "2025-01-01T00:00:00Z"}]}}}
+    good = {
+        "data": {
+            "orders": {
+                "pageInfo": {"hasNextPage": False, "endCursor": None},
+                "nodes": [{"id": "gid://shopify/Order/1", "updatedAt": "2025-01-01T00:00:00Z"}],
+            }
+        }
+    }
     assert valid_orders_page(good) is not None
     assert valid_orders_page({"data": None}) is None
     assert valid_orders_page({"data": {"orders": {"nodes": []}}}) is None
@@ -105,8 +118,17 @@ def test_webhook_signature_is_accepted_only_for_the_exact_body_and_secret():
 
 
 def test_every_subscribed_topic_has_an_action():
-    for topic in ("orders/create", "orders/updated", "orders/cancelled", "orders/edited", "orders/delete",
-                  "refunds/create", "customers/data_request", "customers/redact", "shop/redact"):
+    for topic in (
+        "orders/create",
+        "orders/updated",
+        "orders/cancelled",
+        "orders/edited",
+        "orders/delete",
+        "refunds/create",
+        "customers/data_request",
+        "customers/redact",
+        "shop/redact",
+    ):
         assert topic_action(topic) is not None, topic
     assert topic_action("products/update") is None
 

@@ -9,7 +9,7 @@ from vipsync.bootstrap import Context
 from vipsync.config.settings import Settings
 from vipsync.errors import PermanentSourceError, RateLimited, TransientSourceError
 from vipsync.workers import registry
-from vipsync.workers.actors import JobSpec, SPECS, declare_actors
+from vipsync.workers.actors import SPECS, JobSpec, declare_actors
 from vipsync.workers.broker import build_stub_broker
 from vipsync.workers.results import SyncResult
 
@@ -114,8 +114,10 @@ def test_the_embedded_dispatcher_runs_a_webhook_then_its_tagging_inline(monkeypa
     from vipsync.workers.runner import InlineDispatcher
 
     calls = []
-    jobs = {"process_shopify_webhook": lambda ctx, **kw: calls.append(("webhook", kw)),
-            "tag_pending": lambda ctx, **kw: calls.append(("tag", kw))}
+    jobs = {
+        "process_shopify_webhook": lambda ctx, **kw: calls.append(("webhook", kw)),
+        "tag_pending": lambda ctx, **kw: calls.append(("tag", kw)),
+    }
     monkeypatch.setattr(registry, "resolve", lambda name: jobs[name])
     ctx = Context(settings=Settings())
     ctx.dispatcher = InlineDispatcher(ctx)

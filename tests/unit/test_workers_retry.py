@@ -8,7 +8,13 @@ import dramatiq
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from vipsync.errors import ConfigError, LockNotAcquired, PermanentSourceError, RateLimited, TransientSourceError
+from vipsync.errors import (
+    ConfigError,
+    LockNotAcquired,
+    PermanentSourceError,
+    RateLimited,
+    TransientSourceError,
+)
 from vipsync.workers.retry import (
     PERMANENT,
     TRANSIENT,

@@ -10,8 +10,12 @@ from vipsync.workers.schedule import plan_reconcile, plan_sync, run_tick, syncab
 
 def _shop(key, *, endpoint=None, credentials=None):
     return ShopifyShop(
-        key=key, shop_domain=f"{key}.myshopify.com", timezone="UTC", country="US",
-        endpoint=endpoint, credentials=credentials or {},
+        key=key,
+        shop_domain=f"{key}.myshopify.com",
+        timezone="UTC",
+        country="US",
+        endpoint=endpoint,
+        credentials=credentials or {},
     )
 
 
@@ -23,9 +27,20 @@ def test_only_stores_with_credentials_or_an_endpoint_are_synced(monkeypatch):
         _shop("with-creds", credentials={"access_token": "T_TOKEN_SET"}),
         _shop("without-creds", credentials={"access_token": "T_TOKEN_UNSET"}),
         _shop("nothing"),
-        AmazonAccount(key="amazon-x", region="NA", credentials={"refresh_token": "T_TOKEN_SET"},
-                      marketplaces=({"code": "US", "id": "ATVPDKIKX0DER", "sales_channel": "Amazon.com",
-                                     "timezone": "America/Los_Angeles", "country": "US"},)),
+        AmazonAccount(
+            key="amazon-x",
+            region="NA",
+            credentials={"refresh_token": "T_TOKEN_SET"},
+            marketplaces=(
+                {
+                    "code": "US",
+                    "id": "ATVPDKIKX0DER",
+                    "sales_channel": "Amazon.com",
+                    "timezone": "America/Los_Angeles",
+                    "country": "US",
+                },
+            ),
+        ),
     ]
     assert [s.key for s in stores if syncable(s)] == ["with-endpoint", "with-creds", "amazon-x"]
     assert plan_sync(stores) == [
@@ -70,5 +85,7 @@ def test_a_failed_dispatch_does_not_stop_the_other_stores():
             raise ConnectionError("redis down")
         sent.append(kwargs["store_key"])
 
-    done = run_tick("sync", plan_sync([_shop("a", endpoint="x"), _shop("b", endpoint="x")]), slot=1, dispatch=dispatch)
+    done = run_tick(
+        "sync", plan_sync([_shop("a", endpoint="x"), _shop("b", endpoint="x")]), slot=1, dispatch=dispatch
+    )
     assert sent == ["b"] and [kw["store_key"] for _, kw in done] == ["b"]

@@ -26,7 +26,7 @@ from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import utcnow
 from vipsync.workers.shopify_jobs import verify_delivery
 
-__all__ = ["router", "find_shop"]
+__all__ = ["find_shop", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +66,20 @@ async def shopify_webhook(request: Request, background: BackgroundTasks) -> JSON
     topic = (request.headers.get("X-Shopify-Topic") or "").strip().lower()
     webhook_id = (request.headers.get("X-Shopify-Webhook-Id") or "").strip()
     if not topic or not webhook_id:
-        return JSONResponse({"error": "X-Shopify-Topic and X-Shopify-Webhook-Id are required"}, status_code=400)
+        return JSONResponse(
+            {"error": "X-Shopify-Topic and X-Shopify-Webhook-Id are required"}, status_code=400
+        )
     try:
         payload = json.loads(body)
     except ValueError:
         return JSONResponse({"error": "body is not JSON"}, status_code=400)
     # The database write runs in the thread pool so a slow commit never stalls the event loop.
     delivery_id, duplicate = await run_in_threadpool(_store, ctx, shop.key, topic, webhook_id[:128], payload)
+    # A duplicate is handed off again only if it never finished (a crash after storing).
+    if delivery_id is not None:
+        background.add_task(_dispatch, ctx, delivery_id)
     if duplicate:
-        # Already here. Hand it off again only if it never finished (a crash after storing).
-        if delivery_id is not None:
-            background.add_task(_dispatch, ctx, delivery_id)
         return JSONResponse({"status": "duplicate"}, status_code=200)
-    background.add_task(_dispatch, ctx, delivery_id)
     return JSONResponse({"status": "accepted", "delivery_id": delivery_id}, status_code=200)
 
 
@@ -86,8 +87,14 @@ def _store(ctx, store_key: str, topic: str, webhook_id: str, payload) -> tuple[i
     """Insert the delivery; (id, False) when new, (id of an unfinished one or None, True)
     when this webhook id was seen before."""
     with ctx.session_factory() as session:
-        row = WebhookDelivery(webhook_id=webhook_id, store_key=store_key, topic=topic, payload=payload,
-                              status="pending", received_at=utcnow())
+        row = WebhookDelivery(
+            webhook_id=webhook_id,
+            store_key=store_key,
+            topic=topic,
+            payload=payload,
+            status="pending",
+            received_at=utcnow(),
+        )
         session.add(row)
         try:
             session.commit()

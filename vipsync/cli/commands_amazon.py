@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import typer
 
 from vipsync.bootstrap import get_context
 from vipsync.cli.progress import console, err_console, progress_bar
 
-__all__ = ["register", "sync_amazon_accounts", "describe_estimate"]
+__all__ = ["describe_estimate", "register", "sync_amazon_accounts"]
 
 
 def _fmt_s(seconds: float) -> str:
@@ -52,7 +52,9 @@ def _expected_orders(ctx, key: str, after: datetime | None, now: datetime) -> tu
     span = max(now - after, timedelta(minutes=1))
     with ctx.session_factory() as session:
         n = session.execute(
-            select(func.count()).select_from(Order).where(Order.store_key == key, Order.source_updated_at >= now - span)
+            select(func.count())
+            .select_from(Order)
+            .where(Order.store_key == key, Order.source_updated_at >= now - span)
         ).scalar_one()
     return int(n), span.total_seconds() / 86400
 
@@ -66,12 +68,18 @@ def sync_amazon_accounts(store: str | None, *, backfill: bool, since: str | None
     ctx = get_context()
     keys = sync_targets(ctx, "amazon", store, backfill=backfill, since=since)
     results = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for key in keys:
         mode = "backfill" if backfill else "incremental"
         if backfill:
-            start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc) if since else now - timedelta(days=HISTORY_DAYS)
-            line = describe_estimate(backfill=True, days=(now - start).total_seconds() / 86400, expected_orders=0)
+            start = (
+                datetime.fromisoformat(since).replace(tzinfo=UTC)
+                if since
+                else now - timedelta(days=HISTORY_DAYS)
+            )
+            line = describe_estimate(
+                backfill=True, days=(now - start).total_seconds() / 86400, expected_orders=0
+            )
         else:
             with ctx.session_factory() as session:
                 cur = Repository(session).get_cursor(key, STREAM)
@@ -83,7 +91,7 @@ def sync_amazon_accounts(store: str | None, *, backfill: bool, since: str | None
         with progress_bar(f"{key}: {mode} sync (orders)") as advance:
             seen = {"orders": 0}
 
-            def progress(stage: str, **info) -> None:
+            def progress(stage: str, *, seen: dict[str, int] = seen, **info) -> None:
                 done = int(info.get("orders", 0))
                 total = info.get("windows") if stage == "report" else None
                 advance(max(0, done - seen["orders"]), total=total)
@@ -100,9 +108,15 @@ def register(groups) -> None:
 
     @groups.sync.command("amazon")
     def sync_amazon(
-        store: str | None = typer.Option(None, "--store", help="Key of one Amazon account (default: every Amazon account)."),
-        backfill: bool = typer.Option(False, "--backfill", help="Load the history through the Reports API (All Orders report)."),
-        since: str | None = typer.Option(None, "--since", help="With --backfill: orders purchased since this date (default: 2 years back)."),
+        store: str | None = typer.Option(
+            None, "--store", help="Key of one Amazon account (default: every Amazon account)."
+        ),
+        backfill: bool = typer.Option(
+            False, "--backfill", help="Load the history through the Reports API (All Orders report)."
+        ),
+        since: str | None = typer.Option(
+            None, "--since", help="With --backfill: orders purchased since this date (default: 2 years back)."
+        ),
     ) -> None:
         """Pull orders from Amazon SP-API (incremental by default, or a report backfill)."""
         sync_amazon_accounts(store, backfill=backfill, since=since)

@@ -16,7 +16,7 @@ from vipsync.cli.progress import console, err_console, open_with_progress
 from vipsync.connectors.records import MemberRecord, OrderRecord, Rejected
 from vipsync.errors import ConfigError
 
-__all__ = ["register", "run_import", "print_summary", "READERS", "sync_targets", "print_sync_result"]
+__all__ = ["READERS", "print_summary", "print_sync_result", "register", "run_import", "sync_targets"]
 
 # Each file kind: (reader "module:function", store kind or None). A reader takes a binary
 # file and the store's config and yields OrderRecord/MemberRecord or Rejected; its module
@@ -68,13 +68,16 @@ def sync_targets(ctx, kind: str, store: str | None, *, backfill: bool, since: st
 def print_sync_result(result, *, kind: str, errors_source: str) -> None:
     """A sync's counts, its notes for ops, and where its rejects are."""
     counts = result.as_dict()
-    print_summary(f"{kind} {result.mode} sync of {result.store_key}",
-                  {k: v for k, v in counts.items() if k not in ("store", "mode")})
+    print_summary(
+        f"{kind} {result.mode} sync of {result.store_key}",
+        {k: v for k, v in counts.items() if k not in ("store", "mode")},
+    )
     for note in result.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     if result.rejected:
         err_console.print(
-            f"{result.rejected} order(s) rejected: see `vipsync errors list --source {errors_source}`", highlight=False
+            f"{result.rejected} order(s) rejected: see `vipsync errors list --source {errors_source}`",
+            highlight=False,
         )
 
 
@@ -90,7 +93,9 @@ def run_import(kind: str, path: Path, store_key: str | None) -> dict[str, int]:
             raise ConfigError(f"`vipsync import {kind}` needs --store (one of the {store_kind} stores)")
         store = ctx.stores.get(store_key)
         if store.kind != store_kind:
-            raise ConfigError(f"store {store_key!r} is a {store.kind} store; `import {kind}` needs a {store_kind} store")
+            raise ConfigError(
+                f"store {store_key!r} is a {store.kind} store; `import {kind}` needs a {store_kind} store"
+            )
     reader = _load(spec)
     if not path.is_file():
         raise ConfigError(f"cannot read {path}: no such file")
@@ -112,7 +117,8 @@ def run_import(kind: str, path: Path, store_key: str | None) -> dict[str, int]:
     print_summary(f"{kind} import of {path.name} (run {summary.run_id})", counts)
     if counts["rejected"]:
         err_console.print(
-            f"{counts['rejected']} record(s) rejected: see `vipsync errors list --run {summary.run_id}`", highlight=False
+            f"{counts['rejected']} record(s) rejected: see `vipsync errors list --run {summary.run_id}`",
+            highlight=False,
         )
     return counts
 
@@ -155,7 +161,10 @@ def register(groups) -> None:
 
     @imports.command("shopify")
     def import_shopify(
-        file: Path = typer.Argument(..., help="Orders as JSON ({order}, {orders: [...]}) or JSON Lines, REST/webhook shape, or a bulk-operation result."),
+        file: Path = typer.Argument(
+            ...,
+            help="Orders as JSON ({order}, {orders: [...]}) or JSON Lines, REST/webhook shape, or a bulk-operation result.",
+        ),
         store: str = typer.Option(..., "--store", help="Key of the Shopify shop in the stores file."),
     ) -> None:
         """Import Shopify orders from a file."""
@@ -170,7 +179,9 @@ def register(groups) -> None:
         run_import("amazon-report", file, store)
 
     @members.command("import")
-    def members_import(file: Path = typer.Argument(..., help="CSV: email,registered_at[,country,exited_at]")) -> None:
+    def members_import(
+        file: Path = typer.Argument(..., help="CSV: email,registered_at[,country,exited_at]"),
+    ) -> None:
         """Import VIP members from a CSV file."""
         run_import("members", file, None)
 

@@ -48,8 +48,12 @@ def register(groups) -> None:
 
     @app.command("tag")
     def tag(
-        all_units: bool = typer.Option(False, "--all", help="Re-tag every unit (after a policy or catalog change)."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="With --all: count what would change, write nothing."),
+        all_units: bool = typer.Option(
+            False, "--all", help="Re-tag every unit (after a policy or catalog change)."
+        ),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="With --all: count what would change, write nothing."
+        ),
     ) -> None:
         """Tag units with their VIP eligibility and windows (new and changed units; --all: every unit)."""
         from vipsync.workers.tagging import retag_all, tag_pending
@@ -59,21 +63,31 @@ def register(groups) -> None:
             raise ConfigError("--dry-run goes with --all")
         result = retag_all(ctx, dry_run=dry_run) if all_units else tag_pending(ctx)
         counts = result.as_dict()
-        table = Table(title=f"tagging ({counts.pop('mode')}{', dry run: nothing written' if dry_run else ''})")
+        table = Table(
+            title=f"tagging ({counts.pop('mode')}{', dry run: nothing written' if dry_run else ''})"
+        )
         for key in counts:
             table.add_column(key, justify="right")
         table.add_row(*(str(v) for v in counts.values()))
         console.print(table)
         if result.errors:
-            console.print(f"{result.errors} unit(s) could not be tagged: see `vipsync errors list --source tagging`")
+            console.print(
+                f"{result.errors} unit(s) could not be tagged: see `vipsync errors list --source tagging`"
+            )
 
     @app.command("units")
     def units(
         fmt: str = typer.Option("table", "--format", help="table, json (one array of objects) or csv"),
-        as_of: str | None = typer.Option(None, "--as-of", help="Date for the read-time statuses (YYYY-MM-DD; default today)."),
+        as_of: str | None = typer.Option(
+            None, "--as-of", help="Date for the read-time statuses (YYYY-MM-DD; default today)."
+        ),
         store: str | None = typer.Option(None, "--store", help="Only units of this store key."),
-        order: str | None = typer.Option(None, "--order", help="Only units of this order (id, #name or Amazon order id)."),
-        include_removed: bool = typer.Option(False, "--include-removed", help="Also units an order edit took away."),
+        order: str | None = typer.Option(
+            None, "--order", help="Only units of this order (id, #name or Amazon order id)."
+        ),
+        include_removed: bool = typer.Option(
+            False, "--include-removed", help="Also units an order edit took away."
+        ),
     ) -> None:
         """Print each unit with its eligibility, windows and benefit status (no personal data)."""
         from vipsync.store.read_models import STATUS_FIELDS, UNIT_FIELDS
@@ -86,7 +100,9 @@ def register(groups) -> None:
         day = _as_of(as_of)
         ctx = get_context()
         with ctx.session_factory() as session:
-            rows = unit_view(session, as_of=day, store_key=store, order=order, include_removed=include_removed)
+            rows = unit_view(
+                session, as_of=day, store_key=store, order=order, include_removed=include_removed
+            )
             out = sys.stdout
             if fmt == "json":
                 # Streamed: one JSON array, one object per unit, whatever the number of units.

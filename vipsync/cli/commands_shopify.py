@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-
 import typer
 
 from vipsync.bootstrap import get_context
 from vipsync.cli.progress import console, progress_bar
 
-__all__ = ["register", "sync_shopify_stores", "demo_sync"]
+__all__ = ["demo_sync", "register", "sync_shopify_stores"]
 
 DEMO_STORE = "shopify-demo"
 
@@ -28,13 +27,18 @@ def demo_sync(*, orders: int = 200, restore_rate: float = 1000.0) -> list:
     from vipsync.devtools.fake_shopify import FakeShopify
 
     base = get_context()
-    with FakeShopify(orders=orders, seed=2026, restore_rate=restore_rate) as fake, \
-            tempfile.TemporaryDirectory(prefix="vipsync-demo-") as tmp:
+    with (
+        FakeShopify(orders=orders, seed=2026, restore_rate=restore_rate) as fake,
+        tempfile.TemporaryDirectory(prefix="vipsync-demo-") as tmp,
+    ):
         stores = Path(tmp) / "stores.toml"
         stores.write_text(fake.stores_toml(key=DEMO_STORE, shop_domain="tesmart-demo.myshopify.com"))
         os.environ["VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN"] = fake.access_token
-        settings = Settings(stores_file=stores, data_dir=base.settings.data_dir,
-                            database_url=base.settings.effective_database_url)
+        settings = Settings(
+            stores_file=stores,
+            data_dir=base.settings.data_dir,
+            database_url=base.settings.effective_database_url,
+        )
         ctx = Context(settings=settings, database_url=settings.effective_database_url)
         set_context(ctx)
         try:
@@ -68,11 +72,21 @@ def register(groups) -> None:
 
     @groups.sync.command("shopify")
     def sync_shopify(
-        store: str | None = typer.Option(None, "--store", help="Key of one Shopify shop (default: every Shopify shop)."),
-        backfill: bool = typer.Option(False, "--backfill", help="Load the whole history with a bulk operation."),
-        since: str | None = typer.Option(None, "--since", help="With --backfill: only orders created since this date."),
-        demo: int = typer.Option(0, "--demo", metavar="N",
-                                 help="Sync N generated orders from a local fake Shopify (store key shopify-demo)."),
+        store: str | None = typer.Option(
+            None, "--store", help="Key of one Shopify shop (default: every Shopify shop)."
+        ),
+        backfill: bool = typer.Option(
+            False, "--backfill", help="Load the whole history with a bulk operation."
+        ),
+        since: str | None = typer.Option(
+            None, "--since", help="With --backfill: only orders created since this date."
+        ),
+        demo: int = typer.Option(
+            0,
+            "--demo",
+            metavar="N",
+            help="Sync N generated orders from a local fake Shopify (store key shopify-demo).",
+        ),
     ) -> None:
         """Pull orders from Shopify (incremental by default, or a bulk backfill)."""
         if demo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -24,16 +25,26 @@ def _print_step(store: str, status: str, detail: Any) -> None:
     as_dict = getattr(detail, "as_dict", None)
     if callable(as_dict):
         counts = as_dict()
-        shown = ", ".join(f"{k} {v}" for k, v in counts.items() if k not in {"store", "cursor"} and v not in (None, 0))
+        shown = ", ".join(
+            f"{k} {v}" for k, v in counts.items() if k not in {"store", "cursor"} and v not in (None, 0)
+        )
         console.print(f"{store}: {status} ({shown or 'nothing new'})", highlight=False)
     else:
-        console.print(f"{store}: {status}" + (f" ({detail})" if detail not in (None, "") else ""), highlight=False)
+        console.print(
+            f"{store}: {status}" + (f" ({detail})" if detail not in (None, "") else ""), highlight=False
+        )
 
 
 def run(
-    loop: bool = typer.Option(False, "--loop", help="Keep running on the schedule (every VIPSYNC_SYNC_INTERVAL_S)."),
-    interval_s: int = typer.Option(0, "--interval-s", help="Seconds between syncs with --loop (default: the setting)."),
-    metrics_port: int = typer.Option(0, "--metrics-port", help="Serve Prometheus metrics on this port (0: off)."),
+    loop: bool = typer.Option(
+        False, "--loop", help="Keep running on the schedule (every VIPSYNC_SYNC_INTERVAL_S)."
+    ),
+    interval_s: int = typer.Option(
+        0, "--interval-s", help="Seconds between syncs with --loop (default: the setting)."
+    ),
+    metrics_port: int = typer.Option(
+        0, "--metrics-port", help="Serve Prometheus metrics on this port (0: off)."
+    ),
 ) -> None:
     """Sync every store that has credentials or an endpoint, then tag units: inline, no Redis."""
     from vipsync.workers.runner import run_loop, run_once
@@ -44,10 +55,8 @@ def run(
 
         serve_metrics(port=metrics_port)
     if loop:
-        try:
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
             run_loop(ctx, interval_s=interval_s or None, on_step=_print_step)
-        except (KeyboardInterrupt, SystemExit):
-            pass
         return
     report = run_once(ctx, on_step=_print_step)
     if not report.results and not report.errors:
@@ -57,18 +66,20 @@ def run(
 
 
 def scheduler(
-    interval_s: int = typer.Option(0, "--interval-s", help="Seconds between syncs (default: VIPSYNC_SYNC_INTERVAL_S)."),
+    interval_s: int = typer.Option(
+        0, "--interval-s", help="Seconds between syncs (default: VIPSYNC_SYNC_INTERVAL_S)."
+    ),
 ) -> None:
     """Enqueue the scheduled jobs to the workers (Redis); safe to run twice."""
     from vipsync.workers.schedule import queue_scheduler
 
     ctx = get_context()
     sched = queue_scheduler(ctx, interval_s=interval_s or None)
-    err_console.print(f"scheduler: syncing every {interval_s or ctx.settings.sync_interval_s} s", highlight=False)
-    try:
+    err_console.print(
+        f"scheduler: syncing every {interval_s or ctx.settings.sync_interval_s} s", highlight=False
+    )
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
 
 
 def worker(
@@ -113,6 +124,7 @@ def web(
 def _dlq_client():
     """A broker whose Redis client gives up after a few seconds (a command, not a worker)."""
     import redis
+
     from vipsync.workers.broker import build_broker, redis_client
 
     settings = get_context().settings
@@ -145,8 +157,12 @@ def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object
         table.add_column(col)
     for d in letters:
         table.add_row(
-            d.message_id[:8], d.failed_at.strftime("%Y-%m-%d %H:%M:%S"), d.job,
-            json.dumps(d.kwargs, sort_keys=True), str(d.attempts), d.error,
+            d.message_id[:8],
+            d.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            d.job,
+            json.dumps(d.kwargs, sort_keys=True),
+            str(d.attempts),
+            d.error,
         )
     console.print(table)
 
@@ -155,7 +171,9 @@ def _chosen(ids: list[str], all_: bool) -> list[str] | None:
     if all_:
         return None
     if not ids:
-        raise ConfigError("name the dead letters (ids from `vipsync dlq list`, a prefix is enough) or pass --all")
+        raise ConfigError(
+            "name the dead letters (ids from `vipsync dlq list`, a prefix is enough) or pass --all"
+        )
     return ids
 
 

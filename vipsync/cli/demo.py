@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
@@ -51,7 +51,7 @@ def _fresh_sqlite(path: Path) -> Path | None:
     """Move an existing database aside (nothing is lost); return where it went."""
     if not path.exists():
         return None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     backup = path.with_name(f"{path.name}.before-demo-{stamp}")
     shutil.move(path, backup)
     for suffix in ("-wal", "-shm"):
@@ -82,11 +82,14 @@ def run_demo(*, shopify_orders: int = 60, amazon_orders: int = 25) -> dict:
     demo_dir.mkdir(parents=True, exist_ok=True)
 
     amazon = generate_orders(amazon_orders, markets=("US", "CA"), seed=2026, span_days=20)
-    with FakeShopify(orders=shopify_orders, seed=2026, restore_rate=1000.0) as shop_fake, FakeSpApi(
-        orders=amazon, rate_scale=200, report_polls_until_done=0
-    ) as amazon_fake:
+    with (
+        FakeShopify(orders=shopify_orders, seed=2026, restore_rate=1000.0) as shop_fake,
+        FakeSpApi(orders=amazon, rate_scale=200, report_polls_until_done=0) as amazon_fake,
+    ):
         stores_file = demo_dir / "stores.toml"
-        stores_file.write_text(demo_stores_toml(shopify_url=shop_fake.url, amazon_url=amazon_fake.url), encoding="utf-8")
+        stores_file.write_text(
+            demo_stores_toml(shopify_url=shop_fake.url, amazon_url=amazon_fake.url), encoding="utf-8"
+        )
         os.environ[FAKE_SHOPIFY_TOKEN_ENV] = shop_fake.access_token
         os.environ[FAKE_SHOPIFY_SECRET_ENV] = shop_fake.webhook_secret
         for cred, var in FAKE_AMAZON_ENV.items():
@@ -100,8 +103,11 @@ def run_demo(*, shopify_orders: int = 60, amazon_orders: int = 25) -> dict:
                 run_import("amazon-report", SAMPLES / f"amazon_all_orders_sample_{region}.tsv", key)
             run_import("members", SAMPLES / "members_sample.csv", None)
             console.rule("2. sync (fake Shopify Admin API and fake SP-API), then tag")
-            console.print(f"fake Shopify at {shop_fake.url} ({shopify_orders} orders), "
-                          f"fake SP-API at {amazon_fake.url} ({amazon_orders} orders)", highlight=False)
+            console.print(
+                f"fake Shopify at {shop_fake.url} ({shopify_orders} orders), "
+                f"fake SP-API at {amazon_fake.url} ({amazon_orders} orders)",
+                highlight=False,
+            )
             report = run_once(ctx, on_step=_print_step)
             console.rule("3. the store")
             with ctx.session_factory() as session:
@@ -129,11 +135,32 @@ def _print_sample_units(ctx) -> None:
 
     today = date.today()
     with ctx.session_factory() as session:
-        rows = [r for r in iter_units(session, as_of=today, store_key="shopify-us") if r["order_id"].startswith("59000000")]
-    fields = ("order_name", "sku", "country", "purchase_date", "original_warranty_end", "extended_warranty_end",
-              "trade_in_opens", "benefit_status")
-    table = Table("order", "sku", "country", "bought", "warranty until", "extended until", "trade-in from",
-                  "benefit / reasons", title=f"the bundled Shopify sample, tagged (as of {today})")
+        rows = [
+            r
+            for r in iter_units(session, as_of=today, store_key="shopify-us")
+            if r["order_id"].startswith("59000000")
+        ]
+    fields = (
+        "order_name",
+        "sku",
+        "country",
+        "purchase_date",
+        "original_warranty_end",
+        "extended_warranty_end",
+        "trade_in_opens",
+        "benefit_status",
+    )
+    table = Table(
+        "order",
+        "sku",
+        "country",
+        "bought",
+        "warranty until",
+        "extended until",
+        "trade-in from",
+        "benefit / reasons",
+        title=f"the bundled Shopify sample, tagged (as of {today})",
+    )
     for r in sorted(rows, key=lambda r: (r["order_name"], r["sku"], r["ordinal"])):
         cells = ["" if r[f] is None else str(r[f]) for f in fields]
         if not r["eligible"]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from rich.console import Console
 from rich.progress import (
@@ -19,7 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["console", "err_console", "open_with_progress", "progress_bar", "interactive"]
+__all__ = ["console", "err_console", "interactive", "open_with_progress", "progress_bar"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -90,28 +91,22 @@ class _CountingReader:
 @contextmanager
 def open_with_progress(path: Path, description: str) -> Iterator[IO[bytes]]:
     """Open ``path`` for reading in binary; on a terminal, show bytes read against its size."""
-    fh = open(path, "rb")
-    if not interactive():
-        try:
+    with open(path, "rb") as fh:
+        if not interactive():
             yield fh
-        finally:
-            fh.close()
-        return
-    total = os.path.getsize(path)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        reader = _CountingReader(fh, lambda pos: bar.update(task, completed=pos))
-        try:
+            return
+        total = os.path.getsize(path)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            reader = _CountingReader(fh, lambda pos: bar.update(task, completed=pos))
             yield reader  # type: ignore[misc]
-        finally:
-            fh.close()
 
 
 @contextmanager

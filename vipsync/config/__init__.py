@@ -4,11 +4,11 @@ from vipsync.config.settings import Settings, get_settings
 from vipsync.config.stores import AmazonAccount, Marketplace, ShopifyShop, StoreConfig, load_stores
 
 __all__ = [
-    "Settings",
-    "get_settings",
-    "StoreConfig",
-    "ShopifyShop",
     "AmazonAccount",
     "Marketplace",
+    "Settings",
+    "ShopifyShop",
+    "StoreConfig",
+    "get_settings",
     "load_stores",
 ]

@@ -18,12 +18,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from vipsync.errors import ConfigError
 
 __all__ = [
+    "MARKETPLACES",
+    "AmazonAccount",
     "Marketplace",
     "ShopifyShop",
-    "AmazonAccount",
     "StoreConfig",
     "load_stores",
-    "MARKETPLACES",
 ]
 
 
@@ -131,20 +131,80 @@ class AmazonAccount(_StoreBase):
 # The documented marketplace ids, sales channels and time zones, so the stores file can
 # list marketplaces by code alone.
 MARKETPLACES: dict[str, dict[str, str]] = {
-    "US": {"id": "ATVPDKIKX0DER", "sales_channel": "Amazon.com", "timezone": "America/Los_Angeles", "country": "US"},
-    "CA": {"id": "A2EUQ1WTGCTBG2", "sales_channel": "Amazon.ca", "timezone": "America/Los_Angeles", "country": "CA"},
-    "MX": {"id": "A1AM78C64UM0Y8", "sales_channel": "Amazon.com.mx", "timezone": "America/Mexico_City", "country": "MX"},
-    "DE": {"id": "A1PA6795UKMFR9", "sales_channel": "Amazon.de", "timezone": "Europe/Berlin", "country": "DE"},
+    "US": {
+        "id": "ATVPDKIKX0DER",
+        "sales_channel": "Amazon.com",
+        "timezone": "America/Los_Angeles",
+        "country": "US",
+    },
+    "CA": {
+        "id": "A2EUQ1WTGCTBG2",
+        "sales_channel": "Amazon.ca",
+        "timezone": "America/Los_Angeles",
+        "country": "CA",
+    },
+    "MX": {
+        "id": "A1AM78C64UM0Y8",
+        "sales_channel": "Amazon.com.mx",
+        "timezone": "America/Mexico_City",
+        "country": "MX",
+    },
+    "DE": {
+        "id": "A1PA6795UKMFR9",
+        "sales_channel": "Amazon.de",
+        "timezone": "Europe/Berlin",
+        "country": "DE",
+    },
     "FR": {"id": "A13V1IB3VIYZZH", "sales_channel": "Amazon.fr", "timezone": "Europe/Paris", "country": "FR"},
     "IT": {"id": "APJ6JRA9NG5V4", "sales_channel": "Amazon.it", "timezone": "Europe/Rome", "country": "IT"},
-    "ES": {"id": "A1RKKUPIHCS9HS", "sales_channel": "Amazon.es", "timezone": "Europe/Madrid", "country": "ES"},
-    "NL": {"id": "A1805IZSGTT6HS", "sales_channel": "Amazon.nl", "timezone": "Europe/Amsterdam", "country": "NL"},
-    "SE": {"id": "A2NODRKZP88ZB9", "sales_channel": "Amazon.se", "timezone": "Europe/Stockholm", "country": "SE"},
-    "PL": {"id": "A1C3SOZRARQ6R3", "sales_channel": "Amazon.pl", "timezone": "Europe/Warsaw", "country": "PL"},
-    "BE": {"id": "AMEN7PMS3EDWL", "sales_channel": "Amazon.com.be", "timezone": "Europe/Brussels", "country": "BE"},
-    "IE": {"id": "A28R8C7NBKEWEA", "sales_channel": "Amazon.ie", "timezone": "Europe/Dublin", "country": "IE"},
-    "UK": {"id": "A1F83G8C2ARO7P", "sales_channel": "Amazon.co.uk", "timezone": "Europe/London", "country": "GB"},
-    "JP": {"id": "A1VC38T7YXB528", "sales_channel": "Amazon.co.jp", "timezone": "Asia/Tokyo", "country": "JP"},
+    "ES": {
+        "id": "A1RKKUPIHCS9HS",
+        "sales_channel": "Amazon.es",
+        "timezone": "Europe/Madrid",
+        "country": "ES",
+    },
+    "NL": {
+        "id": "A1805IZSGTT6HS",
+        "sales_channel": "Amazon.nl",
+        "timezone": "Europe/Amsterdam",
+        "country": "NL",
+    },
+    "SE": {
+        "id": "A2NODRKZP88ZB9",
+        "sales_channel": "Amazon.se",
+        "timezone": "Europe/Stockholm",
+        "country": "SE",
+    },
+    "PL": {
+        "id": "A1C3SOZRARQ6R3",
+        "sales_channel": "Amazon.pl",
+        "timezone": "Europe/Warsaw",
+        "country": "PL",
+    },
+    "BE": {
+        "id": "AMEN7PMS3EDWL",
+        "sales_channel": "Amazon.com.be",
+        "timezone": "Europe/Brussels",
+        "country": "BE",
+    },
+    "IE": {
+        "id": "A28R8C7NBKEWEA",
+        "sales_channel": "Amazon.ie",
+        "timezone": "Europe/Dublin",
+        "country": "IE",
+    },
+    "UK": {
+        "id": "A1F83G8C2ARO7P",
+        "sales_channel": "Amazon.co.uk",
+        "timezone": "Europe/London",
+        "country": "GB",
+    },
+    "JP": {
+        "id": "A1VC38T7YXB528",
+        "sales_channel": "Amazon.co.jp",
+        "timezone": "Asia/Tokyo",
+        "country": "JP",
+    },
 }
 
 StoreConfig = ShopifyShop | AmazonAccount
@@ -190,7 +250,9 @@ def _marketplace(entry: object, where: str) -> dict:
     if isinstance(entry, str):
         code = entry.strip().upper()
         if code not in MARKETPLACES:
-            raise ConfigError(f"{where}: unknown marketplace code {entry!r} (known: {', '.join(MARKETPLACES)})")
+            raise ConfigError(
+                f"{where}: unknown marketplace code {entry!r} (known: {', '.join(MARKETPLACES)})"
+            )
         return {"code": code, **MARKETPLACES[code]}
     if isinstance(entry, dict):
         code = str(entry.get("code", "")).upper()

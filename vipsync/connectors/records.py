@@ -10,23 +10,24 @@ Conventions: timestamps are timezone-aware, dates are ``datetime.date``, money i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 __all__ = [
-    "Source",
+    "MemberRecord",
     "OrderLine",
     "OrderRecord",
-    "MemberRecord",
     "Rejected",
-    "normalize_email",
+    "Source",
+    "canonical_json",
     "email_digest",
     "normalize_country",
-    "canonical_json",
+    "normalize_email",
     "payload_sha256",
 ]
 
@@ -130,12 +131,20 @@ class OrderRecord:
         """A digest of everything stored for this version, raw payload included."""
         body = {
             "name": self.name,
-            "purchased_at": self.purchased_at.astimezone(timezone.utc).isoformat(),
+            "purchased_at": self.purchased_at.astimezone(UTC).isoformat(),
             "purchase_date": self.purchase_date.isoformat(),
-            "updated_at": self.updated_at.astimezone(timezone.utc).isoformat(),
+            "updated_at": self.updated_at.astimezone(UTC).isoformat(),
             "lines": [
-                [l.line_key, l.sku, l.title, l.quantity, l.refunded_quantity, str(l.unit_price), str(l.discount)]
-                for l in self.lines
+                [
+                    line.line_key,
+                    line.sku,
+                    line.title,
+                    line.quantity,
+                    line.refunded_quantity,
+                    str(line.unit_price),
+                    str(line.discount),
+                ]
+                for line in self.lines
             ],
             "marketplace_id": self.marketplace_id,
             "currency": self.currency,
@@ -144,7 +153,7 @@ class OrderRecord:
             "status": self.order_status,
             "pending": self.payment_pending,
             "cancelled": self.is_cancelled,
-            "cancelled_at": self.cancelled_at.astimezone(timezone.utc).isoformat() if self.cancelled_at else None,
+            "cancelled_at": self.cancelled_at.astimezone(UTC).isoformat() if self.cancelled_at else None,
             "test": self.is_test,
             "email": self.email_hash,
             "country": [self.country, self.country_source],
@@ -188,4 +197,4 @@ class Rejected:
     record_id: str
     field: str | None
     message: str
-    raw: Any = field(repr=False, default=None)
+    raw: Any = dataclasses.field(repr=False, default=None)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from vipsync.connectors.records import OrderLine, OrderRecord, email_digest
 
 __all__ = ["order_record"]
 
-_T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+_T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def order_record(

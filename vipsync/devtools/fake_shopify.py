@@ -52,12 +52,12 @@ import time
 import urllib.request
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FakeShopify", "FakeOrder", "KVM_CATALOG", "sign_webhook"]
+__all__ = ["KVM_CATALOG", "FakeOrder", "FakeShopify", "sign_webhook"]
 
 API_VERSION = "2025-10"
 KVM_CATALOG: list[tuple[str, str, str]] = [
@@ -72,7 +72,7 @@ KVM_CATALOG: list[tuple[str, str, str]] = [
     ("", "Gift wrapping", "4.99"),
 ]
 COUNTRIES = ["US", "US", "US", "DE", "FR", "JP", "GB", "CA", "IT", "ES", "NL"]
-EPOCH = datetime(2023, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2023, 1, 1, tzinfo=UTC)
 
 
 def sign_webhook(secret: str, body: bytes) -> str:
@@ -81,7 +81,7 @@ def sign_webhook(secret: str, body: bytes) -> str:
 
 
 def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if ts is None else ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -112,7 +112,9 @@ class FakeOrder:
     cancelled_at: datetime | None = None
     codes: list[str] = field(default_factory=list)
     lines: list[FakeLine] = field(default_factory=list)
-    refunds: list[tuple[int, datetime, list[tuple[int, int, int]]]] = field(default_factory=list)  # id, at, (rli id, line id, qty)
+    refunds: list[tuple[int, datetime, list[tuple[int, int, int]]]] = field(
+        default_factory=list
+    )  # id, at, (rli id, line id, qty)
     currency: str = "USD"
 
     @property
@@ -120,7 +122,7 @@ class FakeOrder:
         return f"gid://shopify/Order/{self.id}"
 
     def total(self) -> str:
-        return f"{sum(float(l.price) * l.quantity for l in self.lines):.2f}"
+        return f"{sum(float(line.price) * line.quantity for line in self.lines):.2f}"
 
 
 class _Bucket:
@@ -136,8 +138,11 @@ class _Bucket:
         return self.available
 
     def status(self) -> dict:
-        return {"maximumAvailable": float(self.size), "currentlyAvailable": round(self.available, 1),
-                "restoreRate": float(self.restore)}
+        return {
+            "maximumAvailable": float(self.size),
+            "currentlyAvailable": round(self.available, 1),
+            "restoreRate": float(self.restore),
+        }
 
 
 _FIRST = re.compile(r"(\w+)\(first:\s*(\d+)")
@@ -171,9 +176,24 @@ class FakeShopify:
         self.bulk_outcome = "COMPLETED"
         self.retry_after_s = 0.2
         self.bucket = _Bucket(bucket_size, restore_rate)
-        self.counters: dict[str, int] = {k: 0 for k in (
-            "requests", "graphql", "empty_bucket", "throttled", "forced_throttles", "errors_5xx", "http429",
-            "slow", "truncated", "bulk_runs", "bulk_downloads", "orders_served", "unauthorized")}
+        self.counters: dict[str, int] = dict.fromkeys(
+            (
+                "requests",
+                "graphql",
+                "empty_bucket",
+                "throttled",
+                "forced_throttles",
+                "errors_5xx",
+                "http429",
+                "slow",
+                "truncated",
+                "bulk_runs",
+                "bulk_downloads",
+                "orders_served",
+                "unauthorized",
+            ),
+            0,
+        )
         self._faults: list[tuple[str, dict]] = []
         self._orders: dict[int, FakeOrder] = {}
         self._sorted: list[tuple[datetime, int]] | None = None
@@ -253,7 +273,9 @@ class FakeShopify:
             test=rng.random() < 0.01,
             codes=["WELCOME10"] if rng.random() < 0.1 else [],
             lines=lines,
-            currency="EUR" if country in ("DE", "FR", "IT", "ES", "NL") else ("JPY" if country == "JP" else "USD"),
+            currency="EUR"
+            if country in ("DE", "FR", "IT", "ES", "NL")
+            else ("JPY" if country == "JP" else "USD"),
         )
 
     def add_orders(self, n: int) -> list[int]:
@@ -287,7 +309,7 @@ class FakeShopify:
         """Change an order; its ``updatedAt`` becomes ``at`` (default: now)."""
         with self._lock:
             order = self._orders[order_id]
-            now = at or datetime.now(timezone.utc).replace(microsecond=0)
+            now = at or datetime.now(UTC).replace(microsecond=0)
             if cancelled is not None:
                 order.cancelled_at = now if cancelled else None
             if refund:
@@ -297,13 +319,13 @@ class FakeShopify:
                 for line_id, qty in refund.items():
                     self._next_child += 1
                     items.append((self._next_child, line_id, qty))
-                    line = next(l for l in order.lines if l.id == line_id)
+                    line = next(candidate for candidate in order.lines if candidate.id == line_id)
                     line.current = max(0, line.current - qty)
                 order.refunds.append((rid, now, items))
                 order.financial = "PARTIALLY_REFUNDED"
             if remove:
                 for line_id, qty in remove.items():
-                    line = next(l for l in order.lines if l.id == line_id)
+                    line = next(candidate for candidate in order.lines if candidate.id == line_id)
                     line.current = max(0, line.current - qty)
             if email is not None:
                 order.email = email
@@ -338,22 +360,28 @@ class FakeShopify:
             return self._faults.pop(0) if self._faults else None
 
     # ------------------------------------------------------------------ shapes
-    def graphql_node(self, o: FakeOrder, *, line_first: int | None, refund_first: int | None,
-                     rli_first: int | None) -> dict:
+    def graphql_node(
+        self, o: FakeOrder, *, line_first: int | None, refund_first: int | None, rli_first: int | None
+    ) -> dict:
         """The order as ``ORDERS_PAGE_QUERY`` / ``ORDER_FULL_QUERY`` select it."""
         node = self._scalars(o)
         lines = o.lines if line_first is None else o.lines[:line_first]
         node["lineItems"] = {
             "pageInfo": {"hasNextPage": line_first is not None and len(o.lines) > line_first},
-            "nodes": [self._line(l) for l in lines],
+            "nodes": [self._line(line) for line in lines],
         }
         refunds = o.refunds if refund_first is None else o.refunds[:refund_first]
         node["refunds"] = [
-            {"id": f"gid://shopify/Refund/{rid}",
-             "refundLineItems": {
-                 "pageInfo": {"hasNextPage": rli_first is not None and len(items) > rli_first},
-                 "nodes": [{"quantity": q, "lineItem": {"id": f"gid://shopify/LineItem/{lid}"}}
-                           for _, lid, q in (items if rli_first is None else items[:rli_first])]}}
+            {
+                "id": f"gid://shopify/Refund/{rid}",
+                "refundLineItems": {
+                    "pageInfo": {"hasNextPage": rli_first is not None and len(items) > rli_first},
+                    "nodes": [
+                        {"quantity": q, "lineItem": {"id": f"gid://shopify/LineItem/{lid}"}}
+                        for _, lid, q in (items if rli_first is None else items[:rli_first])
+                    ],
+                },
+            }
             for rid, _, items in refunds
         ]
         return node
@@ -379,15 +407,20 @@ class FakeShopify:
         }
 
     @staticmethod
-    def _line(l: FakeLine) -> dict:
-        return {"id": f"gid://shopify/LineItem/{l.id}", "sku": l.sku or None, "title": l.title,
-                "quantity": l.quantity, "currentQuantity": l.current,
-                "originalUnitPriceSet": {"shopMoney": {"amount": l.price}}}
+    def _line(line: FakeLine) -> dict:
+        return {
+            "id": f"gid://shopify/LineItem/{line.id}",
+            "sku": line.sku or None,
+            "title": line.title,
+            "quantity": line.quantity,
+            "currentQuantity": line.current,
+            "originalUnitPriceSet": {"shopMoney": {"amount": line.price}},
+        }
 
     def rest_order(self, order_id: int) -> dict:
         """The order in the REST / webhook shape (as ``orders/updated`` delivers it)."""
         o = self._orders[order_id]
-        offset = lambda ts: None if ts is None else ts.astimezone(timezone.utc).isoformat()  # noqa: E731
+        offset = lambda ts: None if ts is None else ts.astimezone(UTC).isoformat()  # noqa: E731
         return {
             "id": o.id,
             "admin_graphql_api_id": o.gid,
@@ -407,30 +440,62 @@ class FakeShopify:
             "discount_codes": [{"code": c, "amount": "10.00", "type": "percentage"} for c in o.codes],
             "shipping_address": {"country_code": o.country, "zip": o.zip} if o.country else None,
             "billing_address": {"country_code": o.billing_country} if o.billing_country else None,
-            "line_items": [{"id": l.id, "sku": l.sku, "title": l.title, "name": l.title, "quantity": l.quantity,
-                            "current_quantity": l.current, "price": l.price} for l in o.lines],
-            "refunds": [{"id": rid, "order_id": o.id, "created_at": offset(at),
-                         "refund_line_items": [{"id": rli, "line_item_id": lid, "quantity": q} for rli, lid, q in items]}
-                        for rid, at, items in o.refunds],
+            "line_items": [
+                {
+                    "id": line.id,
+                    "sku": line.sku,
+                    "title": line.title,
+                    "name": line.title,
+                    "quantity": line.quantity,
+                    "current_quantity": line.current,
+                    "price": line.price,
+                }
+                for line in o.lines
+            ],
+            "refunds": [
+                {
+                    "id": rid,
+                    "order_id": o.id,
+                    "created_at": offset(at),
+                    "refund_line_items": [
+                        {"id": rli, "line_item_id": lid, "quantity": q} for rli, lid, q in items
+                    ],
+                }
+                for rid, at, items in o.refunds
+            ],
         }
 
-    def stores_toml(self, *, key: str = "shopify-us", shop_domain: str = "tesmart-us.myshopify.com",
-                    timezone_name: str = "America/Los_Angeles", country: str = "US",
-                    token_env: str = "VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN",
-                    secret_env: str = "VIPSYNC_FAKE_SHOPIFY_API_SECRET") -> str:
+    def stores_toml(
+        self,
+        *,
+        key: str = "shopify-us",
+        shop_domain: str = "tesmart-us.myshopify.com",
+        timezone_name: str = "America/Los_Angeles",
+        country: str = "US",
+        token_env: str = "VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN",
+        secret_env: str = "VIPSYNC_FAKE_SHOPIFY_API_SECRET",
+    ) -> str:
         """A stores file (TOML text) with one shop pointed at this fake. Set ``token_env``
         to :attr:`access_token` and ``secret_env`` to :attr:`webhook_secret`."""
         return (
-            f"[stores.{key}]\nkind = \"shopify\"\nshop_domain = \"{shop_domain}\"\n"
-            f"timezone = \"{timezone_name}\"\ncountry = \"{country}\"\napi_version = \"{API_VERSION}\"\n"
-            f"endpoint = \"{self.url}\"\n"
-            f"credentials = {{ access_token = \"{token_env}\", api_secret = \"{secret_env}\" }}\n"
+            f'[stores.{key}]\nkind = "shopify"\nshop_domain = "{shop_domain}"\n'
+            f'timezone = "{timezone_name}"\ncountry = "{country}"\napi_version = "{API_VERSION}"\n'
+            f'endpoint = "{self.url}"\n'
+            f'credentials = {{ access_token = "{token_env}", api_secret = "{secret_env}" }}\n'
         )
 
     # ------------------------------------------------------------------ webhooks
-    def deliver_webhook(self, target_url: str, topic: str, payload: dict, *, secret: str | None = None,
-                        webhook_id: str | None = None, shop_domain: str = "tesmart-us.myshopify.com",
-                        timeout_s: float = 10.0) -> int:
+    def deliver_webhook(
+        self,
+        target_url: str,
+        topic: str,
+        payload: dict,
+        *,
+        secret: str | None = None,
+        webhook_id: str | None = None,
+        shop_domain: str = "tesmart-us.myshopify.com",
+        timeout_s: float = 10.0,
+    ) -> int:
         """POST a signed delivery the way Shopify does; returns the HTTP status."""
         body = json.dumps(payload).encode()
         headers = {
@@ -458,7 +523,9 @@ class FakeShopify:
     @staticmethod
     def _terms(search: str) -> list[tuple[str, str, Any]]:
         terms: list[tuple[str, str, Any]] = [
-            (f, op, datetime.fromisoformat(v.replace("Z", "+00:00"))) for f, op, v in _SEARCH_TERM.findall(search or "")]
+            (f, op, datetime.fromisoformat(v.replace("Z", "+00:00")))
+            for f, op, v in _SEARCH_TERM.findall(search or "")
+        ]
         terms += [("name", "=", m) for m in _NAME_TERM.findall(search or "")]
         return terms
 
@@ -502,7 +569,12 @@ class FakeShopify:
     def _page_sizes(self, query: str, variables: dict) -> tuple[int, int, int, int]:
         firsts = dict(_FIRST.findall(query))
         first = int(variables.get("first") or firsts.get("orders") or firsts.get("order") or 50)
-        return first, int(firsts.get("lineItems", 250)), int(firsts.get("refunds", 250)), int(firsts.get("refundLineItems", 250))
+        return (
+            first,
+            int(firsts.get("lineItems", 250)),
+            int(firsts.get("refunds", 250)),
+            int(firsts.get("refundLineItems", 250)),
+        )
 
     def _orders_page(self, query: str, variables: dict) -> tuple[dict, int]:
         first, line_first, refund_first, rli_first = self._page_sizes(query, variables)
@@ -521,8 +593,10 @@ class FakeShopify:
                 more = True
                 break
             page.append(o)
-        nodes = [self.graphql_node(o, line_first=line_first, refund_first=refund_first, rli_first=rli_first)
-                 for o in page]
+        nodes = [
+            self.graphql_node(o, line_first=line_first, refund_first=refund_first, rli_first=rli_first)
+            for o in page
+        ]
         end = None
         if page:
             last = page[-1]
@@ -555,32 +629,68 @@ class FakeShopify:
         """Pretend another process started a bulk query that runs ``duration_s``."""
         with self._lock:
             self._bulk_seq += 1
-            self._bulk = {"id": f"gid://shopify/BulkOperation/{self._bulk_seq}", "search": None,
-                          "started": time.monotonic(), "delay": duration_s, "outcome": "COMPLETED", "path": None,
-                          "foreign": True, "createdAt": _iso(datetime.now(timezone.utc))}
+            self._bulk = {
+                "id": f"gid://shopify/BulkOperation/{self._bulk_seq}",
+                "search": None,
+                "started": time.monotonic(),
+                "delay": duration_s,
+                "outcome": "COMPLETED",
+                "path": None,
+                "foreign": True,
+                "createdAt": _iso(datetime.now(UTC)),
+            }
 
     def _bulk_run(self, variables: dict) -> dict:
         inner = str(variables.get("query") or "")
         with self._lock:
             if self._bulk and self._bulk_state(self._bulk)["status"] in ("CREATED", "RUNNING"):
-                return {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [{
-                    "field": None, "code": "OPERATION_IN_PROGRESS",
-                    "message": f"A bulk query operation for this app and shop is already in progress: {self._bulk['id']}."}]}}
+                return {
+                    "bulkOperationRunQuery": {
+                        "bulkOperation": None,
+                        "userErrors": [
+                            {
+                                "field": None,
+                                "code": "OPERATION_IN_PROGRESS",
+                                "message": f"A bulk query operation for this app and shop is already in progress: {self._bulk['id']}.",
+                            }
+                        ],
+                    }
+                }
             m = re.search(r'orders\(query:\s*("(?:[^"\\]|\\.)*")', inner)
             search = json.loads(m.group(1)) if m else ""
             self._bulk_seq += 1
             self.counters["bulk_runs"] += 1
-            self._bulk = {"id": f"gid://shopify/BulkOperation/{self._bulk_seq}", "search": search,
-                          "started": time.monotonic(), "delay": self.bulk_delay_s, "outcome": self.bulk_outcome,
-                          "path": None, "foreign": False, "createdAt": _iso(datetime.now(timezone.utc))}
-            return {"bulkOperationRunQuery": {"bulkOperation": {"id": self._bulk["id"], "status": "CREATED"},
-                                              "userErrors": []}}
+            self._bulk = {
+                "id": f"gid://shopify/BulkOperation/{self._bulk_seq}",
+                "search": search,
+                "started": time.monotonic(),
+                "delay": self.bulk_delay_s,
+                "outcome": self.bulk_outcome,
+                "path": None,
+                "foreign": False,
+                "createdAt": _iso(datetime.now(UTC)),
+            }
+            return {
+                "bulkOperationRunQuery": {
+                    "bulkOperation": {"id": self._bulk["id"], "status": "CREATED"},
+                    "userErrors": [],
+                }
+            }
 
     def _bulk_state(self, op: dict) -> dict:
         done = time.monotonic() - op["started"] >= op["delay"]
-        state = {"id": op["id"], "status": "RUNNING", "errorCode": None, "createdAt": op["createdAt"],
-                 "completedAt": None, "objectCount": "0", "fileSize": None, "url": None, "partialDataUrl": None,
-                 "query": "{ orders { edges { node { id } } } }"}
+        state = {
+            "id": op["id"],
+            "status": "RUNNING",
+            "errorCode": None,
+            "createdAt": op["createdAt"],
+            "completedAt": None,
+            "objectCount": "0",
+            "fileSize": None,
+            "url": None,
+            "partialDataUrl": None,
+            "query": "{ orders { edges { node { id } } } }",
+        }
         if not done:
             return state
         outcome = op["outcome"]
@@ -588,15 +698,18 @@ class FakeShopify:
             state.update(status=outcome, errorCode="INTERNAL_SERVER_ERROR" if outcome == "FAILED" else None)
             return state
         state["status"] = "COMPLETED"
-        state["completedAt"] = _iso(datetime.now(timezone.utc))
+        state["completedAt"] = _iso(datetime.now(UTC))
         if outcome == "EMPTY" or op["foreign"]:
             return state
         if op["path"] is None:
             op["path"], op["count"] = self._write_bulk_file(op)
         if op["count"] == 0:
             return state
-        state.update(objectCount=str(op["count"]), fileSize=str(op["path"].stat().st_size),
-                     url=f"{self.url}/bulk/{op['id'].rsplit('/', 1)[-1]}.jsonl")
+        state.update(
+            objectCount=str(op["count"]),
+            fileSize=str(op["path"].stat().st_size),
+            url=f"{self.url}/bulk/{op['id'].rsplit('/', 1)[-1]}.jsonl",
+        )
         return state
 
     def _write_bulk_file(self, op: dict) -> tuple[Path, int]:
@@ -615,12 +728,19 @@ class FakeShopify:
                 pending = []
                 children = []
                 for rid, _, items in o.refunds:
-                    for rli, lid, q in items:
-                        children.append(json.dumps({"quantity": q,
-                                                    "lineItem": {"id": f"gid://shopify/LineItem/{lid}"},
-                                                    "__parentId": f"gid://shopify/Refund/{rid}"}) + "\n")
-                for l in o.lines:
-                    child = self._line(l) | {"__parentId": o.gid}
+                    for _rli, lid, q in items:
+                        children.append(
+                            json.dumps(
+                                {
+                                    "quantity": q,
+                                    "lineItem": {"id": f"gid://shopify/LineItem/{lid}"},
+                                    "__parentId": f"gid://shopify/Refund/{rid}",
+                                }
+                            )
+                            + "\n"
+                        )
+                for fake_line in o.lines:
+                    child = self._line(fake_line) | {"__parentId": o.gid}
                     children.append(json.dumps(child, separators=(",", ":")) + "\n")
                 if self.bulk_interleave:
                     pending = children
@@ -647,18 +767,42 @@ class FakeShopify:
         elif "currentAppInstallation" in query:
             kind, requested = "scopes", 2
         elif re.search(r"\border\(id:", query):
-            kind, requested = "order", None
+            kind, requested = "order", 0  # costed from the query below
         elif re.search(r"\borders\(", query):
-            kind, requested = "orders", None
+            kind, requested = "orders", 0
         else:
-            return 200, {}, {"errors": [{"message": "the fake does not know this query",
-                                        "extensions": {"code": "BAD_REQUEST"}}]}
+            return (
+                200,
+                {},
+                {
+                    "errors": [
+                        {
+                            "message": "the fake does not know this query",
+                            "extensions": {"code": "BAD_REQUEST"},
+                        }
+                    ]
+                },
+            )
         if kind in ("orders", "order"):
             first, lf, rf, rlf = self._page_sizes(query, variables)
-            requested = (2 + first * self._node_cost(lf, rf, rlf)) if kind == "orders" else self._node_cost(lf, rf, rlf)
+            requested = (
+                (2 + first * self._node_cost(lf, rf, rlf))
+                if kind == "orders"
+                else self._node_cost(lf, rf, rlf)
+            )
         if requested > 1000:
-            return 200, {}, {"errors": [{"message": f"Query cost is {requested}, which exceeds the single query max cost limit (1000).",
-                                        "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": 1000}}]}
+            return (
+                200,
+                {},
+                {
+                    "errors": [
+                        {
+                            "message": f"Query cost is {requested}, which exceeds the single query max cost limit (1000).",
+                            "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": 1000},
+                        }
+                    ]
+                },
+            )
         with self._lock:
             if requested > available:
                 self.counters["empty_bucket"] += 1
@@ -679,16 +823,34 @@ class FakeShopify:
             data = {"currentAppInstallation": {"accessScopes": [{"handle": h} for h in sorted(self.scopes)]}}
         with self._lock:
             self.bucket.refill()
-            self.bucket.available = min(self.bucket.size, self.bucket.available + requested - actual)  # the refund
-        cost = {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": self.bucket.status()}
+            self.bucket.available = min(
+                self.bucket.size, self.bucket.available + requested - actual
+            )  # the refund
+        cost = {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": self.bucket.status(),
+        }
         return 200, {}, {"data": data, "extensions": {"cost": cost}}
 
     def _throttled_body(self, requested: int) -> dict:
         return {
-            "errors": [{"message": "Throttled", "extensions": {
-                "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
-            "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": None,
-                                    "throttleStatus": self.bucket.status()}},
+            "errors": [
+                {
+                    "message": "Throttled",
+                    "extensions": {
+                        "code": "THROTTLED",
+                        "documentation": "https://shopify.dev/api/usage/rate-limits",
+                    },
+                }
+            ],
+            "extensions": {
+                "cost": {
+                    "requestedQueryCost": requested,
+                    "actualQueryCost": None,
+                    "throttleStatus": self.bucket.status(),
+                }
+            },
         }
 
 
@@ -712,7 +874,7 @@ class _Handler(BaseHTTPRequestHandler):
         if truncate:
             self.close_connection = True
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         fake = self.server_fake
         fake.counters["requests"] += 1
         if self.path == "/_fake/counters":  # for benchmarks running the fake in another process
@@ -733,7 +895,7 @@ class _Handler(BaseHTTPRequestHandler):
             while chunk := fh.read(1 << 16):
                 self.wfile.write(chunk)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         fake = self.server_fake
         fake.counters["requests"] += 1
         length = int(self.headers.get("Content-Length") or 0)
@@ -744,7 +906,10 @@ class _Handler(BaseHTTPRequestHandler):
         fake.counters["graphql"] += 1
         if self.headers.get("X-Shopify-Access-Token") != fake.access_token:
             fake.counters["unauthorized"] += 1
-            self._send(401, b'{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}')
+            self._send(
+                401,
+                b'{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}',
+            )
             return
         fault = fake._take_fault()
         if fault:
@@ -755,8 +920,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if kind == "429":
                 fake.counters["http429"] += 1
-                self._send(429, b'{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}',
-                           {"Retry-After": str(fake.retry_after_s)})
+                self._send(
+                    429,
+                    b'{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}',
+                    {"Retry-After": str(fake.retry_after_s)},
+                )
                 return
             if kind == "throttle":
                 fake.counters["forced_throttles"] += 1
@@ -788,14 +956,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--restore-rate", type=float, default=100.0, help="points per second (standard plan: 100)")
+    parser.add_argument(
+        "--restore-rate", type=float, default=100.0, help="points per second (standard plan: 100)"
+    )
     parser.add_argument("--bucket-size", type=float, default=2000.0)
     args = parser.parse_args(argv)
-    fake = FakeShopify(orders=args.orders, seed=args.seed, port=args.port, restore_rate=args.restore_rate,
-                       bucket_size=args.bucket_size)
+    fake = FakeShopify(
+        orders=args.orders,
+        seed=args.seed,
+        port=args.port,
+        restore_rate=args.restore_rate,
+        bucket_size=args.bucket_size,
+    )
     fake.start()
-    print(f"fake Shopify at {fake.url} ({args.orders} orders); access token {fake.access_token!r}, "
-          f"webhook secret {fake.webhook_secret!r}. Ctrl-C stops it.", flush=True)
+    print(
+        f"fake Shopify at {fake.url} ({args.orders} orders); access token {fake.access_token!r}, "
+        f"webhook secret {fake.webhook_secret!r}. Ctrl-C stops it.",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)

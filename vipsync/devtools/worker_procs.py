@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Proc",
+    "RedisServer",
+    "delete_namespace",
     "free_port",
     "new_namespace",
-    "delete_namespace",
-    "wait_until",
-    "RedisServer",
-    "Proc",
-    "start_workers",
-    "worker_env",
     "scrape_metrics",
+    "start_workers",
+    "wait_until",
+    "worker_env",
 ]
 
 
@@ -48,7 +48,9 @@ def delete_namespace(client: Any, namespace: str) -> int:
     return n
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout_s: float, interval_s: float = 0.1, what: str = "condition"):
+def wait_until(
+    predicate: Callable[[], Any], *, timeout_s: float, interval_s: float = 0.1, what: str = "condition"
+):
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
@@ -75,9 +77,25 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         import redis
 
@@ -164,8 +182,9 @@ class Proc:
         self.argv = argv
         self.log_path = Path(log_path)
         self._log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(argv, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            argv, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     @property
     def pid(self) -> int:
@@ -192,9 +211,23 @@ class Proc:
 
 
 def start_workers(
-    *, env: Mapping[str, str], log_path: Path, processes: int = 1, threads: int = 2, modules: tuple[str, ...] = ()
+    *,
+    env: Mapping[str, str],
+    log_path: Path,
+    processes: int = 1,
+    threads: int = 2,
+    modules: tuple[str, ...] = (),
 ) -> Proc:
     """``dramatiq vipsync.workers.actors [modules]`` as a process group."""
-    argv = [sys.executable, "-m", "dramatiq", "vipsync.workers.actors", *modules,
-            "--processes", str(processes), "--threads", str(threads)]
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "vipsync.workers.actors",
+        *modules,
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
     return Proc(argv, env=env, log_path=log_path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import calendar as _cal
 from datetime import date, datetime, timedelta, tzinfo
 
-__all__ = ["add_years", "add_months", "add_days", "whole_months_between", "local_date"]
+__all__ = ["add_days", "add_months", "add_years", "local_date", "whole_months_between"]
 
 
 def add_months(day: date, months: int) -> date:

@@ -10,10 +10,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["CATEGORIES", "CLASSIFIED", "SkuPattern", "KeywordRule", "Catalog", "normalize_sku"]
+__all__ = ["CATEGORIES", "CLASSIFIED", "Catalog", "KeywordRule", "SkuPattern", "normalize_sku"]
 
 CLASSIFIED = ("kvm_switch", "matrix", "hdmi_splitter", "kvm_extender", "accessory", "other")
-CATEGORIES = CLASSIFIED + ("unknown",)
+CATEGORIES = (*CLASSIFIED, "unknown")
 
 
 def normalize_sku(sku: str) -> str:

@@ -19,8 +19,8 @@ __all__ = [
     "ClaimDecision",
     "check_claim",
     "replacement_coverage_end",
-    "trade_in_discount",
     "stacks_with_other_discount",
+    "trade_in_discount",
 ]
 
 CENT = Decimal("0.01")
@@ -37,7 +37,9 @@ class ClaimDecision:
     replacement_covered_until: date | None = None  # first day no longer covered
 
 
-def replacement_coverage_end(exchange_on: date, extended_warranty_end: date, *, replacement_days: int) -> date:
+def replacement_coverage_end(
+    exchange_on: date, extended_warranty_end: date, *, replacement_days: int
+) -> date:
     """The replacement is covered ``[exchange_on, max(exchange_on + days + 1, extended_end))``:
     through the ``replacement_days``-th day after the exchange, or the unit's remaining
     coverage when that is longer."""
@@ -57,10 +59,14 @@ def check_claim(verdict: Verdict, kind: str, on: date, policy: Policy) -> ClaimD
     if not verdict.eligible:
         raise EligibilityError("the unit is not eligible for VIP benefits: " + ", ".join(verdict.reasons))
     if on < verdict.purchase_date:
-        raise EligibilityError(f"a claim dated {on.isoformat()} is before the purchase ({verdict.purchase_date.isoformat()})")
+        raise EligibilityError(
+            f"a claim dated {on.isoformat()} is before the purchase ({verdict.purchase_date.isoformat()})"
+        )
     if verdict.benefit_status in ("exchange_used", "trade_in_used"):
         used = verdict.benefit_status.removesuffix("_used").replace("_", "-")
-        raise BenefitAlreadyUsed(f"the unit has already used its one benefit (a {used}); a unit gets one exchange or one trade-in")
+        raise BenefitAlreadyUsed(
+            f"the unit has already used its one benefit (a {used}); a unit gets one exchange or one trade-in"
+        )
     if kind == "exchange":
         assert verdict.original_warranty_end is not None
         if on < verdict.original_warranty_end:
@@ -72,7 +78,9 @@ def check_claim(verdict: Verdict, kind: str, on: date, policy: Policy) -> ClaimD
                 f"{verdict.original_warranty_end.isoformat()}"
             )
         if on >= end:
-            raise EligibilityError(f"the extended warranty ended {end.isoformat()} (covered until the day before)")
+            raise EligibilityError(
+                f"the extended warranty ended {end.isoformat()} (covered until the day before)"
+            )
         covered = replacement_coverage_end(on, end, replacement_days=policy.exchange.replacement_days)
         return ClaimDecision("exchange", on, uses_benefit=True, replacement_covered_until=covered)
     opens = verdict.trade_in_opens

@@ -17,7 +17,7 @@ from vipsync.eligibility.calendar import add_days, add_months, add_years
 from vipsync.eligibility.membership import is_active_member
 from vipsync.eligibility.policy import Policy
 
-__all__ = ["REASONS", "BENEFIT_STATUSES", "MemberFacts", "ClaimFacts", "UnitFacts", "Verdict", "evaluate"]
+__all__ = ["BENEFIT_STATUSES", "REASONS", "ClaimFacts", "MemberFacts", "UnitFacts", "Verdict", "evaluate"]
 
 # The closed list of reasons, in the order they are reported.
 REASONS = (
@@ -158,15 +158,25 @@ def evaluate(facts: UnitFacts, policy: Policy) -> Verdict:
     valid = not invalid
     eligible = not reasons
     purchase = facts.purchase_date
-    original_end = (
-        add_years(purchase, policy.warranty.original_years_for(facts.country)) if valid else None
-    )
+    original_end = add_years(purchase, policy.warranty.original_years_for(facts.country)) if valid else None
     member = facts.member
     member_id = member.member_id if member is not None else None
     if not eligible:
         return Verdict(
-            policy.version, facts.category, facts.country, purchase, False, tuple(reasons), valid,
-            original_end, None, None, None, None, member_id, None,
+            policy.version,
+            facts.category,
+            facts.country,
+            purchase,
+            False,
+            tuple(reasons),
+            valid,
+            original_end,
+            None,
+            None,
+            None,
+            None,
+            member_id,
+            None,
         )
 
     deadline = original_end if policy.registration.deadline == "original_warranty_end" else None
@@ -200,6 +210,18 @@ def evaluate(facts: UnitFacts, policy: Policy) -> Verdict:
             status = "trade_in_used"
             extended_end = None
     return Verdict(
-        policy.version, facts.category, facts.country, purchase, True, (), True,
-        original_end, deadline, extended_end, trade_opens, trade_closes, member_id, status,
+        policy.version,
+        facts.category,
+        facts.country,
+        purchase,
+        True,
+        (),
+        True,
+        original_end,
+        deadline,
+        extended_end,
+        trade_opens,
+        trade_closes,
+        member_id,
+        status,
     )

@@ -14,7 +14,7 @@ from vipsync.eligibility.catalog import CATEGORIES, Catalog, KeywordRule, SkuPat
 from vipsync.eligibility.policy import Policy, PolicySet
 from vipsync.errors import ConfigError, PolicyError
 
-__all__ = ["load_catalog", "parse_catalog", "load_policy", "parse_policy", "load_policies"]
+__all__ = ["load_catalog", "load_policies", "load_policy", "parse_catalog", "parse_policy"]
 
 
 def _read_toml(path: Path, error: type[ConfigError], what: str) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def load_catalog(path: Path | str) -> Catalog:
 def _category(value: Any, where: str) -> str:
     if value not in CATEGORIES or value == "unknown":
         raise ConfigError(f"{where}: unknown category {value!r} (one of {', '.join(CATEGORIES[:-1])})")
-    return value
+    return str(value)
 
 
 def parse_catalog(doc: dict[str, Any], *, source: str = "<catalog>") -> Catalog:
@@ -71,7 +71,11 @@ def parse_catalog(doc: dict[str, Any], *, source: str = "<catalog>") -> Catalog:
     keywords = []
     for i, entry in enumerate(doc.get("keywords", [])):
         where = f"{source}: keywords[{i}]"
-        if not isinstance(entry, dict) or not {"all", "category"} <= set(entry) or set(entry) - {"all", "none", "category"}:
+        if (
+            not isinstance(entry, dict)
+            or not {"all", "category"} <= set(entry)
+            or set(entry) - {"all", "none", "category"}
+        ):
             raise ConfigError(f"{where}: must be a table with all, category and optionally none")
         words = entry["all"]
         none = entry.get("none", [])
@@ -80,7 +84,9 @@ def parse_catalog(doc: dict[str, Any], *, source: str = "<catalog>") -> Catalog:
                 raise ConfigError(f"{where}.{name}: must be a list of non-empty phrases")
         if not words:
             raise ConfigError(f"{where}.all: needs at least one phrase")
-        keywords.append(KeywordRule(tuple(words), _category(entry["category"], f"{where}.category"), tuple(none)))
+        keywords.append(
+            KeywordRule(tuple(words), _category(entry["category"], f"{where}.category"), tuple(none))
+        )
     return Catalog(version=version, exact=exact, patterns=tuple(patterns), keywords=tuple(keywords))
 
 
@@ -113,7 +119,7 @@ def load_policies(directory: Path | str) -> PolicySet:
     if not any(p.enabled for p in policies):
         raise PolicyError(f"policies directory {directory}: no enabled policy version")
     seen: dict[str, Path] = {}
-    for p, path in zip(policies, sorted(directory.glob("*.toml"))):
+    for p, path in zip(policies, sorted(directory.glob("*.toml")), strict=True):
         if p.version in seen:
             raise PolicyError(f"{path}: version: {p.version!r} is already defined in {seen[p.version]}")
         seen[p.version] = path

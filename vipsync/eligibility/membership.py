@@ -13,7 +13,7 @@ from datetime import date
 
 from vipsync.errors import MembershipRefused
 
-__all__ = ["is_active_member", "active_registration", "registration_from_events", "check_registration"]
+__all__ = ["active_registration", "check_registration", "is_active_member", "registration_from_events"]
 
 
 def is_active_member(registered_on: date | None, exited_on: date | None) -> bool:
@@ -52,7 +52,9 @@ def check_registration(country: str | None, regions: Iterable[str]) -> str:
         code = "GB"
     allowed = set(regions)
     if not code:
-        raise MembershipRefused("registration refused: the member's country is required to join the VIP program")
+        raise MembershipRefused(
+            "registration refused: the member's country is required to join the VIP program"
+        )
     if code not in allowed:
         raise MembershipRefused(
             f"registration refused: the VIP program is open to the United States, the EU and Japan, not {code}"

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,14 +19,14 @@ from vipsync.eligibility.catalog import CLASSIFIED
 from vipsync.errors import PolicyError
 
 __all__ = [
-    "Scope",
-    "Warranty",
-    "Registration",
-    "Exchange",
     "AgeBand",
-    "TradeIn",
+    "Exchange",
     "Policy",
     "PolicySet",
+    "Registration",
+    "Scope",
+    "TradeIn",
+    "Warranty",
     "select_policy",
 ]
 
@@ -48,12 +48,14 @@ class Scope(_Strict):
     """Which units are in the program."""
 
     regions: frozenset[str] = Field(min_length=1, description="ISO codes of the program's countries.")
-    official_only: bool = Field(True, description="Only official shops and seller accounts (the FAQ's temporary exclusion).")
+    official_only: bool = Field(
+        True, description="Only official shops and seller accounts (the FAQ's temporary exclusion)."
+    )
     categories: frozenset[str] = Field(frozenset({"kvm_switch"}), min_length=1)
 
     @field_validator("regions", mode="before")
     @classmethod
-    def _regions(cls, value):
+    def _regions(cls, value: Any) -> frozenset[str]:
         if not isinstance(value, (list, tuple, set, frozenset)):
             raise ValueError("must be a list of ISO country codes")
         return frozenset(_country_code(str(v)) for v in value)
@@ -86,7 +88,9 @@ class Warranty(_Strict):
     def _extended_after_original(self) -> Warranty:
         longest = max([self.original_years, *self.original_years_by_country.values()])
         if self.extended_years <= longest:
-            raise ValueError(f"extended_years ({self.extended_years}) must exceed every original warranty ({longest})")
+            raise ValueError(
+                f"extended_years ({self.extended_years}) must exceed every original warranty ({longest})"
+            )
         return self
 
     def original_years_for(self, country: str | None) -> int:

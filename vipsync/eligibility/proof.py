@@ -15,7 +15,14 @@ from typing import Literal
 
 from vipsync.errors import EligibilityError
 
-__all__ = ["OrderReference", "parse_order_reference", "normalize_postal_code", "factor_matches", "ProofAnswer", "proof_answer"]
+__all__ = [
+    "OrderReference",
+    "ProofAnswer",
+    "factor_matches",
+    "normalize_postal_code",
+    "parse_order_reference",
+    "proof_answer",
+]
 
 _AMAZON = re.compile(r"^\d{3}-\d{7}-\d{7}$")
 _SHOPIFY = re.compile(r"^#?(\d{1,12})$")
@@ -36,7 +43,9 @@ def parse_order_reference(text: str) -> OrderReference:
     m = _SHOPIFY.match(value)
     if m:
         return OrderReference("shopify_name", f"#{m.group(1)}")
-    raise EligibilityError("not an order number: a Shopify order name such as #1001 or an Amazon order id NNN-NNNNNNN-NNNNNNN")
+    raise EligibilityError(
+        "not an order number: a Shopify order name such as #1001 or an Amazon order id NNN-NNNNNNN-NNNNNNN"
+    )
 
 
 def normalize_postal_code(value: str | None) -> str:

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 __all__ = ["allocate_refunds"]
 
 
-def allocate_refunds(ordinals: Iterable[int], refunded_quantity: int, claimed: Iterable[int] = ()) -> frozenset[int]:
+def allocate_refunds(
+    ordinals: Iterable[int], refunded_quantity: int, claimed: Iterable[int] = ()
+) -> frozenset[int]:
     """The ordinals refunded among the live ``ordinals`` of one SKU in one order."""
     if refunded_quantity <= 0:
         return frozenset()

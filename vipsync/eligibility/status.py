@@ -8,12 +8,14 @@ from typing import Any
 
 from vipsync.eligibility.calendar import add_days
 
-__all__ = ["window_status", "unit_statuses", "CLOSING_SOON_DAYS"]
+__all__ = ["CLOSING_SOON_DAYS", "unit_statuses", "window_status"]
 
 CLOSING_SOON_DAYS = 30
 
 
-def window_status(start: date | None, end: date | None, as_of: date, *, closing_soon_days: int = CLOSING_SOON_DAYS) -> str | None:
+def window_status(
+    start: date | None, end: date | None, as_of: date, *, closing_soon_days: int = CLOSING_SOON_DAYS
+) -> str | None:
     """``not_started``, ``active``, ``closing_soon`` (fewer than ``closing_soon_days`` days
     left), ``expired`` or None when the window does not apply. ``end`` None with a start
     means open-ended (never closing)."""
@@ -30,7 +32,9 @@ def window_status(start: date | None, end: date | None, as_of: date, *, closing_
     return "active"
 
 
-def unit_statuses(tag: Any, as_of: date, *, closing_soon_days: int = CLOSING_SOON_DAYS) -> dict[str, str | None]:
+def unit_statuses(
+    tag: Any, as_of: date, *, closing_soon_days: int = CLOSING_SOON_DAYS
+) -> dict[str, str | None]:
     """The four windows of a tag (any object with the tag's attributes) as of a date."""
     purchase = tag.purchase_date
     original_end = tag.original_warranty_end
@@ -40,13 +44,19 @@ def unit_statuses(tag: Any, as_of: date, *, closing_soon_days: int = CLOSING_SOO
             purchase if original_end else None, original_end, as_of, closing_soon_days=closing_soon_days
         ),
         "registration_status": window_status(
-            purchase if tag.registration_deadline else None, tag.registration_deadline, as_of, closing_soon_days=closing_soon_days
+            purchase if tag.registration_deadline else None,
+            tag.registration_deadline,
+            as_of,
+            closing_soon_days=closing_soon_days,
         ),
         # The extended warranty takes over where the original one ends.
         "extended_warranty_status": window_status(
             original_end if ext_end else None, ext_end, as_of, closing_soon_days=closing_soon_days
         ),
         "trade_in_status": window_status(
-            tag.trade_in_opens, getattr(tag, "trade_in_closes", None), as_of, closing_soon_days=closing_soon_days
+            tag.trade_in_opens,
+            getattr(tag, "trade_in_closes", None),
+            as_of,
+            closing_soon_days=closing_soon_days,
         ),
     }

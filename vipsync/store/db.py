@@ -6,10 +6,10 @@ the SQLite default migrates itself on first use so the embedded path needs no se
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from vipsync.errors import SchemaOutOfDate
 
 __all__ = [
+    "alembic_config",
+    "current_revision",
+    "ensure_schema",
+    "head_revision",
     "make_engine",
     "make_session_factory",
-    "alembic_config",
-    "upgrade",
-    "current_revision",
-    "head_revision",
-    "ensure_schema",
     "session_scope",
+    "upgrade",
 ]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -56,7 +56,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     # PostgreSQL may switch to a generic plan, which for the batch lookups by `= ANY($1)`
     # cost ~80 ms a batch instead of ~3 ms (measured by bench/import_bench.py).
     return create_engine(
-        url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"prepare_threshold": None}
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"prepare_threshold": None},
     )
 
 
@@ -77,8 +82,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def head_revision() -> str:
-    script = ScriptDirectory(str(MIGRATIONS))
-    return script.get_current_head()
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    if head is None:
+        raise RuntimeError("the migrations folder has no head revision")
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

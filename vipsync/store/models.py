@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -33,19 +34,20 @@ from vipsync.store.types import JSONType, UTCDateTime
 
 __all__ = [
     "Base",
-    "Product",
+    "Claim",
+    "ImportError_",
+    "ImportRun",
+    "Member",
     "Order",
     "OrderLineRow",
-    "Unit",
-    "UnitTag",
-    "Member",
     "OrderMemberLink",
-    "Claim",
+    "Product",
     "RawPayload",
     "SyncCursor",
-    "ImportRun",
-    "ImportError_",
+    "Unit",
+    "UnitTag",
     "WebhookDelivery",
+    "table_of",
 ]
 
 NAMING = {
@@ -62,6 +64,11 @@ Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INT
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, typed as one (``__table__`` is typed as FromClause)."""
+    return cast(Table, model.__table__)
 
 
 class RawPayload(Base):

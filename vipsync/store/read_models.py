@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from vipsync.store.models import Order, OrderLineRow, Product, Unit, UnitTag
 
-__all__ = ["UNIT_FIELDS", "STATUS_FIELDS", "iter_units", "unclassified_skus"]
+__all__ = ["STATUS_FIELDS", "UNIT_FIELDS", "iter_units", "unclassified_skus"]
 
 # The documented fields of `vipsync units`, in output order (docs/eligibility.md).
 UNIT_FIELDS = (
@@ -43,7 +43,12 @@ UNIT_FIELDS = (
     "removed",
     "tagged",
 )
-STATUS_FIELDS = ("original_warranty_status", "registration_status", "extended_warranty_status", "trade_in_status")
+STATUS_FIELDS = (
+    "original_warranty_status",
+    "registration_status",
+    "extended_warranty_status",
+    "trade_in_status",
+)
 
 
 def _iso(value: date | None) -> str | None:
@@ -110,11 +115,21 @@ def _unit_dict(r: Any, as_of: date, statuses) -> dict[str, Any]:
     }
     if tag is None:
         out.update(
-            category=None, country=r.order_country, purchase_date=_iso(r.order_purchase_date), eligible=None,
-            reasons=None, valid_purchase=None, original_warranty_end=None, registration_deadline=None, member=None,
-            extended_warranty_end=None, trade_in_opens=None, benefit_status=None, policy_version=None,
+            category=None,
+            country=r.order_country,
+            purchase_date=_iso(r.order_purchase_date),
+            eligible=None,
+            reasons=None,
+            valid_purchase=None,
+            original_warranty_end=None,
+            registration_deadline=None,
+            member=None,
+            extended_warranty_end=None,
+            trade_in_opens=None,
+            benefit_status=None,
+            policy_version=None,
         )
-        out.update({k: None for k in STATUS_FIELDS})
+        out.update(dict.fromkeys(STATUS_FIELDS))
     else:
         out.update(
             category=tag.category,
@@ -131,7 +146,7 @@ def _unit_dict(r: Any, as_of: date, statuses) -> dict[str, Any]:
             benefit_status=tag.benefit_status,
             policy_version=tag.policy_version,
         )
-        out.update(statuses(tag, as_of) if statuses else {k: None for k in STATUS_FIELDS})
+        out.update(statuses(tag, as_of) if statuses else dict.fromkeys(STATUS_FIELDS))
     return {k: out[k] for k in UNIT_FIELDS + STATUS_FIELDS}
 
 
@@ -152,6 +167,12 @@ def unclassified_skus(session: Session) -> list[dict[str, Any]]:
         .order_by(func.count(func.distinct(OrderLineRow.order_id)).desc(), Product.sku)
     ).all()
     return [
-        {"sku": r.sku, "title": r.title, "category": r.category or "unclassified", "orders": int(r.orders), "units": int(r.units)}
+        {
+            "sku": r.sku,
+            "title": r.title,
+            "category": r.category or "unclassified",
+            "orders": int(r.orders),
+            "units": int(r.units),
+        }
         for r in rows
     ]

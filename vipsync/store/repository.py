@@ -17,16 +17,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.connectors.records import MemberRecord, OrderRecord, canonical_json, payload_sha256
-from vipsync.store.sql import in_values
 from vipsync.store.models import (
     ImportError_,
     ImportRun,
@@ -38,15 +37,17 @@ from vipsync.store.models import (
     RawPayload,
     SyncCursor,
     Unit,
+    table_of,
 )
+from vipsync.store.sql import in_values
 
-__all__ = ["UpsertCounts", "Repository", "write_orders", "utcnow"]
+__all__ = ["Repository", "UpsertCounts", "utcnow", "write_orders"]
 
 CHUNK = 500
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -118,9 +119,9 @@ class Repository:
         existing: dict[tuple[str, str], Any] = {}
         for store_key, ids in by_store.items():
             rows = s.execute(
-                select(Order.id, Order.store_key, Order.external_id, Order.source_updated_at, Order.content_hash).where(
-                    Order.store_key == store_key, in_values(Order.external_id, ids, pg=self.pg)
-                )
+                select(
+                    Order.id, Order.store_key, Order.external_id, Order.source_updated_at, Order.content_hash
+                ).where(Order.store_key == store_key, in_values(Order.external_id, ids, pg=self.pg))
             ).all()
             existing.update({(r.store_key, r.external_id): r for r in rows})
 
@@ -147,10 +148,18 @@ class Repository:
 
         # Orders.
         if new:
-            rows = [self._order_row(rec, digest, raw_ids, now) | {"created_at": now} for rec, digest in new]
-            result = s.execute(
-                insert(Order.__table__).returning(Order.__table__.c.id, sort_by_parameter_order=True), rows
-            ).scalars().all()
+            order_rows = [
+                self._order_row(rec, digest, raw_ids, now) | {"created_at": now} for rec, digest in new
+            ]
+            orders = table_of(Order)
+            result = (
+                s.execute(
+                    insert(orders).returning(orders.c.id, sort_by_parameter_order=True),
+                    order_rows,
+                )
+                .scalars()
+                .all()
+            )
             new_ids = list(result)
         else:
             new_ids = []
@@ -166,7 +175,9 @@ class Repository:
 
         # Lines.
         line_rows: list[dict] = []
-        for oid, rec in zip(new_ids + replaced_ids, [r for r, _ in new] + [r for r, _, _ in replace]):
+        for oid, rec in zip(
+            new_ids + replaced_ids, [r for r, _ in new] + [r for r, _, _ in replace], strict=True
+        ):
             seen_keys: set[str] = set()
             for line in rec.lines:
                 key = line.line_key
@@ -186,7 +197,7 @@ class Repository:
                     }
                 )
         if line_rows:
-            s.execute(insert(OrderLineRow.__table__), line_rows)
+            s.execute(insert(table_of(OrderLineRow)), line_rows)
 
         # Units.
         unit_inserts: list[dict] = []
@@ -200,7 +211,9 @@ class Repository:
                     )
                 ):
                     current.setdefault(u.order_id, {})[(u.sku, u.ordinal)] = u
-        for oid, rec in zip(new_ids + replaced_ids, [r for r, _ in new] + [r for r, _, _ in replace]):
+        for oid, rec in zip(
+            new_ids + replaced_ids, [r for r, _ in new] + [r for r, _, _ in replace], strict=True
+        ):
             titles = {line.sku: line.title for line in reversed(rec.lines)}
             have = current.get(oid, {})
             wanted = rec.unit_keys()
@@ -208,7 +221,13 @@ class Repository:
                 if (sku, ordinal) in have:
                     u = have[(sku, ordinal)]
                     unit_updates.append(
-                        {"id": u.id, "removed": False, "needs_tag": True, "title": titles[sku], "updated_at": now}
+                        {
+                            "id": u.id,
+                            "removed": False,
+                            "needs_tag": True,
+                            "title": titles[sku],
+                            "updated_at": now,
+                        }
                     )
                 else:
                     unit_inserts.append(
@@ -226,13 +245,13 @@ class Repository:
                         }
                     )
             wanted_set = set(wanted)
-            for key, u in have.items():
-                if key not in wanted_set:
+            for unit_key, u in have.items():
+                if unit_key not in wanted_set:
                     unit_updates.append(
                         {"id": u.id, "removed": True, "needs_tag": True, "title": u.title, "updated_at": now}
                     )
         if unit_inserts:
-            s.execute(insert(Unit.__table__), unit_inserts)
+            s.execute(insert(table_of(Unit)), unit_inserts)
         if unit_updates:
             s.execute(update(Unit), unit_updates)
 
@@ -297,7 +316,9 @@ class Repository:
                 # (store_key, kind, external_id) is the unique index's prefix: an index lookup.
                 for r in self.session.execute(
                     select(RawPayload.id, RawPayload.external_id, RawPayload.sha256).where(
-                        RawPayload.store_key == store_key, RawPayload.kind == kind, in_values(RawPayload.external_id, chunk, pg=self.pg)
+                        RawPayload.store_key == store_key,
+                        RawPayload.kind == kind,
+                        in_values(RawPayload.external_id, chunk, pg=self.pg),
                     )
                 ):
                     if (store_key, kind, r.external_id, r.sha256) in wanted:
@@ -312,10 +333,14 @@ class Repository:
                     titles[line.sku] = line.title
         if not titles:
             return
-        known = set()
+        known: set[str] = set()
         skus = list(titles)
         for chunk in _chunks(skus):
-            known.update(self.session.execute(select(Product.sku).where(in_values(Product.sku, chunk, pg=self.pg))).scalars())
+            known.update(
+                self.session.execute(
+                    select(Product.sku).where(in_values(Product.sku, chunk, pg=self.pg))
+                ).scalars()
+            )
         rows = [
             {"sku": sku, "title": title, "category": None, "first_seen_at": now}
             for sku, title in titles.items()
@@ -336,8 +361,13 @@ class Repository:
                 r.email_hash: r
                 for r in self.session.execute(
                     select(
-                        Member.id, Member.email_hash, Member.registered_at, Member.exited_at, Member.country,
-                        Member.registered_ts, Member.exited_ts,
+                        Member.id,
+                        Member.email_hash,
+                        Member.registered_at,
+                        Member.exited_at,
+                        Member.country,
+                        Member.registered_ts,
+                        Member.exited_ts,
                     ).where(in_values(Member.email_hash, hashes, pg=self.pg))
                 )
             }
@@ -360,7 +390,11 @@ class Repository:
                     )
                     changed_hashes.append(m.email_hash)
                 elif (old.registered_at, old.exited_at, old.registered_ts, old.exited_ts, old.country) != (
-                    m.registered_at, m.exited_at, m.registered_ts, m.exited_ts, m.country
+                    m.registered_at,
+                    m.exited_at,
+                    m.registered_ts,
+                    m.exited_ts,
+                    m.country,
                 ):
                     updates.append(
                         {
@@ -400,20 +434,27 @@ class Repository:
             )
             res = self.session.execute(
                 update(Unit)
-                .where(or_(Unit.order_id.in_(by_email), Unit.order_id.in_(by_link)), Unit.needs_tag.is_(False))
+                .where(
+                    or_(Unit.order_id.in_(by_email), Unit.order_id.in_(by_link)), Unit.needs_tag.is_(False)
+                )
                 .values(needs_tag=True)
             )
+            assert isinstance(res, CursorResult)
             total += res.rowcount or 0
         return total
 
     # ------------------------------------------------------------------ runs and errors
     def start_run(self, kind: str, *, store_key: str | None, source_name: str = "") -> int:
-        run = ImportRun(kind=kind, store_key=store_key, source_name=source_name, status="running", started_at=self.now())
+        run = ImportRun(
+            kind=kind, store_key=store_key, source_name=source_name, status="running", started_at=self.now()
+        )
         self.session.add(run)
         self.session.flush()
         return run.id
 
-    def finish_run(self, run_id: int, counts: UpsertCounts, *, read: int, rejected: int, status: str = "done") -> None:
+    def finish_run(
+        self, run_id: int, counts: UpsertCounts, *, read: int, rejected: int, status: str = "done"
+    ) -> None:
         self.session.execute(
             update(ImportRun)
             .where(ImportRun.id == run_id)
@@ -463,7 +504,9 @@ class Repository:
 
     def resolve_error(self, error_id: int, status: str) -> None:
         self.session.execute(
-            update(ImportError_).where(ImportError_.id == error_id).values(status=status, resolved_at=self.now())
+            update(ImportError_)
+            .where(ImportError_.id == error_id)
+            .values(status=status, resolved_at=self.now())
         )
 
     # ------------------------------------------------------------------ cursors
@@ -476,7 +519,9 @@ class Repository:
         cur = self.get_cursor(store_key, stream)
         if cur is None:
             self.session.add(
-                SyncCursor(store_key=store_key, stream=stream, value=value, state=state or {}, updated_at=self.now())
+                SyncCursor(
+                    store_key=store_key, stream=stream, value=value, state=state or {}, updated_at=self.now()
+                )
             )
         else:
             cur.value = value

@@ -36,16 +36,16 @@ from vipsync.workers.retry import backoff_ms, classify, error_summary
 from vipsync.workers.specs import SPECS, JobSpec
 
 __all__ = [
-    "JobSpec",
-    "ActorTable",
-    "SPECS",
-    "declare_actors",
-    "register_job",
-    "QueueDispatcher",
-    "install_dispatcher",
-    "worker_context",
     "ACTORS",
+    "SPECS",
+    "ActorTable",
+    "JobSpec",
+    "QueueDispatcher",
     "broker",
+    "declare_actors",
+    "install_dispatcher",
+    "register_job",
+    "worker_context",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,9 @@ def _check_ids(job: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Messages carry ids, never objects."""
     for name, value in kwargs.items():
         if value is not None and not isinstance(value, (str, int, bool)):
-            raise TypeError(f"job {job}: argument {name!r} must be an id (str, int, bool), not {type(value).__name__}")
+            raise TypeError(
+                f"job {job}: argument {name!r} must be an id (str, int, bool), not {type(value).__name__}"
+            )
     return dict(kwargs)
 
 
@@ -67,7 +69,9 @@ class QueueDispatcher:
     """A :attr:`Context.dispatcher` that enqueues a dramatiq message (call it only after
     the commit the job depends on)."""
 
-    def __init__(self, actors: Mapping[str, dramatiq.Actor], *, client: redis.Redis | None, namespace: str) -> None:
+    def __init__(
+        self, actors: Mapping[str, dramatiq.Actor], *, client: redis.Redis | None, namespace: str
+    ) -> None:
         self.actors = actors
         self.client = client
         self.namespace = namespace
@@ -79,10 +83,13 @@ class QueueDispatcher:
             raise KeyError(f"unknown job {job!r}") from None
         kwargs = _check_ids(job, kwargs)
         spec = SPECS.get(job, JobSpec())
-        if spec.coalesce and self.client is not None:
-            # One waiting message is enough: it will see every commit made before it starts.
-            if not self.client.set(_pending_key(self.namespace, job), "1", nx=True, ex=600):
-                return None
+        # One waiting message is enough: it will see every commit made before it starts.
+        if (
+            spec.coalesce
+            and self.client is not None
+            and not self.client.set(_pending_key(self.namespace, job), "1", nx=True, ex=600)
+        ):
+            return None
         return actor.send_with_options(kwargs=kwargs)
 
 
@@ -115,7 +122,12 @@ def _perform(
     lock: StoreLock | None = None
     if spec.lock_on and client is not None:
         name = f"{spec.queue}:{kwargs[spec.lock_on]}"
-        lock = StoreLock(client, lock_key(settings.broker_namespace, name), ttl_s=settings.lock_ttl_s, message_id=message_id)
+        lock = StoreLock(
+            client,
+            lock_key(settings.broker_namespace, name),
+            ttl_s=settings.lock_ttl_s,
+            message_id=message_id,
+        )
         try:
             lock.acquire()
         except LockNotAcquired:
@@ -131,7 +143,9 @@ def _perform(
     except RateLimited as exc:
         metrics.record_job(job, "retried", error_kind="transient")
         retries = message.options.get("retries", 0) if message is not None else 0
-        delay = backoff_ms(retries, min_backoff_ms=settings.retry_min_backoff_ms, retry_after_s=exc.retry_after_s)
+        delay = backoff_ms(
+            retries, min_backoff_ms=settings.retry_min_backoff_ms, retry_after_s=exc.retry_after_s
+        )
         store = kwargs.get("store_key")
         if store and exc.retry_after_s:
             metrics.record_rate_limit_wait(str(store), exc.retry_after_s)
@@ -183,13 +197,10 @@ def declare_actors(
             _perform(job, kwargs, settings=settings, client=client, context_factory=factory)
 
         run.__name__ = run.__qualname__ = job
-        return dramatiq.actor(
-            run,
-            actor_name=job,
-            queue_name=spec.queue,
-            broker=broker,
-            time_limit=spec.time_limit_ms,
+        declare = dramatiq.actor(
+            actor_name=job, queue_name=spec.queue, broker=broker, time_limit=spec.time_limit_ms
         )
+        return declare(run)
 
     for job in jobs or list(JOBS):
         if job not in into:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -42,7 +42,14 @@ from vipsync.store.models import Order, OrderLineRow
 from vipsync.store.repository import Repository, write_orders
 from vipsync.workers.results import SyncResult
 
-__all__ = ["sync_account", "STREAM", "BACKFILL_STREAM", "known_orders", "DEFAULT_FIRST_SYNC_DAYS", "HISTORY_DAYS"]
+__all__ = [
+    "BACKFILL_STREAM",
+    "DEFAULT_FIRST_SYNC_DAYS",
+    "HISTORY_DAYS",
+    "STREAM",
+    "known_orders",
+    "sync_account",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +66,14 @@ def _parse_since(since: str | date | datetime | None) -> datetime | None:
     if since is None or since == "":
         return None
     if isinstance(since, datetime):
-        return since.astimezone(timezone.utc)
+        return since.astimezone(UTC)
     if isinstance(since, date):
-        return datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
+        return datetime(since.year, since.month, since.day, tzinfo=UTC)
     text = str(since).strip()
     if len(text) == 10:
         d = date.fromisoformat(text)
-        return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def known_orders(factory, store_key: str) -> Callable[[Sequence[str]], Mapping[str, KnownOrder]]:
@@ -77,7 +84,9 @@ def known_orders(factory, store_key: str) -> Callable[[Sequence[str]], Mapping[s
             return {}
         with factory() as session:
             rows = session.execute(
-                select(Order.id, Order.external_id).where(Order.store_key == store_key, Order.external_id.in_(list(order_ids)))
+                select(Order.id, Order.external_id).where(
+                    Order.store_key == store_key, Order.external_id.in_(list(order_ids))
+                )
             ).all()
             if not rows:
                 return {}
@@ -97,12 +106,17 @@ def known_orders(factory, store_key: str) -> Callable[[Sequence[str]], Mapping[s
                         discount=line.discount,
                     )
                 )
-        return {ext: KnownOrder(item_count=sum(l.quantity for l in ls), lines=tuple(ls)) for ext, ls in lines.items()}
+        return {
+            ext: KnownOrder(item_count=sum(line.quantity for line in ls), lines=tuple(ls))
+            for ext, ls in lines.items()
+        }
 
     return lookup
 
 
-def _write(ctx, items: list[OrderRecord | Rejected], *, store_key: str, source: str, result: SyncResult) -> None:
+def _write(
+    ctx, items: list[OrderRecord | Rejected], *, store_key: str, source: str, result: SyncResult
+) -> None:
     records = [r for r in items if isinstance(r, OrderRecord)]
     rejects = [r for r in items if isinstance(r, Rejected)]
     result.read += len(items)
@@ -117,8 +131,12 @@ def _write(ctx, items: list[OrderRecord | Rejected], *, store_key: str, source: 
             repo = Repository(session)
             for rej in rejects:
                 repo.record_error(
-                    source=source, store_key=store_key, record_id=rej.record_id, field=rej.field,
-                    message=rej.message, raw=rej.raw if rej.raw is not None else "",
+                    source=source,
+                    store_key=store_key,
+                    record_id=rej.record_id,
+                    field=rej.field,
+                    message=rej.message,
+                    raw=rej.raw if rej.raw is not None else "",
                 )
             session.commit()
         result.rejected += len(rejects)
@@ -165,8 +183,17 @@ def sync_account(
     until = safe_until(started)
     try:
         if backfill:
-            value = _backfill(ctx, client, account, since=_parse_since(since), until=until, cursor=value,
-                              result=result, progress=progress, poll_interval_s=report_poll_interval_s)
+            value = _backfill(
+                ctx,
+                client,
+                account,
+                since=_parse_since(since),
+                until=until,
+                cursor=value,
+                result=result,
+                progress=progress,
+                poll_interval_s=report_poll_interval_s,
+            )
         after = _parse_since(value)
         if after is None:
             after = _parse_since(since) if since and not backfill else None
@@ -180,13 +207,24 @@ def sync_account(
         while slice_start < until:
             slice_end = min(until, slice_start + timedelta(days=SLICE_DAYS))
             for page in iter_order_pages(
-                client, account, updated_after=slice_start, updated_before=slice_end,
-                known=known_orders(ctx.session_factory, store_key), page_size=page_size,
+                client,
+                account,
+                updated_after=slice_start,
+                updated_before=slice_end,
+                known=known_orders(ctx.session_factory, store_key),
+                page_size=page_size,
             ):
                 _write(ctx, page.records, store_key=store_key, source="amazon-api", result=result)
                 result.pages += 1
-                _emit(progress, "page", page=result.pages, orders=result.read, items_fetched=page.items_fetched,
-                      until=slice_end, after=slice_start)
+                _emit(
+                    progress,
+                    "page",
+                    page=result.pages,
+                    orders=result.read,
+                    items_fetched=page.items_fetched,
+                    until=slice_end,
+                    after=slice_start,
+                )
             # Every page of the slice is committed: only now does the bookmark move.
             _set_cursor(ctx, store_key, STREAM, slice_end.isoformat(), {"pacing": client.pacer.state()})
             result.cursor = slice_end.isoformat()
@@ -232,13 +270,19 @@ def _backfill(ctx, client, account, *, since, until, cursor, result, progress, p
         except PermanentSourceError as exc:
             with ctx.session_factory() as session:
                 Repository(session).record_error(
-                    source="amazon-api", store_key=store_key, record_id=f"report {lo:%Y-%m-%d}..{hi:%Y-%m-%d}",
-                    field="processingStatus", message=str(exc), raw={"start": lo.isoformat(), "end": hi.isoformat()},
+                    source="amazon-api",
+                    store_key=store_key,
+                    record_id=f"report {lo:%Y-%m-%d}..{hi:%Y-%m-%d}",
+                    field="processingStatus",
+                    message=str(exc),
+                    raw={"start": lo.isoformat(), "end": hi.isoformat()},
                 )
                 session.commit()
             raise
         if window.status == "CANCELLED":
-            result.notes.append(f"report {window.report_id} ({lo:%Y-%m-%d}..{hi:%Y-%m-%d}) CANCELLED: Amazon had no data")
+            result.notes.append(
+                f"report {window.report_id} ({lo:%Y-%m-%d}..{hi:%Y-%m-%d}) CANCELLED: Amazon had no data"
+            )
         with open_report_records(client, account, window) as records:
             batch: list[OrderRecord | Rejected] = []
             for rec in records:
@@ -248,9 +292,19 @@ def _backfill(ctx, client, account, *, since, until, cursor, result, progress, p
                     batch = []
             _write(ctx, batch, store_key=store_key, source="amazon-report", result=result)
         if window.stats.skipped_non_amazon_rows:
-            result.notes.append(f"report {window.report_id}: {window.stats.skipped_non_amazon_rows} Non-Amazon rows skipped")
-        _set_cursor(ctx, store_key, BACKFILL_STREAM, hi.isoformat(), {"start": (since or (until - timedelta(days=HISTORY_DAYS))).isoformat()})
-        _emit(progress, "report", window=number, windows=len(windows), orders=result.read, status=window.status)
+            result.notes.append(
+                f"report {window.report_id}: {window.stats.skipped_non_amazon_rows} Non-Amazon rows skipped"
+            )
+        _set_cursor(
+            ctx,
+            store_key,
+            BACKFILL_STREAM,
+            hi.isoformat(),
+            {"start": (since or (until - timedelta(days=HISTORY_DAYS))).isoformat()},
+        )
+        _emit(
+            progress, "report", window=number, windows=len(windows), orders=result.read, status=window.status
+        )
     # Reports show each order as it was when generated: changes after ``until`` come from
     # the incremental sync. An existing earlier bookmark stays (it catches up from there).
     if cursor is None:

@@ -45,14 +45,14 @@ from vipsync.workers.retry import error_summary, should_retry
 
 __all__ = [
     "QUEUES",
+    "DeadLetterNotes",
     "build_broker",
     "build_stub_broker",
-    "make_middleware",
-    "setup_broker",
-    "redis_client",
-    "DeadLetterNotes",
     "dlq_notes_key",
     "key",
+    "make_middleware",
+    "redis_client",
+    "setup_broker",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,9 @@ def _prometheus_middleware() -> Middleware:
     return SafePrometheus()
 
 
-def make_middleware(settings: Settings, *, client: redis.Redis | None, prometheus: bool = False) -> list[Middleware]:
+def make_middleware(
+    settings: Settings, *, client: redis.Redis | None, prometheus: bool = False
+) -> list[Middleware]:
     """vipsync's middleware stack (see the module docstring)."""
     middleware: list[Middleware] = [
         AgeLimit(),
@@ -159,7 +161,9 @@ def make_middleware(settings: Settings, *, client: redis.Redis | None, prometheu
             max_retries=settings.retry_max_retries,
             min_backoff=settings.retry_min_backoff_ms,
             max_backoff=15 * 60_000,
-            retry_when=lambda retries, exc: should_retry(retries, exc, max_retries=settings.retry_max_retries),
+            retry_when=lambda retries, exc: should_retry(
+                retries, exc, max_retries=settings.retry_max_retries
+            ),
         ),
         CurrentMessage(),
     ]
@@ -205,7 +209,10 @@ def _in_worker_process() -> bool:
     import sys
 
     main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return os.path.basename(sys.argv[0] or "") == "dramatiq" or getattr(main_spec, "name", "") == "dramatiq.__main__"
+    return (
+        os.path.basename(sys.argv[0] or "") == "dramatiq"
+        or getattr(main_spec, "name", "") == "dramatiq.__main__"
+    )
 
 
 def setup_broker(settings: Settings | None = None, *, prometheus: bool | None = None) -> dramatiq.Broker:

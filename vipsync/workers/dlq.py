@@ -15,15 +15,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import redis
 from dramatiq import Message
 
 from vipsync.workers.broker import QUEUES, dlq_notes_key, key
 
-__all__ = ["DeadLetter", "list_dead", "replay", "drop", "select"]
+__all__ = ["DeadLetter", "drop", "list_dead", "replay", "select"]
 
 # Options of a failed attempt that a replay must not carry over.
 _ATTEMPT_OPTIONS = ("retries", "traceback", "eta", "redis_message_id", "requeue_timestamp")
@@ -64,13 +64,15 @@ def list_dead(client: redis.Redis, *, namespace: str, queues: tuple[str, ...] = 
     """Every dead letter of ``queues``, oldest first."""
     out: list[DeadLetter] = []
     for queue in queues:
-        entries = client.zrange(_xq(namespace, queue), 0, -1, withscores=True)
+        entries = cast(
+            list[tuple[bytes, float]], client.zrange(_xq(namespace, queue), 0, -1, withscores=True)
+        )
         if not entries:
             continue
         ids = [rid for rid, _ in entries]
-        datas = client.hmget(_xq(namespace, queue) + ".msgs", ids)
-        notes = client.hmget(dlq_notes_key(namespace, queue), ids)
-        for (rid, score), data, note in zip(entries, datas, notes):
+        datas = cast(list[bytes | None], client.hmget(_xq(namespace, queue) + ".msgs", ids))
+        notes = cast(list[bytes | None], client.hmget(dlq_notes_key(namespace, queue), ids))
+        for (rid, score), data, note in zip(entries, datas, notes, strict=True):
             if data is None:
                 continue
             message = Message.decode(data)
@@ -78,11 +80,11 @@ def list_dead(client: redis.Redis, *, namespace: str, queues: tuple[str, ...] = 
             out.append(
                 DeadLetter(
                     queue=queue,
-                    redis_id=rid.decode() if isinstance(rid, bytes) else rid,
+                    redis_id=rid.decode(),
                     message_id=message.message_id,
                     job=message.actor_name,
                     kwargs=dict(message.kwargs),
-                    failed_at=datetime.fromtimestamp(score / 1000, timezone.utc),
+                    failed_at=datetime.fromtimestamp(score / 1000, UTC),
                     attempts=int(info.get("attempts", message.options.get("retries", 0))),
                     error=info.get("error") or _last_line(message.options.get("traceback")) or "failed",
                     traceback=info.get("traceback") or message.options.get("traceback") or "",

@@ -12,16 +12,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from vipsync.errors import PermanentSourceError
 from vipsync.store.repository import write_orders
 from vipsync.workers.results import SyncResult
 
-__all__ = ["poison", "register", "send", "snapshot", "pending_units"]
+__all__ = ["pending_units", "poison", "register", "send", "snapshot"]
 
-_T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+_T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _page(store_key: str, page: int, per_page: int):
@@ -56,7 +57,7 @@ def send(broker, job: str, *, queue: str, **kwargs) -> str:
     returns the message id."""
     from dramatiq import Message
 
-    message = Message(queue_name=queue, actor_name=job, args=(), kwargs=kwargs, options={})
+    message: Message[Any] = Message(queue_name=queue, actor_name=job, args=(), kwargs=kwargs, options={})
     return broker.enqueue(message).message_id
 
 
@@ -67,7 +68,9 @@ def pending_units(factory) -> int:
     from vipsync.store.models import Unit
 
     with factory() as session:
-        return session.execute(select(func.count()).select_from(Unit).where(Unit.needs_tag.is_(True))).scalar_one()
+        return session.execute(
+            select(func.count()).select_from(Unit).where(Unit.needs_tag.is_(True))
+        ).scalar_one()
 
 
 def snapshot(factory, store_key: str) -> dict[str, list[tuple]]:
@@ -80,22 +83,33 @@ def snapshot(factory, store_key: str) -> dict[str, list[tuple]]:
     with factory() as session:
         orders = session.execute(
             select(Order.external_id, Order.content_hash, Order.purchase_date, Order.total_amount)
-            .where(Order.store_key == store_key).order_by(Order.external_id)
+            .where(Order.store_key == store_key)
+            .order_by(Order.external_id)
         ).all()
         lines = session.execute(
             select(Order.external_id, OrderLineRow.line_key, OrderLineRow.sku, OrderLineRow.quantity)
             .join(Order, Order.id == OrderLineRow.order_id)
-            .where(Order.store_key == store_key).order_by(Order.external_id, OrderLineRow.line_key)
+            .where(Order.store_key == store_key)
+            .order_by(Order.external_id, OrderLineRow.line_key)
         ).all()
         units = session.execute(
             select(Unit.order_external_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag)
-            .where(Unit.store_key == store_key).order_by(Unit.order_external_id, Unit.sku, Unit.ordinal)
+            .where(Unit.store_key == store_key)
+            .order_by(Unit.order_external_id, Unit.sku, Unit.ordinal)
         ).all()
         tags = session.execute(
-            select(Unit.order_external_id, Unit.sku, Unit.ordinal, UnitTag.policy_version, UnitTag.eligible,
-                   UnitTag.category, UnitTag.facts_hash)
+            select(
+                Unit.order_external_id,
+                Unit.sku,
+                Unit.ordinal,
+                UnitTag.policy_version,
+                UnitTag.eligible,
+                UnitTag.category,
+                UnitTag.facts_hash,
+            )
             .join(UnitTag, UnitTag.unit_id == Unit.id)
-            .where(Unit.store_key == store_key).order_by(Unit.order_external_id, Unit.sku, Unit.ordinal)
+            .where(Unit.store_key == store_key)
+            .order_by(Unit.order_external_id, Unit.sku, Unit.ordinal)
         ).all()
     return {
         "orders": [tuple(r) for r in orders],

@@ -128,8 +128,12 @@ def _write_batch(factory, batch, *, kind, store_key, run_id, summary) -> UpsertC
         except Exception as exc:  # one record's failure must not stop the import
             _reject(
                 factory,
-                Rejected(record_id=_record_id(rec), field=None, message=f"could not be stored: {type(exc).__name__}",
-                         raw=getattr(rec, "raw", None) or {}),
+                Rejected(
+                    record_id=_record_id(rec),
+                    field=None,
+                    message=f"could not be stored: {type(exc).__name__}",
+                    raw=getattr(rec, "raw", None) or {},
+                ),
                 kind=kind,
                 store_key=store_key,
                 run_id=run_id,
@@ -155,5 +159,7 @@ def _reject(factory, item: Rejected, *, kind: str, store_key: str | None, run_id
 def _finish(factory, run_id: int, summary: ImportSummary, *, status: str) -> None:
     with factory() as session:
         counts = UpsertCounts(inserted=summary.inserted, updated=summary.updated, unchanged=summary.unchanged)
-        Repository(session).finish_run(run_id, counts, read=summary.read, rejected=summary.rejected, status=status)
+        Repository(session).finish_run(
+            run_id, counts, read=summary.read, rejected=summary.rejected, status=status
+        )
         session.commit()

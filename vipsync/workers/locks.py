@@ -58,7 +58,11 @@ class Holder:
             return None
         try:
             data = json.loads(raw)
-            return cls(message_id=data.get("message_id"), owner=data.get("owner", "?"), started_at=data.get("started_at", 0))
+            return cls(
+                message_id=data.get("message_id"),
+                owner=data.get("owner", "?"),
+                started_at=data.get("started_at", 0),
+            )
         except (ValueError, AttributeError):
             return cls(message_id=None, owner="?", started_at=0)
 
@@ -74,7 +78,9 @@ class StoreLock:
         self.client = client
         self.key = key
         self.ttl_s = ttl_s
-        self.holder = Holder(message_id=message_id, owner=f"{socket.gethostname()}:{os.getpid()}", started_at=time.time())
+        self.holder = Holder(
+            message_id=message_id, owner=f"{socket.gethostname()}:{os.getpid()}", started_at=time.time()
+        )
         self._lock = Lock(client, key, timeout=ttl_s, blocking=False, thread_local=False)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,19 +94,22 @@ class StoreLock:
             return
         raw = self.client.get(self.key)
         current = Holder.parse(raw)
+        # Our own message's earlier attempt, on a worker dramatiq declared dead.
         if (
             raw is not None
             and current is not None
             and self.holder.message_id is not None
             and current.message_id == self.holder.message_id
+            and self.client.eval(_SWAP, 1, self.key, raw, token, int(self.ttl_s * 1000))
         ):
-            # Our own message's earlier attempt, on a worker dramatiq declared dead.
-            if self.client.eval(_SWAP, 1, self.key, raw, token, int(self.ttl_s * 1000)):
-                self._lock.local.token = token.encode()
-                self.took_over = True
-                log.warning("took over the lock of a dead attempt", extra={"lock": self.key, "previous": current.owner})
-                self._start_refresher()
-                return
+            self._lock.local.token = token.encode()
+            self.took_over = True
+            log.warning(
+                "took over the lock of a dead attempt",
+                extra={"lock": self.key, "previous": current.owner},
+            )
+            self._start_refresher()
+            return
         held_by = current.owner if current else "?"
         raise LockNotAcquired(f"{self.key} is held by {held_by}")
 

@@ -21,10 +21,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Metrics", "get_metrics", "record_sync", "record_job", "record_rate_limit_wait", "lag_seconds", "serve_metrics"]
+__all__ = [
+    "Metrics",
+    "get_metrics",
+    "lag_seconds",
+    "record_job",
+    "record_rate_limit_wait",
+    "record_sync",
+    "serve_metrics",
+]
 
 
 @dataclass
@@ -57,7 +65,9 @@ def get_metrics() -> Metrics:
                     "vipsync_jobs_failed", "Job attempts that raised, by kind of error.", ["job", "kind"]
                 ),
                 rate_limit_wait=Counter(
-                    "vipsync_rate_limit_wait_seconds", "Seconds spent waiting for a source's rate limit.", ["store"]
+                    "vipsync_rate_limit_wait_seconds",
+                    "Seconds spent waiting for a source's rate limit.",
+                    ["store"],
                 ),
                 sync_lag=Gauge(
                     "vipsync_sync_lag_seconds",
@@ -84,7 +94,7 @@ def lag_seconds(cursor: str | None, *, now: datetime) -> float | None:
     except ValueError:
         return None
     if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     return max(0.0, (now - at).total_seconds())
 
 
@@ -99,7 +109,7 @@ def record_sync(result: Any, *, now: datetime | None = None) -> None:
     wait = getattr(result, "rate_limit_wait_s", 0.0) or 0.0
     if wait:
         m.rate_limit_wait.labels(store).inc(wait)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     lag = lag_seconds(getattr(result, "cursor", None), now=now)
     if lag is not None:
         m.sync_lag.labels(store).set(lag)

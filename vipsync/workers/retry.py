@@ -21,7 +21,16 @@ from vipsync.errors import (
     TransientSourceError,
 )
 
-__all__ = ["TRANSIENT", "PERMANENT", "UNKNOWN", "classify", "should_retry", "backoff_ms", "error_summary", "retry_after_of"]
+__all__ = [
+    "PERMANENT",
+    "TRANSIENT",
+    "UNKNOWN",
+    "backoff_ms",
+    "classify",
+    "error_summary",
+    "retry_after_of",
+    "should_retry",
+]
 
 TRANSIENT = "transient"
 PERMANENT = "permanent"

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from vipsync.errors import VipsyncError
@@ -22,7 +22,7 @@ from vipsync.workers.retry import classify, error_summary
 from vipsync.workers.schedule import build_scheduler, plan_reconcile, plan_stale_webhooks, plan_sync
 from vipsync.workers.specs import spec_for
 
-__all__ = ["RunReport", "run_once", "run_plan", "run_loop", "InlineDispatcher"]
+__all__ = ["InlineDispatcher", "RunReport", "run_loop", "run_once", "run_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,14 @@ def run_loop(
     run_once(ctx, on_step=on_step)
 
     def sync_tick(_slot: int) -> RunReport:
-        stale = plan_stale_webhooks(ctx.session_factory, now=datetime.now(timezone.utc))
+        stale = plan_stale_webhooks(ctx.session_factory, now=datetime.now(UTC))
         return run_plan(ctx, stale + plan_sync(ctx.stores), on_step=on_step)
 
     def nightly_tag(_slot: int) -> RunReport:
         return run_plan(ctx, [], on_step=on_step)
 
     def nightly_reconcile(_slot: int) -> RunReport:
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         return run_plan(ctx, plan_reconcile(ctx.stores, today=today), on_step=on_step)
 
     scheduler = build_scheduler(

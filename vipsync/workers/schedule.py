@@ -17,22 +17,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 __all__ = [
-    "RECONCILE_WINDOW_DAYS",
-    "NIGHTLY_TAG_AT",
     "NIGHTLY_RECONCILE_AT",
-    "sync_job_for",
-    "syncable",
-    "plan_sync",
+    "NIGHTLY_TAG_AT",
+    "RECONCILE_WINDOW_DAYS",
+    "build_scheduler",
     "plan_reconcile",
     "plan_stale_webhooks",
-    "tick_slot",
-    "run_tick",
+    "plan_sync",
     "redis_claimer",
-    "build_scheduler",
+    "run_tick",
+    "sync_job_for",
+    "syncable",
+    "tick_slot",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,19 @@ def plan_sync(stores: Iterable[Any]) -> Plan:
 def plan_reconcile(stores: Iterable[Any], *, today: date) -> Plan:
     """The nightly backfills from a safe window."""
     since = (today - timedelta(days=RECONCILE_WINDOW_DAYS)).isoformat()
-    return [(sync_job_for(s), {"store_key": s.key, "backfill": True, "since": since}) for s in stores if syncable(s)]
+    return [
+        (sync_job_for(s), {"store_key": s.key, "backfill": True, "since": since})
+        for s in stores
+        if syncable(s)
+    ]
 
 
 STALE_WEBHOOK_S = 600
 
 
-def plan_stale_webhooks(factory: Any, *, now: datetime, older_than_s: int = STALE_WEBHOOK_S, limit: int = 500) -> Plan:
+def plan_stale_webhooks(
+    factory: Any, *, now: datetime, older_than_s: int = STALE_WEBHOOK_S, limit: int = 500
+) -> Plan:
     """Webhook deliveries still pending long after they arrived (their message was lost:
     the web process died after the commit, or Redis lost its data): hand them off again.
     Processing a delivery is idempotent."""
@@ -78,19 +84,23 @@ def plan_stale_webhooks(factory: Any, *, now: datetime, older_than_s: int = STAL
 
     cutoff = now - timedelta(seconds=older_than_s)
     with factory() as session:
-        ids = session.execute(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.received_at < cutoff)
-            .order_by(WebhookDelivery.id)
-            .limit(limit)
-        ).scalars().all()
+        ids = (
+            session.execute(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.status == "pending", WebhookDelivery.received_at < cutoff)
+                .order_by(WebhookDelivery.id)
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
     return [("process_shopify_webhook", {"delivery_id": int(i)}) for i in ids]
 
 
 def tick_slot(now_s: float, *, interval_s: float) -> int:
     """The number of the tick a firing at ``now_s`` belongs to (rounded: aligned ticks
     that fire a little late or early still agree)."""
-    return int(round(now_s / interval_s))
+    return round(now_s / interval_s)
 
 
 def run_tick(
@@ -147,12 +157,12 @@ def build_scheduler(
     from apscheduler.triggers.interval import IntervalTrigger
 
     clock = now or time.time
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=UTC)
     common = {"max_instances": 1, "coalesce": True}
     scheduler.add_job(
         lambda: sync_tick(tick_slot(clock(), interval_s=interval_s)),
-        IntervalTrigger(seconds=interval_s, start_date=epoch, timezone=timezone.utc),
+        IntervalTrigger(seconds=interval_s, start_date=epoch, timezone=UTC),
         id="sync",
         misfire_grace_time=max(1, interval_s // 2),
         **common,
@@ -160,14 +170,14 @@ def build_scheduler(
     day = 86_400
     scheduler.add_job(
         lambda: nightly_tag(tick_slot(clock(), interval_s=day)),
-        CronTrigger(hour=NIGHTLY_TAG_AT[0], minute=NIGHTLY_TAG_AT[1], timezone=timezone.utc),
+        CronTrigger(hour=NIGHTLY_TAG_AT[0], minute=NIGHTLY_TAG_AT[1], timezone=UTC),
         id="nightly-tag",
         misfire_grace_time=3600,
         **common,
     )
     scheduler.add_job(
         lambda: nightly_reconcile(tick_slot(clock(), interval_s=day)),
-        CronTrigger(hour=NIGHTLY_RECONCILE_AT[0], minute=NIGHTLY_RECONCILE_AT[1], timezone=timezone.utc),
+        CronTrigger(hour=NIGHTLY_RECONCILE_AT[0], minute=NIGHTLY_RECONCILE_AT[1], timezone=UTC),
         id="nightly-reconcile",
         misfire_grace_time=3600,
         **common,
@@ -182,27 +192,42 @@ def queue_scheduler(ctx: Any, *, blocking: bool = True, interval_s: int | None =
     settings = ctx.settings
     interval = interval_s or settings.sync_interval_s
     dispatch = ACTORS.dispatcher
-    client = broker.client
+    client = broker.client  # type: ignore[attr-defined]  # the Redis broker of workers/broker.py
     ns = settings.broker_namespace
 
     def sync_tick(slot: int) -> Plan:
         claim = redis_claimer(client, namespace=ns, ttl_s=max(interval * 2, 600))
         done = run_tick("sync", plan_sync(ctx.stores), slot=slot, dispatch=dispatch, claim=claim)
         try:
-            stale = plan_stale_webhooks(ctx.session_factory, now=datetime.now(timezone.utc))
+            stale = plan_stale_webhooks(ctx.session_factory, now=datetime.now(UTC))
         except Exception:  # the database is down: the next tick tries again
             log.warning("could not look for stale webhook deliveries", exc_info=True)
             stale = []
         return done + run_tick("webhooks", stale, slot=slot, dispatch=dispatch, claim=claim)
 
     def nightly_tag(slot: int) -> Plan:
-        return run_tick("tag", [("tag_pending", {})], slot=slot, dispatch=dispatch,
-                        claim=redis_claimer(client, namespace=ns, ttl_s=86_400 * 2))
+        return run_tick(
+            "tag",
+            [("tag_pending", {})],
+            slot=slot,
+            dispatch=dispatch,
+            claim=redis_claimer(client, namespace=ns, ttl_s=86_400 * 2),
+        )
 
     def nightly_reconcile(slot: int) -> Plan:
-        today = datetime.now(timezone.utc).date()
-        return run_tick("reconcile", plan_reconcile(ctx.stores, today=today), slot=slot, dispatch=dispatch,
-                        claim=redis_claimer(client, namespace=ns, ttl_s=86_400 * 2))
+        today = datetime.now(UTC).date()
+        return run_tick(
+            "reconcile",
+            plan_reconcile(ctx.stores, today=today),
+            slot=slot,
+            dispatch=dispatch,
+            claim=redis_claimer(client, namespace=ns, ttl_s=86_400 * 2),
+        )
 
-    return build_scheduler(interval_s=interval, sync_tick=sync_tick, nightly_tag=nightly_tag,
-                           nightly_reconcile=nightly_reconcile, blocking=blocking)
+    return build_scheduler(
+        interval_s=interval,
+        sync_tick=sync_tick,
+        nightly_tag=nightly_tag,
+        nightly_reconcile=nightly_reconcile,
+        blocking=blocking,
+    )

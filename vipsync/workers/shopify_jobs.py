@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,13 @@ from vipsync.store.repository import Repository, UpsertCounts, utcnow, write_ord
 from vipsync.workers.results import SyncResult
 
 __all__ = [
-    "sync_shop",
-    "process_webhook",
-    "verify_delivery",
-    "make_client",
-    "STREAM",
     "DEFAULT_OVERLAP_S",
+    "STREAM",
+    "make_client",
+    "process_webhook",
     "redact_orders",
+    "sync_shop",
+    "verify_delivery",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _parse_bookmark(value: str | None) -> datetime | None:
     if not value:
         return None
     ts = datetime.fromisoformat(value)
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _since_start(since: str | date | None, shop: ShopifyShop) -> datetime | None:
@@ -74,8 +74,9 @@ def _since_start(since: str | date | None, shop: ShopifyShop) -> datetime | None
     return datetime.combine(day, time(0), tzinfo=shop.tz)
 
 
-def _write_page(ctx, shop: ShopifyShop, records: list[OrderRecord], rejected: Iterable[Rejected],
-                result: SyncResult) -> None:
+def _write_page(
+    ctx, shop: ShopifyShop, records: list[OrderRecord], rejected: Iterable[Rejected], result: SyncResult
+) -> None:
     """Commit one page: its orders, then its rejects (each in its own transaction)."""
     if records:
         counts: UpsertCounts = write_orders(ctx.session_factory, records)
@@ -88,8 +89,14 @@ def _write_page(ctx, shop: ShopifyShop, records: list[OrderRecord], rejected: It
         with ctx.session_factory() as session:
             repo = Repository(session)
             for item in rejected:
-                repo.record_error(source="shopify", store_key=shop.key, record_id=item.record_id,
-                                  field=item.field, message=item.message, raw=item.raw if item.raw is not None else "")
+                repo.record_error(
+                    source="shopify",
+                    store_key=shop.key,
+                    record_id=item.record_id,
+                    field=item.field,
+                    message=item.message,
+                    raw=item.raw if item.raw is not None else "",
+                )
             session.commit()
         result.rejected += len(rejected)
     result.read += len(records) + len(rejected)
@@ -97,7 +104,7 @@ def _write_page(ctx, shop: ShopifyShop, records: list[OrderRecord], rejected: It
 
 def _set_bookmark(ctx, shop: ShopifyShop, value: datetime, state: dict) -> None:
     with ctx.session_factory() as session:
-        Repository(session).set_cursor(shop.key, STREAM, value.astimezone(timezone.utc).isoformat(), state)
+        Repository(session).set_cursor(shop.key, STREAM, value.astimezone(UTC).isoformat(), state)
         session.commit()
 
 
@@ -122,11 +129,28 @@ def sync_shop(
     advance = progress or (lambda n=1, total=None: None)
     try:
         if backfill:
-            _backfill(ctx, shop, client, result, since=_since_start(since, shop), started=started, cap=cap,
-                      progress=advance, poll_s=bulk_poll_s)
+            _backfill(
+                ctx,
+                shop,
+                client,
+                result,
+                since=_since_start(since, shop),
+                started=started,
+                cap=cap,
+                progress=advance,
+                poll_s=bulk_poll_s,
+            )
         else:
-            _incremental(ctx, shop, client, result, since=_since_start(since, shop), started=started, cap=cap,
-                         progress=advance)
+            _incremental(
+                ctx,
+                shop,
+                client,
+                result,
+                since=_since_start(since, shop),
+                started=started,
+                cap=cap,
+                progress=advance,
+            )
     finally:
         result.api_calls = client.calls
         result.rate_limit_wait_s = client.wait_s
@@ -165,7 +189,9 @@ def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, pro
     dest = Path(ctx.settings.data_dir) / "downloads"
     bulk = run_bulk_query(client, search=search, dest_dir=dest, poll_s=poll_s)
     if bulk.waited_for_other:
-        result.notes.append("another bulk operation was running on this shop; it was waited for, not cancelled")
+        result.notes.append(
+            "another bulk operation was running on this shop; it was waited for, not cancelled"
+        )
     result.pages = 1
     if bulk.path is not None:
         try:
@@ -189,8 +215,16 @@ def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, pro
             cursor = Repository(session).get_cursor(shop.key, STREAM)
             stored = _parse_bookmark(cursor.value) if cursor else None
         if stored is None or cap > stored:
-            _set_bookmark(ctx, shop, cap, {"mode": "backfill", "bulk_operation": bulk.operation_id,
-                                           "sync_started_at": started.isoformat()})
+            _set_bookmark(
+                ctx,
+                shop,
+                cap,
+                {
+                    "mode": "backfill",
+                    "bulk_operation": bulk.operation_id,
+                    "sync_started_at": started.isoformat(),
+                },
+            )
             stored = cap
         result.cursor = stored.isoformat()
 
@@ -203,8 +237,12 @@ def verify_delivery(shop: ShopifyShop, body: bytes, signature: str | None) -> bo
 
 
 def _finish(ctx, delivery_id: int, status: str, error: str | None = None, *, payload: Any = None) -> None:
-    values: dict[str, Any] = {"status": status, "error": error, "processed_at": utcnow(),
-                              "attempts": WebhookDelivery.attempts + 1}
+    values: dict[str, Any] = {
+        "status": status,
+        "error": error,
+        "processed_at": utcnow(),
+        "attempts": WebhookDelivery.attempts + 1,
+    }
     if payload is not None:
         values["payload"] = payload
     with ctx.session_factory() as session:
@@ -230,8 +268,14 @@ def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = Non
             record = map_rest_order(payload, shop)
         except RecordError as exc:
             with ctx.session_factory() as session:
-                Repository(session).record_error(source="shopify", store_key=shop.key, record_id=exc.record_id or "?",
-                                                 field=exc.field, message=exc.reason, raw=payload)
+                Repository(session).record_error(
+                    source="shopify",
+                    store_key=shop.key,
+                    record_id=exc.record_id or "?",
+                    field=exc.field,
+                    message=exc.reason,
+                    raw=payload,
+                )
                 session.commit()
             status, error = "rejected", str(exc)
         else:
@@ -248,9 +292,13 @@ def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = Non
             else:
                 node = fetch_order(api, f"gid://shopify/Order/{order_id}")
                 if node is not None:
-                    changed = write_orders(ctx.session_factory, [map_graphql_order(node, shop)]).changed_order_ids
+                    changed = write_orders(
+                        ctx.session_factory, [map_graphql_order(node, shop)]
+                    ).changed_order_ids
     elif action == "order_deleted":
-        log.info("shopify order deleted; kept in the store", extra={"store": shop.key, "order": payload.get("id")})
+        log.info(
+            "shopify order deleted; kept in the store", extra={"store": shop.key, "order": payload.get("id")}
+        )
     elif action == "compliance":
         status = _compliance(ctx, shop, topic, payload)
         # Keep the request for the audit trail, without the customer's contact details.
@@ -274,8 +322,17 @@ def _order_id_of(topic: str, payload: dict) -> str | None:
 
 
 # Personal fields dropped from stored payloads on a redaction request.
-_PERSONAL = ("email", "contact_email", "phone", "customer", "note", "browser_ip", "client_details",
-             "billing_address", "shipping_address")
+_PERSONAL = (
+    "email",
+    "contact_email",
+    "phone",
+    "customer",
+    "note",
+    "browser_ip",
+    "client_details",
+    "billing_address",
+    "shipping_address",
+)
 
 
 _ORDER_TOPICS = ("orders/create", "orders/updated", "orders/cancelled", "orders/paid")
@@ -312,8 +369,9 @@ def redact_orders(ctx, shop: ShopifyShop, order_ids: Iterable[str]) -> int:
         )
         wanted = set(ids)
         deliveries = session.execute(
-            select(WebhookDelivery).where(WebhookDelivery.store_key == shop.key,
-                                          WebhookDelivery.topic.in_(_ORDER_TOPICS))
+            select(WebhookDelivery).where(
+                WebhookDelivery.store_key == shop.key, WebhookDelivery.topic.in_(_ORDER_TOPICS)
+            )
         ).scalars()
         for delivery in deliveries:
             if isinstance(delivery.payload, dict) and str(delivery.payload.get("id")) in wanted:

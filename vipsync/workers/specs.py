@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JobSpec", "SPECS", "spec_for", "HOUR_MS"]
+__all__ = ["HOUR_MS", "SPECS", "JobSpec", "spec_for"]
 
 HOUR_MS = 3_600_000
 
@@ -31,10 +31,18 @@ def _incremental(kwargs: Mapping[str, Any]) -> bool:
 
 SPECS: dict[str, JobSpec] = {
     "sync_shopify": JobSpec(
-        queue="sync", lock_on="store_key", skip_when_busy=_incremental, then=("tag_pending",), time_limit_ms=12 * HOUR_MS
+        queue="sync",
+        lock_on="store_key",
+        skip_when_busy=_incremental,
+        then=("tag_pending",),
+        time_limit_ms=12 * HOUR_MS,
     ),
     "sync_amazon": JobSpec(
-        queue="sync", lock_on="store_key", skip_when_busy=_incremental, then=("tag_pending",), time_limit_ms=12 * HOUR_MS
+        queue="sync",
+        lock_on="store_key",
+        skip_when_busy=_incremental,
+        then=("tag_pending",),
+        time_limit_ms=12 * HOUR_MS,
     ),
     "process_shopify_webhook": JobSpec(then=("tag_pending",), time_limit_ms=5 * 60_000),
     "tag_pending": JobSpec(coalesce=True),

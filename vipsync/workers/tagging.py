@@ -23,35 +23,46 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone, tzinfo
-from typing import Any
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any, cast
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.eligibility.calendar import local_date
 from vipsync.eligibility.catalog import Catalog
-from vipsync.eligibility.engine import ClaimFacts, MemberFacts, UnitFacts, Verdict, evaluate
+from vipsync.eligibility.engine import ClaimFacts, ClaimKind, MemberFacts, UnitFacts, Verdict, evaluate
 from vipsync.eligibility.loader import load_catalog, load_policies
 from vipsync.eligibility.policy import Policy, PolicySet
 from vipsync.eligibility.refunds import allocate_refunds
 from vipsync.eligibility.status import unit_statuses
 from vipsync.errors import PolicyError
-from vipsync.store.models import Claim, ImportError_, Member, Order, OrderLineRow, OrderMemberLink, Product, Unit, UnitTag
+from vipsync.store.models import (
+    Claim,
+    ImportError_,
+    Member,
+    Order,
+    OrderLineRow,
+    OrderMemberLink,
+    Product,
+    Unit,
+    UnitTag,
+    table_of,
+)
 from vipsync.store.read_models import iter_units
-from vipsync.store.sql import in_values
 from vipsync.store.repository import Repository
+from vipsync.store.sql import in_values
 
 __all__ = [
-    "TagResult",
     "Rules",
-    "load_rules",
-    "tag_pending",
-    "retag_all",
-    "tag_units",
+    "TagResult",
     "classify_products",
-    "verdicts_for_units",
+    "load_rules",
+    "retag_all",
+    "tag_pending",
+    "tag_units",
     "unit_view",
+    "verdicts_for_units",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,7 +110,7 @@ class Rules:
     zones: dict[tuple[str, str | None], tzinfo] = field(default_factory=dict)
 
     def zone(self, store_key: str, marketplace_id: str | None) -> tzinfo:
-        return self.zones.get((store_key, marketplace_id)) or self.zones.get((store_key, None)) or timezone.utc
+        return self.zones.get((store_key, marketplace_id)) or self.zones.get((store_key, None)) or UTC
 
 
 def load_rules(ctx) -> Rules:
@@ -135,13 +146,21 @@ def _membership_date(day: date | None, ts: datetime | None, zone: tzinfo) -> dat
 
 def tag_pending(ctx, *, batch_size: int | None = None) -> TagResult:
     """Tag every unit that is new or changed since it was last tagged."""
-    return tag_units(ctx.session_factory, load_rules(ctx), mode="pending", batch_size=batch_size or _batch(ctx))
+    return tag_units(
+        ctx.session_factory, load_rules(ctx), mode="pending", batch_size=batch_size or _batch(ctx)
+    )
 
 
 def retag_all(ctx, *, batch_size: int | None = None, dry_run: bool = False) -> TagResult:
     """Recompute every unit (after a policy or catalog change); rewrite only changed tags.
     ``dry_run`` counts what would change and writes nothing (a policy what-if)."""
-    return tag_units(ctx.session_factory, load_rules(ctx), mode="all", batch_size=batch_size or _batch(ctx), dry_run=dry_run)
+    return tag_units(
+        ctx.session_factory,
+        load_rules(ctx),
+        mode="all",
+        batch_size=batch_size or _batch(ctx),
+        dry_run=dry_run,
+    )
 
 
 def _batch(ctx) -> int:
@@ -149,7 +168,7 @@ def _batch(ctx) -> int:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def classify_products(session: Session, catalog: Catalog, *, flag_units: bool) -> tuple[dict[str, str], int]:
@@ -159,7 +178,9 @@ def classify_products(session: Session, catalog: Catalog, *, flag_units: bool) -
     categories: dict[str, str] = {}
     changes: list[dict[str, Any]] = []
     changed_skus: list[str] = []
-    for pid, sku, title, old in session.execute(select(Product.id, Product.sku, Product.title, Product.category)):
+    for pid, sku, title, old in session.execute(
+        select(Product.id, Product.sku, Product.title, Product.category)
+    ):
         cat = catalog.classify(sku, title or "")
         categories[sku] = cat
         if cat != old:
@@ -197,7 +218,9 @@ def tag_units(
     result = TagResult(mode=mode)
     tagged_at = now or _utcnow()
     with factory() as session:
-        categories, result.products_reclassified = classify_products(session, rules.catalog, flag_units=mode == "pending")
+        categories, result.products_reclassified = classify_products(
+            session, rules.catalog, flag_units=mode == "pending"
+        )
         session.rollback() if dry_run else session.commit()
     policy_cache: dict[date, Policy | PolicyError] = {}
     with factory() as session:
@@ -233,11 +256,14 @@ def tag_units(
             flagged = [u.id for u in units if u.needs_tag]
             for chunk in _in_chunks(flagged):
                 session.execute(
-                    update(Unit).where(in_values(Unit.id, chunk, pg=pg)).values(needs_tag=False).execution_options(synchronize_session=False)
+                    update(Unit)
+                    .where(in_values(Unit.id, chunk, pg=pg))
+                    .values(needs_tag=False)
+                    .execution_options(synchronize_session=False)
                 )
             session.rollback() if dry_run else session.commit()
     result.elapsed_s = time.perf_counter() - started
-    log.info("tagging done", extra={k: v for k, v in result.as_dict().items()})
+    log.info("tagging done", extra=dict(result.as_dict()))
     return result
 
 
@@ -245,12 +271,18 @@ def _record_tag_error(session: Session, unit_id: int, store_key: str | None, mes
     record_id = f"unit:{unit_id}"
     exists = session.execute(
         select(ImportError_.id).where(
-            ImportError_.source == "tagging", ImportError_.record_id == record_id, ImportError_.status == "open"
+            ImportError_.source == "tagging",
+            ImportError_.record_id == record_id,
+            ImportError_.status == "open",
         )
     ).first()
     if exists is None:
         Repository(session).record_error(
-            source="tagging", store_key=store_key, record_id=record_id, field="purchase_date", message=message,
+            source="tagging",
+            store_key=store_key,
+            record_id=record_id,
+            field="purchase_date",
+            message=message,
             raw={"unit_id": unit_id},
         )
 
@@ -275,8 +307,16 @@ def _judge(
     for chunk in _in_chunks(order_ids):
         for o in session.execute(
             select(
-                Order.id, Order.source, Order.store_key, Order.purchase_date, Order.country, Order.is_cancelled,
-                Order.is_test, Order.payment_pending, Order.email_hash, Order.marketplace_id,
+                Order.id,
+                Order.source,
+                Order.store_key,
+                Order.purchase_date,
+                Order.country,
+                Order.is_cancelled,
+                Order.is_test,
+                Order.payment_pending,
+                Order.email_hash,
+                Order.marketplace_id,
             ).where(in_values(Order.id, chunk, pg=pg))
         ):
             orders[o.id] = o
@@ -308,7 +348,7 @@ def _judge(
         for uid, kind, on in session.execute(
             select(Claim.unit_id, Claim.kind, Claim.claimed_on).where(in_values(Claim.unit_id, chunk, pg=pg))
         ):
-            claims[uid] = ClaimFacts(kind, on)
+            claims[uid] = ClaimFacts(cast(ClaimKind, kind), on)
     refunded_units: set[int] = set()
     for key, pool in pools.items():
         by_ordinal = {ordinal: uid for uid, ordinal in pool}
@@ -322,17 +362,19 @@ def _judge(
     hashes = sorted({o.email_hash for o in orders.values() if o.email_hash and o.source != "amazon"})
     member_cols = (Member.id, Member.registered_at, Member.registered_ts, Member.exited_at, Member.exited_ts)
     for chunk in _in_chunks(hashes):
-        for row in session.execute(select(Member.email_hash, *member_cols).where(in_values(Member.email_hash, chunk, pg=pg))):
-            by_email[row.email_hash] = row
+        for member_row in session.execute(
+            select(Member.email_hash, *member_cols).where(in_values(Member.email_hash, chunk, pg=pg))
+        ):
+            by_email[member_row.email_hash] = member_row
     by_link: dict[int, Any] = {}
     for chunk in _in_chunks(order_ids):
-        for row in session.execute(
+        for link_row in session.execute(
             select(OrderMemberLink.order_id, *member_cols)
             .join(Member, Member.id == OrderMemberLink.member_id)
             .where(in_values(OrderMemberLink.order_id, chunk, pg=pg))
             .order_by(OrderMemberLink.order_id, OrderMemberLink.verified_at.desc(), OrderMemberLink.id.desc())
         ):
-            by_link[row.order_id] = row  # the earliest verified link wins (last written)
+            by_link[link_row.order_id] = link_row  # the earliest verified link wins (last written)
 
     verdicts: list[tuple[int, Verdict]] = []
     errors: list[tuple[int, str | None, str]] = []
@@ -398,13 +440,20 @@ def _row(unit_id: int, v: Verdict, digest: str, tagged_at: datetime) -> dict[str
     }
 
 
-def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: datetime, result: TagResult, pg: bool) -> None:
+def _write(
+    session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: datetime, result: TagResult, pg: bool
+) -> None:
     if not verdicts:
         return
     existing: dict[int, str] = {}
     ids = [uid for uid, _ in verdicts]
     for chunk in _in_chunks(ids):
-        existing.update((r[0], r[1]) for r in session.execute(select(UnitTag.unit_id, UnitTag.facts_hash).where(in_values(UnitTag.unit_id, chunk, pg=pg))))
+        existing.update(
+            (r[0], r[1])
+            for r in session.execute(
+                select(UnitTag.unit_id, UnitTag.facts_hash).where(in_values(UnitTag.unit_id, chunk, pg=pg))
+            )
+        )
     inserts, updates = [], []
     for uid, v in verdicts:
         digest = v.digest()
@@ -420,7 +469,11 @@ def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: dat
         # A rewrite is delete + insert: one statement per chunk on both databases, where a
         # per-row UPDATE would be one round trip per row.
         for chunk in _in_chunks([r["unit_id"] for r in updates]):
-            session.execute(delete(UnitTag).where(in_values(UnitTag.unit_id, chunk, pg=pg)).execution_options(synchronize_session=False))
+            session.execute(
+                delete(UnitTag)
+                .where(in_values(UnitTag.unit_id, chunk, pg=pg))
+                .execution_options(synchronize_session=False)
+            )
     result.inserted += len(inserts)
     result.rewritten += len(updates)
     rows = inserts + updates
@@ -429,13 +482,26 @@ def _write(session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: dat
     if pg:
         _copy_tags(session, rows)
     else:
-        session.execute(insert(UnitTag.__table__), rows)  # sqlite3's executemany is in-process
+        session.execute(insert(table_of(UnitTag)), rows)  # sqlite3's executemany is in-process
 
 
 _TAG_COLUMNS = (
-    "unit_id", "policy_version", "category", "country", "purchase_date", "eligible", "reasons", "valid_purchase",
-    "original_warranty_end", "registration_deadline", "extended_warranty_end", "trade_in_opens", "member_id",
-    "benefit_status", "facts_hash", "tagged_at",
+    "unit_id",
+    "policy_version",
+    "category",
+    "country",
+    "purchase_date",
+    "eligible",
+    "reasons",
+    "valid_purchase",
+    "original_warranty_end",
+    "registration_deadline",
+    "extended_warranty_end",
+    "trade_in_opens",
+    "member_id",
+    "benefit_status",
+    "facts_hash",
+    "tagged_at",
 )
 
 
@@ -443,10 +509,10 @@ def _copy_tags(session: Session, rows: list[dict[str, Any]]) -> None:
     """PostgreSQL: COPY the rows in the session's own transaction (an INSERT per row, or
     a compiled multi-row VALUES, costs far more per row than the engine itself)."""
     raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY unit_tags ({', '.join(_TAG_COLUMNS)}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row(tuple(json.dumps(r[c]) if c == "reasons" else r[c] for c in _TAG_COLUMNS))
+    assert raw is not None, "a live DBAPI connection"
+    with raw.cursor() as cur, cur.copy(f"COPY unit_tags ({', '.join(_TAG_COLUMNS)}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row(tuple(json.dumps(r[c]) if c == "reasons" else r[c] for c in _TAG_COLUMNS))
 
 
 def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
@@ -454,9 +520,13 @@ def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) 
     proof checks: pass the verdict to :func:`vipsync.eligibility.claims.check_claim`)."""
     categories = {}
     units = session.execute(
-        select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(Unit.id.in_(list(unit_ids)))
+        select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(
+            Unit.id.in_(list(unit_ids))
+        )
     ).all()
-    for sku, title in session.execute(select(Product.sku, Product.title).where(Product.sku.in_({u.sku for u in units}))):
+    for sku, title in session.execute(
+        select(Product.sku, Product.title).where(Product.sku.in_({u.sku for u in units}))
+    ):
         categories[sku] = rules.catalog.classify(sku, title or "")
     verdicts, errors = _judge(session, units, rules, categories, {})
     if errors:

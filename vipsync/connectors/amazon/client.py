@@ -28,8 +28,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import IO, Any
+from datetime import UTC, datetime
+from typing import IO, Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,7 +45,7 @@ from vipsync.config.stores import AmazonAccount
 from vipsync.connectors.amazon.pacing import Clock, Pacer, RealClock, backoff_s
 from vipsync.errors import PermanentSourceError, RateLimited, TransientSourceError
 
-__all__ = ["SpApiClient", "OrdersPage", "iso_z", "REGION_MARKETPLACE", "DEFAULT_LWA_URL"]
+__all__ = ["DEFAULT_LWA_URL", "REGION_MARKETPLACE", "OrdersPage", "SpApiClient", "iso_z"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ TOKEN_ERROR_WORDS = ("expired", "access token", "invalid token", "unauthorized")
 
 def iso_z(ts: datetime) -> str:
     """UTC ISO 8601 with a ``Z``, as SP-API documents its date parameters."""
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Throttled(Exception):
@@ -142,7 +142,9 @@ def _lwa_class(url: str, http: httpx.Client, clock: Clock, *, refresh_margin_s: 
                 except httpx.TransportError as exc:
                     raise TransientSourceError(f"LWA token request failed ({type(exc).__name__})") from None
                 except ValueError:
-                    raise TransientSourceError("LWA token endpoint answered with a body that is not JSON") from None
+                    raise TransientSourceError(
+                        "LWA token endpoint answered with a body that is not JSON"
+                    ) from None
                 self._token = token
                 self.refreshes += 1
                 ttl = float(token.get("expires_in") or 3600)
@@ -155,8 +157,10 @@ def _lwa_class(url: str, http: httpx.Client, clock: Clock, *, refresh_margin_s: 
     return _LwaClient
 
 
-def _host_header_fix(cls):
-    class Fixed(cls):
+def _host_header_fix(cls: type[Any]) -> type[Any]:
+    base: Any = cls
+
+    class Fixed(base):
         @property
         def headers(self):  # the library writes endpoint[8:], wrong for http:// endpoints
             h = super().headers
@@ -210,12 +214,20 @@ class SpApiClient:
         self.token_refreshes_forced = 0
         endpoint = endpoint.rstrip("/") if endpoint else None
         lwa_url = lwa_url or (f"{endpoint}/auth/o2/token" if endpoint else DEFAULT_LWA_URL)
-        credentials = {"refresh_token": refresh_token, "lwa_app_id": lwa_app_id, "lwa_client_secret": lwa_client_secret}
+        credentials = {
+            "refresh_token": refresh_token,
+            "lwa_app_id": lwa_app_id,
+            "lwa_client_secret": lwa_client_secret,
+        }
         lwa_cls = _lwa_class(lwa_url, self.http, self.clock)
         market = REGION_MARKETPLACE[account.region]
         self._transport = _VerifyingTransport(self.http)
-        self._orders = _Orders(market, refresh_token=refresh_token, credentials=credentials, auth_token_client_class=lwa_cls)
-        self._reports = _Reports(market, refresh_token=refresh_token, credentials=credentials, auth_token_client_class=lwa_cls)
+        self._orders = _Orders(
+            market, refresh_token=refresh_token, credentials=credentials, auth_token_client_class=lwa_cls
+        )
+        self._reports = _Reports(
+            market, refresh_token=refresh_token, credentials=credentials, auth_token_client_class=lwa_cls
+        )
         self._reports._auth = self._orders._auth  # one token for both
         for c in (self._orders, self._reports):
             c._transport.close()
@@ -262,19 +274,25 @@ class SpApiClient:
                 if expect is not None:
                     payload = res.payload if isinstance(res.payload, dict) else {}
                     if not isinstance(payload.get(expect[0]), expect[1]):
-                        raise TransientSourceError(f"{op}: a 2xx response without {expect[0]} (not a verified success)")
+                        raise TransientSourceError(
+                            f"{op}: a 2xx response without {expect[0]} (not a verified success)"
+                        )
             except _Throttled:
                 self.throttled[op] += 1
                 wait = max(self.pacer.throttled(op), backoff_s(attempt, base_s=self.retry_base_s / 2))
                 if attempt >= self.max_attempts:
-                    raise RateLimited(f"{op}: still throttled after {attempt} attempts", retry_after_s=wait) from None
+                    raise RateLimited(
+                        f"{op}: still throttled after {attempt} attempts", retry_after_s=wait
+                    ) from None
                 log.info("throttled; backing off", extra={"op": op, "wait_s": round(wait, 2)})
                 self.clock.sleep(wait)
                 self.pacer.waited_s += wait
                 continue
             except _TokenRejected:
                 if refreshed:
-                    raise PermanentSourceError(f"{op}: access token refused again right after a refresh") from None
+                    raise PermanentSourceError(
+                        f"{op}: access token refused again right after a refresh"
+                    ) from None
                 refreshed = True
                 self.token_refreshes_forced += 1
                 self._lwa.invalidate()
@@ -288,9 +306,13 @@ class SpApiClient:
                 if (exc.status_code or 0) >= 500 and attempt < self.max_attempts:
                     self.clock.sleep(backoff_s(attempt, base_s=self.retry_base_s, cap_s=60.0))
                     continue
-                raise PermanentSourceError(f"LWA refused the refresh token: {exc.error_code} (HTTP {exc.status_code})") from None
+                raise PermanentSourceError(
+                    f"LWA refused the refresh token: {exc.error_code} (HTTP {exc.status_code})"
+                ) from None
             except SellingApiException as exc:  # a 2xx whose body carries errors
-                raise PermanentSourceError(f"{op}: {getattr(exc, 'amzn_code', '')}: {getattr(exc, 'message', '')}"[:300]) from None
+                raise PermanentSourceError(
+                    f"{op}: {getattr(exc, 'amzn_code', '')}: {getattr(exc, 'message', '')}"[:300]
+                ) from None
             self.pacer.observe_rate(op, (res.headers or {}).get("x-amzn-RateLimit-Limit"))
             return res
 
@@ -324,7 +346,9 @@ class SpApiClient:
         payload = res.payload if isinstance(res.payload, dict) else {}
         orders = payload.get("Orders")
         if not isinstance(orders, list):
-            raise TransientSourceError("getOrders: a 2xx response without an Orders list (not a verified page)")
+            raise TransientSourceError(
+                "getOrders: a 2xx response without an Orders list (not a verified page)"
+            )
         token = payload.get("NextToken") or None
         return OrdersPage(orders=orders, next_token=token, payload=payload)
 
@@ -333,8 +357,10 @@ class SpApiClient:
         token = None
         seen: set[str] = set()
         while True:
-            kwargs = {"NextToken": token} if token else {}
-            res = self._call("getOrderItems", self._orders.get_order_items, order_id, expect=("OrderItems", list), **kwargs)
+            kwargs: dict[str, Any] = {"NextToken": token} if token else {}
+            res = self._call(
+                "getOrderItems", self._orders.get_order_items, order_id, expect=("OrderItems", list), **kwargs
+            )
             payload = res.payload if isinstance(res.payload, dict) else {}
             page = payload.get("OrderItems")
             if not isinstance(page, list):
@@ -353,7 +379,9 @@ class SpApiClient:
         return payload.get("ShippingAddress")
 
     # ------------------------------------------------------------------ Reports API
-    def create_report(self, *, report_type: str, start: datetime, end: datetime, marketplace_ids: Sequence[str]) -> str:
+    def create_report(
+        self, *, report_type: str, start: datetime, end: datetime, marketplace_ids: Sequence[str]
+    ) -> str:
         res = self._call(
             "createReport",
             self._reports.create_report,
@@ -376,14 +404,18 @@ class SpApiClient:
         return payload
 
     def get_report_document(self, document_id: str) -> dict:
-        res = self._call("getReportDocument", self._reports.get_report_document, document_id, expect=("url", str))
+        res = self._call(
+            "getReportDocument", self._reports.get_report_document, document_id, expect=("url", str)
+        )
         payload = res.payload if isinstance(res.payload, dict) else {}
         if not payload.get("url"):
             raise TransientSourceError(f"getReportDocument {document_id}: a 2xx response without a url")
         return payload
 
     @contextmanager
-    def open_document(self, document: dict, *, spool_bytes: int = 16 * 1024 * 1024) -> Iterator[tuple[IO[bytes], str | None]]:
+    def open_document(
+        self, document: dict, *, spool_bytes: int = 16 * 1024 * 1024
+    ) -> Iterator[tuple[IO[bytes], str | None]]:
         """Download a report document (streamed to a spooled temporary file), gunzip it
         when ``compressionAlgorithm`` says so; yields (binary file, charset or None)."""
         url = document["url"]
@@ -404,11 +436,13 @@ class SpApiClient:
                     break
                 except (httpx.TransportError, TransientSourceError) as exc:
                     if attempt >= self.max_attempts:
-                        raise TransientSourceError(f"report document download failed ({type(exc).__name__})") from None
+                        raise TransientSourceError(
+                            f"report document download failed ({type(exc).__name__})"
+                        ) from None
                     self.clock.sleep(backoff_s(attempt, base_s=self.retry_base_s, cap_s=60.0))
             tmp.seek(0)
             if str(document.get("compressionAlgorithm") or "").upper() == "GZIP":
                 with gzip.GzipFile(fileobj=tmp, mode="rb") as gz:
-                    yield gz, charset
+                    yield cast(IO[bytes], gz), charset
             else:
                 yield tmp, charset

@@ -32,7 +32,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
@@ -41,21 +41,21 @@ from vipsync.connectors.records import OrderLine, OrderRecord, Rejected, normali
 
 __all__ = [
     "ALIASES",
-    "REQUIRED",
+    "CANCELLED_STATUSES",
     "KEPT_COLUMNS",
+    "NON_AMAZON_CHANNELS",
+    "PENDING_STATUSES",
+    "RAW_FORMAT",
+    "REQUIRED",
     "ReportStats",
+    "amazon_order_record",
     "canonical_header",
+    "canonicalize_row",
+    "map_report_order",
+    "normalize_status",
+    "parse_amazon_timestamp",
     "read_all_orders_report",
     "replay_record",
-    "map_report_order",
-    "parse_amazon_timestamp",
-    "normalize_status",
-    "RAW_FORMAT",
-    "PENDING_STATUSES",
-    "CANCELLED_STATUSES",
-    "NON_AMAZON_CHANNELS",
-    "canonicalize_row",
-    "amazon_order_record",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,12 +81,37 @@ REQUIRED = ("amazon-order-id", "purchase-date", "order-status", "sales-channel",
 # Columns kept in the raw rows stored with each order: everything a tag or a proof may be
 # traced back to, and no buyer name, e-mail, phone, street, city or tax id.
 KEPT_COLUMNS = frozenset(
-    """amazon-order-id merchant-order-id purchase-date last-updated-date order-status
-    fulfillment-channel sales-channel order-channel ship-service-level product-name sku asin
-    item-status quantity currency item-price item-tax shipping-price shipping-tax
-    gift-wrap-price gift-wrap-tax item-promotion-discount ship-promotion-discount
-    ship-postal-code ship-country promotion-ids is-business-order price-designation
-    number-of-items""".split()
+    [
+        "amazon-order-id",
+        "merchant-order-id",
+        "purchase-date",
+        "last-updated-date",
+        "order-status",
+        "fulfillment-channel",
+        "sales-channel",
+        "order-channel",
+        "ship-service-level",
+        "product-name",
+        "sku",
+        "asin",
+        "item-status",
+        "quantity",
+        "currency",
+        "item-price",
+        "item-tax",
+        "shipping-price",
+        "shipping-tax",
+        "gift-wrap-price",
+        "gift-wrap-tax",
+        "item-promotion-discount",
+        "ship-promotion-discount",
+        "ship-postal-code",
+        "ship-country",
+        "promotion-ids",
+        "is-business-order",
+        "price-designation",
+        "number-of-items",
+    ]
 )
 
 NON_AMAZON_CHANNELS = frozenset({"non-amazon"})
@@ -175,7 +200,8 @@ def _rows(lines: Iterator[str], stats: ReportStats) -> Iterator[tuple[int, dict[
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ValueError(
-            "not an All Orders report: missing column(s) " + ", ".join(missing)
+            "not an All Orders report: missing column(s) "
+            + ", ".join(missing)
             + f" (found: {', '.join(header[:12]) or 'none'})"
         )
     stats.extra_columns = [h for h in header if h not in KEPT_COLUMNS and h]
@@ -195,7 +221,9 @@ def _marketplace(channel: str, account: AmazonAccount) -> Marketplace | None:
     return account.marketplace_by_channel(channel) if channel else None
 
 
-def map_report_order(order_id: str, rows: list[dict[str, str]], account: AmazonAccount) -> OrderRecord | Rejected:
+def map_report_order(
+    order_id: str, rows: list[dict[str, str]], account: AmazonAccount
+) -> OrderRecord | Rejected:
     """Map the rows of one order (allow-listed, canonical names) to an OrderRecord."""
     raw = {"format": RAW_FORMAT, "store_key": account.key, "rows": rows}
     first = rows[0]
@@ -221,7 +249,9 @@ def map_report_order(order_id: str, rows: list[dict[str, str]], account: AmazonA
             try:
                 ts = parse_amazon_timestamp(text)
             except ValueError as exc:
-                return Rejected(order_id, "last-updated-date", f"not a timestamp with a UTC offset ({exc})", raw)
+                return Rejected(
+                    order_id, "last-updated-date", f"not a timestamp with a UTC offset ({exc})", raw
+                )
             updated_at = max(updated_at, ts)
     status = normalize_status(first.get("order-status"))
     if not status:
@@ -246,7 +276,10 @@ def map_report_order(order_id: str, rows: list[dict[str, str]], account: AmazonA
         try:
             price = _decimal(row.get("item-price"))
             discount = _decimal(row.get("item-promotion-discount"))
-            extras = [_decimal(row.get(c)) for c in ("item-tax", "shipping-price", "shipping-tax", "gift-wrap-price", "gift-wrap-tax")]
+            extras = [
+                _decimal(row.get(c))
+                for c in ("item-tax", "shipping-price", "shipping-tax", "gift-wrap-price", "gift-wrap-tax")
+            ]
             ship_discount = _decimal(row.get("ship-promotion-discount"))
         except ValueError as exc:
             return Rejected(order_id, "item-price", str(exc), raw)
@@ -265,7 +298,9 @@ def map_report_order(order_id: str, rows: list[dict[str, str]], account: AmazonA
                 sku=sku,
                 title=row.get("product-name", "") or sku,
                 quantity=quantity,
-                unit_price=(price / quantity).quantize(Decimal("0.01")) if price is not None and quantity else None,
+                unit_price=(price / quantity).quantize(Decimal("0.01"))
+                if price is not None and quantity
+                else None,
                 discount=abs(discount) if discount is not None else None,
             )
         )
@@ -312,9 +347,9 @@ def amazon_order_record(
         store_key=account.key,
         external_id=order_id,
         name=order_id,
-        purchased_at=purchased_at.astimezone(timezone.utc),
+        purchased_at=purchased_at.astimezone(UTC),
         purchase_date=purchased_at.astimezone(market.tz).date(),
-        updated_at=updated_at.astimezone(timezone.utc),
+        updated_at=updated_at.astimezone(UTC),
         lines=tuple(lines),
         raw=raw,
         raw_kind=raw_kind,
@@ -356,7 +391,9 @@ def read_all_orders_report(
         stats.rows += 1
         order_id = row.get("amazon-order-id", "")
         if not order_id:
-            yield Rejected(f"line {number}", "amazon-order-id", "empty", {"format": RAW_FORMAT, "rows": [_kept(row)]})
+            yield Rejected(
+                f"line {number}", "amazon-order-id", "empty", {"format": RAW_FORMAT, "rows": [_kept(row)]}
+            )
             continue
         if row.get("sales-channel", "").strip().lower() in NON_AMAZON_CHANNELS:
             stats.skipped_non_amazon_rows += 1
@@ -405,7 +442,10 @@ def read_all_orders_report(
         for order_id in sorted(gathered):
             yield map_report_order(order_id, gathered[order_id], account)
     if stats.skipped_non_amazon_rows:
-        log.info("skipped rows of non-Amazon sales channels", extra={"rows": stats.skipped_non_amazon_rows, "store": account.key})
+        log.info(
+            "skipped rows of non-Amazon sales channels",
+            extra={"rows": stats.skipped_non_amazon_rows, "store": account.key},
+        )
 
 
 def _seekable(fh: Any) -> bool:
@@ -438,4 +478,3 @@ def replay_record(raw: Any, account: AmazonAccount | None) -> Iterator[OrderReco
 def canonicalize_row(row: dict[str, Any]) -> dict[str, str]:
     """A row with canonical column names (for replays of edited rows)."""
     return {canonical_header(k): ("" if v is None else str(v)) for k, v in row.items()}
-

@@ -31,13 +31,13 @@ from vipsync.errors import RecordError
 __all__ = [
     "RAW_V0",
     "RAW_V2026",
+    "item_count_v0",
     "map_order_v0",
     "map_order_v2026",
+    "replay_record",
+    "strip_pii_v0",
     "try_map_order_v0",
     "try_map_order_v2026",
-    "strip_pii_v0",
-    "item_count_v0",
-    "replay_record",
 ]
 
 RAW_V0 = "orders_v0"
@@ -67,10 +67,14 @@ def _ts(value: Any, *, record_id: str, field: str):
     try:
         return parse_amazon_timestamp(str(value or ""))
     except ValueError as exc:
-        raise RecordError(f"not a timestamp with a UTC offset ({exc})", record_id=record_id, field=field) from None
+        raise RecordError(
+            f"not a timestamp with a UTC offset ({exc})", record_id=record_id, field=field
+        ) from None
 
 
-def _market(account: AmazonAccount, marketplace_id: str | None, channel: str | None, *, record_id: str) -> Marketplace:
+def _market(
+    account: AmazonAccount, marketplace_id: str | None, channel: str | None, *, record_id: str
+) -> Marketplace:
     market = account.marketplace_by_id(marketplace_id) if marketplace_id else None
     if market is None and channel:
         market = account.marketplace_by_channel(channel)
@@ -94,7 +98,12 @@ def item_count_v0(order: Mapping[str, Any]) -> int | None:
 
 def strip_pii_v0(order: Mapping[str, Any]) -> dict[str, Any]:
     """The order without buyer data: no BuyerInfo, only the kept address fields."""
-    out = {k: v for k, v in order.items() if k not in ("BuyerInfo", "ShippingAddress", "DefaultShipFromLocationAddress", "BuyerEmail", "BuyerName")}
+    out = {
+        k: v
+        for k, v in order.items()
+        if k
+        not in ("BuyerInfo", "ShippingAddress", "DefaultShipFromLocationAddress", "BuyerEmail", "BuyerName")
+    }
     addr = order.get("ShippingAddress")
     if isinstance(addr, dict):
         out["ShippingAddress"] = {k: addr[k] for k in _ADDRESS_KEPT if k in addr}
@@ -122,7 +131,9 @@ def map_order_v0(
         raise RecordError("missing", record_id="?", field="AmazonOrderId")
     market = _market(account, order.get("MarketplaceId"), order.get("SalesChannel"), record_id=order_id)
     purchased_at = _ts(order.get("PurchaseDate"), record_id=order_id, field="PurchaseDate")
-    updated_at = _ts(order.get("LastUpdateDate") or order.get("PurchaseDate"), record_id=order_id, field="LastUpdateDate")
+    updated_at = _ts(
+        order.get("LastUpdateDate") or order.get("PurchaseDate"), record_id=order_id, field="LastUpdateDate"
+    )
     status = normalize_status(order.get("OrderStatus"))
     if not status:
         raise RecordError("missing", record_id=order_id, field="OrderStatus")
@@ -136,9 +147,13 @@ def map_order_v0(
             try:
                 qty = int(item.get("QuantityOrdered") or 0)
             except (TypeError, ValueError):
-                raise RecordError("not a whole number", record_id=order_id, field=f"OrderItems[{n}].QuantityOrdered") from None
+                raise RecordError(
+                    "not a whole number", record_id=order_id, field=f"OrderItems[{n}].QuantityOrdered"
+                ) from None
             price = _amount(item.get("ItemPrice"), record_id=order_id, field=f"OrderItems[{n}].ItemPrice")
-            discount = _amount(item.get("PromotionDiscount"), record_id=order_id, field=f"OrderItems[{n}].PromotionDiscount")
+            discount = _amount(
+                item.get("PromotionDiscount"), record_id=order_id, field=f"OrderItems[{n}].PromotionDiscount"
+            )
             lines.append(
                 OrderLine(
                     line_key=str(item.get("OrderItemId") or f"{sku}#{n + 1}"),
@@ -209,9 +224,13 @@ def map_order_v2026(order: Mapping[str, Any], account: AmazonAccount) -> OrderRe
     if not order_id:
         raise RecordError("missing", record_id="?", field="orderId")
     channel = order.get("salesChannel") or {}
-    market = _market(account, channel.get("marketplaceId"), channel.get("marketplaceName"), record_id=order_id)
+    market = _market(
+        account, channel.get("marketplaceId"), channel.get("marketplaceName"), record_id=order_id
+    )
     purchased_at = _ts(order.get("createdTime"), record_id=order_id, field="createdTime")
-    updated_at = _ts(order.get("lastUpdatedTime") or order.get("createdTime"), record_id=order_id, field="lastUpdatedTime")
+    updated_at = _ts(
+        order.get("lastUpdatedTime") or order.get("createdTime"), record_id=order_id, field="lastUpdatedTime"
+    )
     fulfillment = order.get("fulfillment") or {}
     status = str(fulfillment.get("fulfillmentStatus") or "").strip().lower()
     if not status:
@@ -225,8 +244,14 @@ def map_order_v2026(order: Mapping[str, Any], account: AmazonAccount) -> OrderRe
         try:
             qty = int(item.get("quantityOrdered") or 0)
         except (TypeError, ValueError):
-            raise RecordError("not a whole number", record_id=order_id, field=f"orderItems[{n}].quantityOrdered") from None
-        unit = _amount((product.get("price") or {}).get("unitPrice"), record_id=order_id, field=f"orderItems[{n}].product.price.unitPrice")
+            raise RecordError(
+                "not a whole number", record_id=order_id, field=f"orderItems[{n}].quantityOrdered"
+            ) from None
+        unit = _amount(
+            (product.get("price") or {}).get("unitPrice"),
+            record_id=order_id,
+            field=f"orderItems[{n}].product.price.unitPrice",
+        )
         lines.append(
             OrderLine(
                 line_key=str(item.get("orderItemId") or f"{sku}#{n + 1}"),
@@ -238,7 +263,9 @@ def map_order_v2026(order: Mapping[str, Any], account: AmazonAccount) -> OrderRe
         )
     address = ((order.get("recipient") or {}).get("deliveryAddress")) or {}
     grand = (order.get("proceeds") or {}).get("grandTotal")
-    raw_order = {k: v for k, v in order.items() if k not in ("buyer", "recipient", "tax", "payment", "packages")}
+    raw_order = {
+        k: v for k, v in order.items() if k not in ("buyer", "recipient", "tax", "payment", "packages")
+    }
     raw_order["recipient"] = {"deliveryAddress": {k: address[k] for k in _ADDRESS_KEPT_2026 if k in address}}
     cancelled = status in _V2026_CANCELLED
     return amazon_order_record(
@@ -264,8 +291,12 @@ def try_map_order_v2026(order, account) -> OrderRecord | Rejected:
     try:
         return map_order_v2026(order, account)
     except RecordError as exc:
-        raw_order = {k: v for k, v in order.items() if k not in ("buyer", "recipient", "tax", "payment", "packages")}
-        return Rejected(exc.record_id or "?", exc.field, exc.reason, {"format": RAW_V2026, "order": raw_order})
+        raw_order = {
+            k: v for k, v in order.items() if k not in ("buyer", "recipient", "tax", "payment", "packages")
+        }
+        return Rejected(
+            exc.record_id or "?", exc.field, exc.reason, {"format": RAW_V2026, "order": raw_order}
+        )
 
 
 def replay_record(raw: Any, account: AmazonAccount | None) -> Iterator[OrderRecord | Rejected]:

@@ -13,21 +13,21 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 __all__ = [
-    "UsagePlan",
     "USAGE_PLANS",
     "Clock",
+    "Estimate",
+    "Pacer",
     "RealClock",
     "SimClock",
     "TokenBucket",
-    "Pacer",
-    "parse_rate_limit_header",
+    "UsagePlan",
     "backoff_s",
     "estimate",
-    "Estimate",
+    "parse_rate_limit_header",
 ]
 
 
@@ -72,7 +72,7 @@ class RealClock:
             time.sleep(seconds)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class SimClock:
@@ -80,7 +80,7 @@ class SimClock:
 
     def __init__(self, *, start: datetime | None = None) -> None:
         self._t = 0.0
-        self._start = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self._start = start or datetime(2026, 1, 1, tzinfo=UTC)
         self.slept_s = 0.0
 
     def monotonic(self) -> float:
@@ -260,14 +260,19 @@ def estimate(
         pages = max(1, math.ceil(orders / page_size))
         items = orders if items_fetched is None else items_fetched
         calls = {"getOrders": pages, "getOrderItems": items}
-        seconds = max(_time_for(pages, USAGE_PLANS["getOrders"]), _time_for(items, USAGE_PLANS["getOrderItems"]))
+        seconds = max(
+            _time_for(pages, USAGE_PLANS["getOrders"]), _time_for(items, USAGE_PLANS["getOrderItems"])
+        )
         return Estimate(calls, seconds)
     if mode == "report":
         polls = report_windows * 2
         calls = {"createReport": report_windows, "getReport": polls, "getReportDocument": report_windows}
-        seconds = max(
-            _time_for(report_windows, USAGE_PLANS["createReport"]),
-            _time_for(report_windows, USAGE_PLANS["getReportDocument"]),
-        ) + report_wait_s
+        seconds = (
+            max(
+                _time_for(report_windows, USAGE_PLANS["createReport"]),
+                _time_for(report_windows, USAGE_PLANS["getReportDocument"]),
+            )
+            + report_wait_s
+        )
         return Estimate(calls, seconds)
     raise ValueError(f"unknown mode {mode!r}")

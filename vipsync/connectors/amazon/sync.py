@@ -33,17 +33,17 @@ from vipsync.connectors.records import OrderLine, OrderRecord, Rejected
 from vipsync.errors import PermanentSourceError, TransientSourceError
 
 __all__ = [
+    "MAX_REPORT_DAYS",
+    "ORDER_REPORT",
     "KnownOrder",
     "MappedPage",
     "ReportWindow",
-    "ORDER_REPORT",
-    "MAX_REPORT_DAYS",
-    "safe_until",
-    "needs_items",
     "iter_order_pages",
+    "needs_items",
+    "open_report_records",
     "report_windows",
     "run_report",
-    "open_report_records",
+    "safe_until",
 ]
 
 ORDER_REPORT = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
@@ -130,18 +130,25 @@ def iter_order_pages(
                     fetched += 1
                     records.append(try_map_order_v0(order, items, account))
                 else:
-                    records.append(try_map_order_v0(order, None, account, known_lines=fact.lines if fact else None))
+                    records.append(
+                        try_map_order_v0(order, None, account, known_lines=fact.lines if fact else None)
+                    )
             last = not page.next_token
             yield MappedPage(number=number, records=records, items_fetched=fetched, last=last)
             if last:
                 break
             if page.next_token in seen:
-                raise PermanentSourceError("getOrders: NextToken repeats (paging loop); bookmark not advanced")
-            seen.add(page.next_token)
+                raise PermanentSourceError(
+                    "getOrders: NextToken repeats (paging loop); bookmark not advanced"
+                )
             token = page.next_token
+            assert token is not None  # no token means the last page, handled above
+            seen.add(token)
 
 
-def report_windows(start: datetime, end: datetime, *, days: int = MAX_REPORT_DAYS) -> list[tuple[datetime, datetime]]:
+def report_windows(
+    start: datetime, end: datetime, *, days: int = MAX_REPORT_DAYS
+) -> list[tuple[datetime, datetime]]:
     """``[start, end)`` cut into windows of at most ``days``."""
     out = []
     cur = start
@@ -200,13 +207,17 @@ def run_report(
                 "report downloaded from Seller Central with `vipsync import amazon-report`."
             )
         if waited >= max_wait_s:
-            raise TransientSourceError(f"report {window.report_id} still {window.status} after {int(waited)} s")
+            raise TransientSourceError(
+                f"report {window.report_id} still {window.status} after {int(waited)} s"
+            )
         client.clock.sleep(poll_interval_s)
         waited += poll_interval_s
 
 
 @contextmanager
-def open_report_records(client: SpApiClient, account: AmazonAccount, window: ReportWindow) -> Iterator[Iterator[OrderRecord | Rejected]]:
+def open_report_records(
+    client: SpApiClient, account: AmazonAccount, window: ReportWindow
+) -> Iterator[Iterator[OrderRecord | Rejected]]:
     """The records of a DONE report, streamed from its (possibly gzip) document."""
     if window.status != "DONE" or not window.document_id:
         yield iter(())

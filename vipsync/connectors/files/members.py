@@ -8,19 +8,55 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import IO
 
 from vipsync.connectors.records import MemberRecord, Rejected, email_digest, normalize_country
 
-__all__ = ["read_members_csv", "replay_record", "parse_when", "PROGRAM_COUNTRIES"]
+__all__ = ["PROGRAM_COUNTRIES", "parse_when", "read_members_csv", "replay_record"]
 
 REQUIRED = ("email", "registered_at")
 
 # The program's regions (POLICY.md): US, JP, the EU 27 and the EU territories with codes.
 PROGRAM_COUNTRIES = frozenset(
-    "US JP AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
-    "GP MQ GF RE YT MF AX".split()
+    [
+        "US",
+        "JP",
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+        "GP",
+        "MQ",
+        "GF",
+        "RE",
+        "YT",
+        "MF",
+        "AX",
+    ]
 )
 
 
@@ -34,7 +70,7 @@ def parse_when(value: str) -> tuple[date, datetime | None]:
     ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if ts.tzinfo is None:
         raise ValueError("a timestamp needs its UTC offset")
-    return ts.astimezone(timezone.utc).date(), ts
+    return ts.astimezone(UTC).date(), ts
 
 
 def _map_row(row: dict, line: str) -> MemberRecord | Rejected:
@@ -49,17 +85,24 @@ def _map_row(row: dict, line: str) -> MemberRecord | Rejected:
         value = (row.get(name) or "").strip()
         if not value:
             if name == "registered_at":
-                return Rejected(line, name, "missing (expected YYYY-MM-DD or an ISO timestamp with offset)", raw)
+                return Rejected(
+                    line, name, "missing (expected YYYY-MM-DD or an ISO timestamp with offset)", raw
+                )
             when[name] = None
             continue
         try:
             when[name] = parse_when(value)
         except ValueError:
-            return Rejected(line, name, "not a date (expected YYYY-MM-DD or an ISO timestamp with offset)", raw)
+            return Rejected(
+                line, name, "not a date (expected YYYY-MM-DD or an ISO timestamp with offset)", raw
+            )
     country = normalize_country(row.get("country"))
     if country is not None and country not in PROGRAM_COUNTRIES:
-        return Rejected(line, "country", f"membership is open only in the US, the EU and Japan, not {country}", raw)
+        return Rejected(
+            line, "country", f"membership is open only in the US, the EU and Japan, not {country}", raw
+        )
     registered, exited = when["registered_at"], when["exited_at"]
+    assert registered is not None  # a missing registration was rejected above
     return MemberRecord(
         email_hash=digest,
         registered_at=registered[0],
@@ -79,7 +122,9 @@ def read_members_csv(fh: IO[bytes]) -> Iterator[MemberRecord | Rejected]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise ValueError(f"members file: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})")
+        raise ValueError(
+            f"members file: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})"
+        )
     reader.fieldnames = header
     for row in reader:
         yield _map_row(row, f"line {reader.line_num}")

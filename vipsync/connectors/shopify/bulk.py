@@ -26,7 +26,7 @@ from vipsync.connectors.shopify.queries import BULK_CURRENT_QUERY, BULK_ORDERS_Q
 from vipsync.connectors.shopify.throttle import backoff_s
 from vipsync.errors import PermanentSourceError, TransientSourceError
 
-__all__ = ["BulkResult", "run_bulk_query", "download_result", "iter_bulk_file", "TERMINAL_STATUSES"]
+__all__ = ["TERMINAL_STATUSES", "BulkResult", "download_result", "iter_bulk_file", "run_bulk_query"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,15 @@ def _current(client: ShopifyClient) -> dict | None:
     return op if isinstance(op, dict) else None
 
 
-def _poll_until_done(client: ShopifyClient, op_id: str | None, *, poll_s: float, timeout_s: float,
-                     sleep: Callable[[float], None], clock: Callable[[], float]) -> dict | None:
+def _poll_until_done(
+    client: ShopifyClient,
+    op_id: str | None,
+    *,
+    poll_s: float,
+    timeout_s: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> dict | None:
     deadline = clock() + timeout_s
     while True:
         op = _current(client)
@@ -61,7 +68,9 @@ def _poll_until_done(client: ShopifyClient, op_id: str | None, *, poll_s: float,
         if op.get("status") in TERMINAL_STATUSES:
             return op
         if clock() > deadline:
-            raise TransientSourceError(f"shop {client.shop.key}: bulk operation {op.get('id')} still running after {timeout_s:.0f}s")
+            raise TransientSourceError(
+                f"shop {client.shop.key}: bulk operation {op.get('id')} still running after {timeout_s:.0f}s"
+            )
         sleep(poll_s)
 
 
@@ -83,7 +92,9 @@ def run_bulk_query(
     if running and running.get("status") in RUNNING_STATUSES:
         log.info("another bulk operation is running; waiting for it", extra={"store": key})
         waited = True
-        _poll_until_done(client, running.get("id"), poll_s=poll_s, timeout_s=timeout_s, sleep=sleep, clock=clock)
+        _poll_until_done(
+            client, running.get("id"), poll_s=poll_s, timeout_s=timeout_s, sleep=sleep, clock=clock
+        )
 
     for attempt in range(1, 4):
         doc = client.execute(BULK_RUN_MUTATION, {"query": BULK_ORDERS_QUERY(search)}, cost=10)
@@ -92,15 +103,24 @@ def run_bulk_query(
         op = payload.get("bulkOperation")
         if op and not errors:
             break
-        in_progress = any("in progress" in str(e.get("message", "")).lower() or e.get("code") == "OPERATION_IN_PROGRESS"
-                          for e in errors)
+        in_progress = any(
+            "in progress" in str(e.get("message", "")).lower() or e.get("code") == "OPERATION_IN_PROGRESS"
+            for e in errors
+        )
         if not in_progress or attempt == 3:
             text = "; ".join(str(e.get("message", ""))[:200] for e in errors) or "no operation returned"
             raise PermanentSourceError(f"shop {key}: bulkOperationRunQuery refused: {text}")
         waited = True
         other = _current(client)
-        _poll_until_done(client, other.get("id") if other else None, poll_s=poll_s, timeout_s=timeout_s,
-                         sleep=sleep, clock=clock)
+        _poll_until_done(
+            client,
+            other.get("id") if other else None,
+            poll_s=poll_s,
+            timeout_s=timeout_s,
+            sleep=sleep,
+            clock=clock,
+        )
+    assert op is not None  # the loop ends on an operation or raises
     op_id = op["id"]
     final = _poll_until_done(client, op_id, poll_s=poll_s, timeout_s=timeout_s, sleep=sleep, clock=clock)
     if final is None or final.get("id") != op_id:
@@ -156,7 +176,12 @@ def download_result(
                 raise _Retry()
             os.replace(tmp, path)
             return written
-        except (_Retry, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            _Retry,
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             if not isinstance(exc, _Retry):
                 problem = type(exc).__name__
             tmp.unlink(missing_ok=True)

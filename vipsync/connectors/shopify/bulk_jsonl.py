@@ -20,7 +20,7 @@ from typing import Any
 
 from vipsync.connectors.records import Rejected
 
-__all__ = ["assemble_bulk_orders", "is_bulk_line", "gid_type"]
+__all__ = ["assemble_bulk_orders", "gid_type", "is_bulk_line"]
 
 _INSERT_BATCH = 2_000
 
@@ -72,7 +72,9 @@ def assemble_bulk_orders(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[d
                     yield Rejected(f"line {number}", None, "not valid JSON", {"unparsed_line": text})
                     continue
                 if not isinstance(obj, dict):
-                    yield Rejected(f"line {number}", None, "a bulk line must be a JSON object", {"unparsed_line": text})
+                    yield Rejected(
+                        f"line {number}", None, "a bulk line must be a JSON object", {"unparsed_line": text}
+                    )
                     continue
                 parent = obj.get("__parentId")
                 if parent:
@@ -101,7 +103,9 @@ def assemble_bulk_orders(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[d
                     out.append(child)
                 return out
 
-            for number, node_id, body in db.cursor().execute("SELECT seq, id, body FROM parents ORDER BY seq"):
+            for _number, node_id, body in db.cursor().execute(
+                "SELECT seq, id, body FROM parents ORDER BY seq"
+            ):
                 node = json.loads(body)
                 line_items: list[dict] = []
                 for child in kids(node_id):

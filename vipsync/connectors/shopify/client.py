@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -50,10 +49,12 @@ class _GraphQL(shopify.GraphQL):
     def __init__(self, endpoint: str) -> None:
         super().__init__()
         self.endpoint = endpoint
-        self.headers = dict(self.headers)  # a copy: the session's headers are thread-local
+        self.headers: dict[str, str] = dict(self.headers)  # a copy: the session's headers are thread-local
 
     def send(self, query: str, variables: dict | None, *, timeout_s: float) -> tuple[int, dict, bytes]:
-        headers = self.merge_headers({"Accept": "application/json", "Content-Type": "application/json"}, self.headers)
+        headers = self.merge_headers(
+            {"Accept": "application/json", "Content-Type": "application/json"}, self.headers
+        )
         body = json.dumps({"query": query, "variables": variables}).encode("utf-8")
         req = urllib.request.Request(self.endpoint, body, headers)
         try:
@@ -110,8 +111,13 @@ class ShopifyClient:
             self.calls += 1
             try:
                 status, headers, body = self._gql.send(query, variables, timeout_s=self.timeout_s)
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
-                    http.client.HTTPException, OSError) as exc:
+            except (
+                urllib.error.URLError,
+                TimeoutError,
+                ConnectionError,
+                http.client.HTTPException,
+                OSError,
+            ) as exc:
                 problem = f"connection failed ({type(exc).__name__})"
                 self._retry(attempt, problem)
                 continue
@@ -125,7 +131,9 @@ class ShopifyClient:
                 self._retry(attempt, problem)
                 continue
             if status in (401, 403):
-                raise PermanentSourceError(f"shop {self.shop.key}: HTTP {status}: access token refused or lacks a scope")
+                raise PermanentSourceError(
+                    f"shop {self.shop.key}: HTTP {status}: access token refused or lacks a scope"
+                )
             if status >= 400:
                 raise PermanentSourceError(f"shop {self.shop.key}: HTTP {status} from the GraphQL endpoint")
             try:
@@ -139,7 +147,9 @@ class ShopifyClient:
             self.bucket.update((doc.get("extensions") or {}).get("cost"), now_s=self._clock())
             errors = doc.get("errors")
             if errors:
-                codes = {((e or {}).get("extensions") or {}).get("code") for e in errors if isinstance(e, dict)}
+                codes = {
+                    ((e or {}).get("extensions") or {}).get("code") for e in errors if isinstance(e, dict)
+                }
                 if "THROTTLED" in codes:
                     problem = "THROTTLED"
                     self.retries += 1
@@ -168,7 +178,10 @@ class ShopifyClient:
         if attempt == self.max_attempts:
             return
         wait = wait_s if wait_s is not None else self._backoff(attempt)
-        log.info("shopify request retried", extra={"store": self.shop.key, "problem": problem, "wait_s": round(wait, 2)})
+        log.info(
+            "shopify request retried",
+            extra={"store": self.shop.key, "problem": problem, "wait_s": round(wait, 2)},
+        )
         self._wait(wait)
 
 

@@ -27,7 +27,7 @@ from vipsync.connectors.shopify.bulk_jsonl import assemble_bulk_orders, gid_type
 from vipsync.connectors.shopify.mapping import legacy_id, map_graphql_order, map_rest_order
 from vipsync.errors import RecordError
 
-__all__ = ["read_orders_file", "replay_record", "map_any_order", "is_graphql_order"]
+__all__ = ["is_graphql_order", "map_any_order", "read_orders_file", "replay_record"]
 
 _PEEK_BYTES = 1 << 20  # the first line decides JSON Lines vs one document, up to 1 MiB
 _CHUNK = 1 << 16
@@ -202,7 +202,9 @@ def _read_json_lines(reader: _Prefixed, shop: ShopifyShop) -> Iterator[OrderReco
         try:
             obj = json.loads(text)
         except ValueError:
-            yield Rejected(f"line {number}", None, "not valid JSON", {"unparsed_line": text.decode("utf-8", "replace")})
+            yield Rejected(
+                f"line {number}", None, "not valid JSON", {"unparsed_line": text.decode("utf-8", "replace")}
+            )
             continue
         yield from _unwrap(obj, shop, f"line {number}")
 
@@ -212,7 +214,9 @@ def _read_bulk(reader: _Prefixed, shop: ShopifyShop) -> Iterator[OrderRecord | R
         if isinstance(item, Rejected):
             yield item
         elif gid_type(item.get("id")) not in (None, "Order"):
-            yield Rejected(_record_id(item, "?"), "id", f"not an order line ({gid_type(item.get('id'))})", item)
+            yield Rejected(
+                _record_id(item, "?"), "id", f"not an order line ({gid_type(item.get('id'))})", item
+            )
         else:
             yield map_any_order(item, shop)
 

@@ -39,13 +39,13 @@ from vipsync.connectors.records import (
 from vipsync.errors import RecordError
 
 __all__ = [
-    "map_rest_order",
-    "map_graphql_order",
-    "parse_timestamp",
-    "legacy_id",
+    "PENDING_FINANCIAL_STATUSES",
     "connection_nodes",
     "flatten_graphql_order",
-    "PENDING_FINANCIAL_STATUSES",
+    "legacy_id",
+    "map_graphql_order",
+    "map_rest_order",
+    "parse_timestamp",
 ]
 
 PENDING_FINANCIAL_STATUSES = frozenset({"pending", "authorized"})
@@ -127,7 +127,9 @@ def connection_nodes(value: Any) -> list[dict]:
         if "nodes" in value and isinstance(value["nodes"], list):
             return [v for v in value["nodes"] if isinstance(v, dict)]
         if "edges" in value and isinstance(value["edges"], list):
-            return [e["node"] for e in value["edges"] if isinstance(e, dict) and isinstance(e.get("node"), dict)]
+            return [
+                e["node"] for e in value["edges"] if isinstance(e, dict) and isinstance(e.get("node"), dict)
+            ]
     return []
 
 
@@ -151,11 +153,18 @@ def _obj(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _purchase_times(processed: datetime | None, created: datetime | None, shop: ShopifyShop, record_id: str,
-                    field: str = "processed_at"):
+def _purchase_times(
+    processed: datetime | None,
+    created: datetime | None,
+    shop: ShopifyShop,
+    record_id: str,
+    field: str = "processed_at",
+):
     purchased = processed or created
     if purchased is None:
-        raise RecordError("neither the processed nor the created time is given", record_id=record_id, field=field)
+        raise RecordError(
+            "neither the processed nor the created time is given", record_id=record_id, field=field
+        )
     return purchased, purchased.astimezone(shop.tz).date()
 
 
@@ -225,26 +234,55 @@ class _Shape:
 
 
 REST = _Shape(
-    ids=("id", "admin_graphql_api_id"), processed="processed_at", created="created_at", updated="updated_at",
-    cancelled="cancelled_at", financial="financial_status", fulfillment="fulfillment_status",
-    line_items="line_items", current_quantity="current_quantity", price="price", discount="total_discount",
-    refund_lines="refund_line_items", country_keys=("country_code",), shipping="shipping_address",
-    billing="billing_address", discount_codes="discount_codes", currency="currency", total="total_price",
+    ids=("id", "admin_graphql_api_id"),
+    processed="processed_at",
+    created="created_at",
+    updated="updated_at",
+    cancelled="cancelled_at",
+    financial="financial_status",
+    fulfillment="fulfillment_status",
+    line_items="line_items",
+    current_quantity="current_quantity",
+    price="price",
+    discount="total_discount",
+    refund_lines="refund_line_items",
+    country_keys=("country_code",),
+    shipping="shipping_address",
+    billing="billing_address",
+    discount_codes="discount_codes",
+    currency="currency",
+    total="total_price",
     raw_kind="order",
 )
 GRAPHQL = _Shape(
-    ids=("legacyResourceId", "id"), processed="processedAt", created="createdAt", updated="updatedAt",
-    cancelled="cancelledAt", financial="displayFinancialStatus", fulfillment="displayFulfillmentStatus",
-    line_items="lineItems", current_quantity="currentQuantity", price="originalUnitPriceSet",
-    discount="totalDiscountSet", refund_lines="refundLineItems", country_keys=("countryCodeV2", "countryCode"),
-    shipping="shippingAddress", billing="billingAddress", discount_codes="discountCodes", currency="currencyCode",
-    total="totalPriceSet", raw_kind="graphql_order",
+    ids=("legacyResourceId", "id"),
+    processed="processedAt",
+    created="createdAt",
+    updated="updatedAt",
+    cancelled="cancelledAt",
+    financial="displayFinancialStatus",
+    fulfillment="displayFulfillmentStatus",
+    line_items="lineItems",
+    current_quantity="currentQuantity",
+    price="originalUnitPriceSet",
+    discount="totalDiscountSet",
+    refund_lines="refundLineItems",
+    country_keys=("countryCodeV2", "countryCode"),
+    shipping="shippingAddress",
+    billing="billingAddress",
+    discount_codes="discountCodes",
+    currency="currencyCode",
+    total="totalPriceSet",
+    raw_kind="graphql_order",
 )
 
 
 def _refund_line_id(rli: dict) -> str | None:
-    return (legacy_id(rli.get("line_item_id")) or legacy_id(_obj(rli.get("line_item")).get("id"))
-            or legacy_id(_obj(rli.get("lineItem")).get("id")))
+    return (
+        legacy_id(rli.get("line_item_id"))
+        or legacy_id(_obj(rli.get("line_item")).get("id"))
+        or legacy_id(_obj(rli.get("lineItem")).get("id"))
+    )
 
 
 def _refunded(order: dict, shape: _Shape, record_id: str) -> dict[str, int]:
@@ -257,8 +295,12 @@ def _refunded(order: dict, shape: _Shape, record_id: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for r_index, refund in enumerate(refunds):
         for i, rli in enumerate(connection_nodes(_obj(refund).get(shape.refund_lines))):
-            qty = _int(rli.get("quantity"), record_id=record_id,
-                       field=f"refunds[{r_index}].{shape.refund_lines}[{i}].quantity", default=0)
+            qty = _int(
+                rli.get("quantity"),
+                record_id=record_id,
+                field=f"refunds[{r_index}].{shape.refund_lines}[{i}].quantity",
+                default=0,
+            )
             line_id = _refund_line_id(rli)
             if line_id:
                 out[line_id] = out.get(line_id, 0) + qty
@@ -275,8 +317,11 @@ def _lines(order: dict, shape: _Shape, record_id: str) -> tuple[OrderLine, ...]:
         where = f"{shape.line_items}[{i}]"
         quantity = _int(item.get("quantity"), record_id=record_id, field=f"{where}.quantity")
         current = item.get(shape.current_quantity)
-        current_q = None if current is None else _int(current, record_id=record_id,
-                                                      field=f"{where}.{shape.current_quantity}")
+        current_q = (
+            None
+            if current is None
+            else _int(current, record_id=record_id, field=f"{where}.{shape.current_quantity}")
+        )
         sku = str(item.get("sku") or "").strip()
         line_key = legacy_id(item.get("id")) or f"{sku}#{i + 1}"
         refunded_q = min(refunded.get(line_key, 0), quantity)
@@ -289,7 +334,9 @@ def _lines(order: dict, shape: _Shape, record_id: str) -> tuple[OrderLine, ...]:
                 quantity=units,
                 refunded_quantity=min(refunded_q, units),
                 unit_price=_money(item.get(shape.price), record_id=record_id, field=f"{where}.{shape.price}"),
-                discount=_money(item.get(shape.discount), record_id=record_id, field=f"{where}.{shape.discount}"),
+                discount=_money(
+                    item.get(shape.discount), record_id=record_id, field=f"{where}.{shape.discount}"
+                ),
             )
         )
     return tuple(lines)
@@ -305,8 +352,9 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
     def when(name: str) -> datetime | None:
         return parse_timestamp(order.get(name), record_id=record_id, field=name)
 
-    purchased, purchase_date = _purchase_times(when(shape.processed), when(shape.created), shop, record_id,
-                                               shape.processed)
+    purchased, purchase_date = _purchase_times(
+        when(shape.processed), when(shape.created), shop, record_id, shape.processed
+    )
     updated = when(shape.updated) or purchased
     cancelled = when(shape.cancelled)
     lines = _lines(order, shape, record_id)

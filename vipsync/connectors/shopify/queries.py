@@ -11,26 +11,26 @@ requested cost stays under the single-query maximum of 1,000 points.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = [
-    "LINE_ITEMS_PER_ORDER",
-    "REFUNDS_PER_ORDER",
-    "REFUND_LINES_PER_REFUND",
-    "MAX_QUERY_COST",
-    "MAX_PAGE_SIZE",
-    "ORDERS_PAGE_QUERY",
-    "ORDER_FULL_QUERY",
+    "ACCESS_SCOPES_QUERY",
+    "BULK_CURRENT_QUERY",
     "BULK_ORDERS_QUERY",
     "BULK_RUN_MUTATION",
-    "BULK_CURRENT_QUERY",
-    "ACCESS_SCOPES_QUERY",
-    "order_node_cost",
+    "LINE_ITEMS_PER_ORDER",
+    "MAX_PAGE_SIZE",
+    "MAX_QUERY_COST",
+    "ORDERS_PAGE_QUERY",
+    "ORDER_FULL_QUERY",
+    "REFUNDS_PER_ORDER",
+    "REFUND_LINES_PER_REFUND",
     "order_full_cost",
+    "order_node_cost",
     "orders_page_cost",
     "page_size_for_cost",
-    "updated_between",
     "shopify_time",
+    "updated_between",
 ]
 
 LINE_ITEMS_PER_ORDER = 5
@@ -114,11 +114,13 @@ BULK_ORDERS_QUERY_TEMPLATE = """
 """
 
 
-def BULK_ORDERS_QUERY(search: str) -> str:  # noqa: N802 - a document builder, named like the others
+def BULK_ORDERS_QUERY(search: str) -> str:
     """The bulk query for the orders matching ``search`` (Shopify's search syntax)."""
     import json
 
-    return BULK_ORDERS_QUERY_TEMPLATE.format(search=json.dumps(search), scalars=_ORDER_SCALARS, line=_LINE_FIELDS)
+    return BULK_ORDERS_QUERY_TEMPLATE.format(
+        search=json.dumps(search), scalars=_ORDER_SCALARS, line=_LINE_FIELDS
+    )
 
 
 BULK_RUN_MUTATION = """
@@ -146,7 +148,9 @@ query VipsyncScopes {
 
 
 def order_node_cost(
-    *, line_items: int = LINE_ITEMS_PER_ORDER, refunds: int = REFUNDS_PER_ORDER,
+    *,
+    line_items: int = LINE_ITEMS_PER_ORDER,
+    refunds: int = REFUNDS_PER_ORDER,
     refund_lines: int = REFUND_LINES_PER_REFUND,
 ) -> int:
     """Requested cost of one order node of :data:`ORDERS_PAGE_QUERY`."""
@@ -174,7 +178,7 @@ def page_size_for_cost(max_cost: int = MAX_QUERY_COST) -> int:
 
 def shopify_time(value: datetime) -> str:
     """A timestamp as Shopify's search syntax wants it (UTC, seconds)."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def updated_between(since: datetime | None, until: datetime | None) -> str:

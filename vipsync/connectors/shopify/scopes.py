@@ -12,4 +12,8 @@ def fetch_access_scopes(client: ShopifyClient) -> set[str]:
     """The handles of the granted scopes (``read_orders``, ``read_all_orders``, ...)."""
     doc = client.execute(ACCESS_SCOPES_QUERY, cost=2)
     install = (doc.get("data") or {}).get("currentAppInstallation") or {}
-    return {str(s.get("handle")) for s in install.get("accessScopes") or [] if isinstance(s, dict) and s.get("handle")}
+    return {
+        str(s.get("handle"))
+        for s in install.get("accessScopes") or []
+        if isinstance(s, dict) and s.get("handle")
+    }

@@ -31,9 +31,9 @@ from vipsync.errors import PermanentSourceError, RecordError, TransientSourceErr
 __all__ = [
     "OrdersPage",
     "Paginator",
-    "iter_order_pages",
     "fetch_order",
     "find_order_by_name",
+    "iter_order_pages",
     "needs_full_fetch",
     "valid_orders_page",
 ]
@@ -66,7 +66,9 @@ class Paginator:
             if not end:
                 raise PermanentSourceError("pagination: hasNextPage without an endCursor")
             if end in self._seen:
-                raise PermanentSourceError("pagination loop: the API returned an endCursor it had already given")
+                raise PermanentSourceError(
+                    "pagination loop: the API returned an endCursor it had already given"
+                )
             self._seen.add(end)
             self.cursor = end
         else:
@@ -79,7 +81,11 @@ def valid_orders_page(doc: dict) -> tuple[list[dict], dict] | None:
     if not isinstance(orders, dict):
         return None
     nodes, info = orders.get("nodes"), orders.get("pageInfo")
-    if not isinstance(nodes, list) or not isinstance(info, dict) or not isinstance(info.get("hasNextPage"), bool):
+    if (
+        not isinstance(nodes, list)
+        or not isinstance(info, dict)
+        or not isinstance(info.get("hasNextPage"), bool)
+    ):
         return None
     if any(not isinstance(n, dict) or not n.get("id") or not n.get("updatedAt") for n in nodes):
         return None
@@ -109,14 +115,18 @@ def fetch_order(client: ShopifyClient, order_gid: str) -> dict | None:
     return flatten_graphql_order(node) if isinstance(node, dict) else None
 
 
-def _fetch_page(client: ShopifyClient, variables: dict, *, cost: int, attempts: int) -> tuple[list[dict], dict]:
+def _fetch_page(
+    client: ShopifyClient, variables: dict, *, cost: int, attempts: int
+) -> tuple[list[dict], dict]:
     for _ in range(attempts):
         doc = client.execute(ORDERS_PAGE_QUERY, variables, cost=cost)
         page = valid_orders_page(doc)
         if page is not None:
             return page
         log.warning("shopify page incomplete; asked again", extra={"store": client.shop.key})
-    raise TransientSourceError(f"shop {client.shop.key}: the orders page came back incomplete {attempts} times")
+    raise TransientSourceError(
+        f"shop {client.shop.key}: the orders page came back incomplete {attempts} times"
+    )
 
 
 def iter_order_pages(
@@ -165,7 +175,9 @@ def find_order_by_name(client: ShopifyClient, shop: ShopifyShop, name: str) -> O
     if not wanted.startswith("#"):
         wanted = "#" + wanted
     search = f"name:'{wanted}'"
-    nodes, _ = _fetch_page(client, {"first": 1, "after": None, "query": search}, cost=orders_page_cost(1), attempts=3)
+    nodes, _ = _fetch_page(
+        client, {"first": 1, "after": None, "query": search}, cost=orders_page_cost(1), attempts=3
+    )
     for node in nodes:
         if node.get("name") == wanted:
             if needs_full_fetch(node):

@@ -59,8 +59,14 @@ class CostBucket:
             self.available, self.seen_at_s = available - cost, now_s
 
 
-def backoff_s(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0, jitter: float = 0.25,
-              rng: random.Random | None = None) -> float:
+def backoff_s(
+    attempt: int,
+    *,
+    base_s: float = 0.5,
+    cap_s: float = 30.0,
+    jitter: float = 0.25,
+    rng: random.Random | None = None,
+) -> float:
     """Exponential backoff for retry number ``attempt`` (1-based), with +/- ``jitter``."""
     delay = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
     spread = (rng or random).uniform(-jitter, jitter)

@@ -12,13 +12,13 @@ import hmac
 from typing import Literal
 
 __all__ = [
-    "sign",
-    "verify_hmac",
-    "topic_action",
+    "SIXTY_DAY_NOTE",
     "TOPICS",
     "Action",
-    "SIXTY_DAY_NOTE",
     "lacks_all_orders",
+    "sign",
+    "topic_action",
+    "verify_hmac",
 ]
 
 Action = Literal["upsert_order", "refetch_order", "order_deleted", "compliance"]
