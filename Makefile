@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit-tests install lock bench clean
+.PHONY: demo test check lint typecheck unit-tests install lock lock-upgrade bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,12 +34,20 @@ typecheck: $(STAMP)
 unit-tests: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Re-resolve requirements.lock from pyproject.toml (after changing a dependency, or to
-# take newer releases): `make lock`, then `make test`, then commit both files.
+# Re-resolve requirements.lock from pyproject.toml after changing a dependency, keeping
+# every other pin (`make lock`), or taking newer releases of everything
+# (`make lock-upgrade`); then `make test`, then commit both files.
+PIP_COMPILE = $(BIN)/pip-compile --quiet --extra test --strip-extras --no-emit-find-links \
+	--no-emit-index-url --no-emit-trusted-host -o requirements.lock pyproject.toml
+
 lock: $(STAMP)
 	$(BIN)/pip install --quiet pip-tools
-	$(BIN)/pip-compile --quiet --upgrade --extra test --strip-extras --no-emit-find-links \
-		--no-emit-index-url --no-emit-trusted-host -o requirements.lock pyproject.toml
+	$(PIP_COMPILE)
+	rm -f $(STAMP)
+
+lock-upgrade: $(STAMP)
+	$(BIN)/pip install --quiet pip-tools
+	$(PIP_COMPILE) --upgrade
 	rm -f $(STAMP)
 
 bench: $(STAMP)
