@@ -34,7 +34,7 @@ from vipsync.connectors.shopify.queries import shopify_time
 from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action, verify_hmac
-from vipsync.errors import ConfigError
+from vipsync.errors import ConfigError, RecordError
 from vipsync.store.models import Order, RawPayload, WebhookDelivery
 from vipsync.store.repository import Repository, utcnow
 from vipsync.store.writer import write_page
