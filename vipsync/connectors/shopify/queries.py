@@ -35,7 +35,7 @@ __all__ = [
 
 LINE_ITEMS_PER_ORDER = 5
 REFUNDS_PER_ORDER = 2
-REFUND_LINES_PER_REFUND = 5
+REFUND_LINES_PER_REFUND = 1  # a refund of more lines is read whole (keeps 19 orders a page)
 MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost is above this
 MAX_PAGE_SIZE = 250
 
