@@ -72,6 +72,7 @@ class Judge:
             facts.refunded,
             facts.removed,
             facts.claim,
+            facts.replacement,
         )
         entry = self._verdicts.get(key)
         if entry is None:
@@ -143,4 +144,5 @@ def _with_member_facts(facts: UnitFacts, member: MemberFacts | None) -> UnitFact
         facts.removed,
         None if member is None else MemberFacts(0, member.registered_on, member.exited_on),
         facts.claim,
+        facts.replacement,
     )
