@@ -68,6 +68,7 @@ def _register_all() -> None:
         commands_api,
         commands_core,
         commands_eligibility,
+        commands_ops,
         commands_shopify,
         commands_workers,
         demo,
@@ -80,6 +81,7 @@ def _register_all() -> None:
         commands_eligibility,
         commands_workers,
         commands_api,
+        commands_ops,
         demo,
     ):
         module.register(groups)

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
-from vipsync.store.models import Order, OrderLineRow, Product, Unit, UnitTag
+from vipsync.store.models import Order, Unit, UnitTag
 
 __all__ = ["STATUS_FIELDS", "UNIT_FIELDS", "iter_units", "unclassified_skus"]
 
@@ -151,26 +151,19 @@ def _unit_dict(r: Any, as_of: date, statuses) -> dict[str, Any]:
 
 
 def unclassified_skus(session: Session) -> list[dict[str, Any]]:
-    """Products the catalog cannot place (category ``unknown`` or not classified yet), with
-    how many orders and units carry them, most ordered first."""
+    """Products the catalog cannot place (category ``unknown`` or not classified yet), and
+    order lines without a SKU (``sku`` empty, by title) no decision placed, with how many
+    orders and units carry them, most ordered first (the ``ops_unclassified`` view)."""
     rows = session.execute(
-        select(
-            Product.sku,
-            Product.title,
-            Product.category,
-            func.count(func.distinct(OrderLineRow.order_id)).label("orders"),
-            func.coalesce(func.sum(OrderLineRow.quantity), 0).label("units"),
+        text(
+            "SELECT sku, title, category, orders, units FROM ops_unclassified ORDER BY orders DESC, sku, title"
         )
-        .outerjoin(OrderLineRow, OrderLineRow.sku == Product.sku)
-        .where(or_(Product.category.is_(None), Product.category == "unknown"))
-        .group_by(Product.sku, Product.title, Product.category)
-        .order_by(func.count(func.distinct(OrderLineRow.order_id)).desc(), Product.sku)
     ).all()
     return [
         {
             "sku": r.sku,
-            "title": r.title,
-            "category": r.category or "unclassified",
+            "title": r.title or "",
+            "category": r.category,
             "orders": int(r.orders),
             "units": int(r.units),
         }

@@ -34,5 +34,11 @@ def resolve(name: str) -> Callable[..., Any]:
 
 
 def run_job(ctx, name: str, **kwargs: Any) -> Any:
-    """Run a job inline in this process."""
-    return resolve(name)(ctx, **kwargs)
+    """Run a job inline in this process; a sync job's outcome goes to its store's health."""
+    job = resolve(name)
+    from vipsync.workers.sync_health import SYNC_JOBS, tracked
+
+    if name in SYNC_JOBS and "store_key" in kwargs:
+        rest = {k: v for k, v in kwargs.items() if k != "store_key"}
+        return tracked(ctx, str(kwargs["store_key"]), job, **rest)
+    return job(ctx, **kwargs)

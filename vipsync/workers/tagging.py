@@ -114,15 +114,19 @@ class Rules:
 
 
 def load_rules(ctx) -> Rules:
-    """Load the catalog and policy files named by the settings; official stores from the
+    """Load the catalog and policy files named by the settings, with the ops decisions kept
+    in the store on top (they win: see vipsync.workers.decisions); official stores from the
     stores file (a store is official only when listed with ``official = true``)."""
+    from vipsync.workers.decisions import with_store_decisions
+
     settings = ctx.settings
-    return Rules(
+    rules = Rules(
         catalog=load_catalog(settings.catalog_file),
         policies=load_policies(settings.policies_dir),
         official_stores=frozenset(s.key for s in ctx.stores if s.official),
         zones=store_zones(ctx.stores),
     )
+    return with_store_decisions(ctx, rules)
 
 
 def store_zones(stores) -> dict[tuple[str, str | None], tzinfo]:
@@ -222,7 +226,7 @@ def tag_units(
             session, rules.catalog, flag_units=mode == "pending"
         )
         session.rollback() if dry_run else session.commit()
-    policy_cache: dict[date, Policy | PolicyError] = {}
+    policy_cache: dict[tuple[date, str, str | None], Policy | PolicyError] = {}
     with factory() as session:
         max_id = session.execute(select(func.max(Unit.id))).scalar_one() or 0
         pg = session.get_bind().dialect.name == "postgresql"
@@ -232,9 +236,9 @@ def tag_units(
     while lo < max_id:
         hi = lo + batch_size
         with factory() as session:
-            q = select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(
-                Unit.id > lo, Unit.id <= hi
-            )
+            q = select(
+                Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag, Unit.title
+            ).where(Unit.id > lo, Unit.id <= hi)
             lo = hi
             if mode == "pending":
                 q = q.outerjoin(UnitTag, UnitTag.unit_id == Unit.id).where(
@@ -297,7 +301,7 @@ def _judge(
     units: Sequence[Any],
     rules: Rules,
     categories: dict[str, str],
-    policy_cache: dict[date, Policy | PolicyError],
+    policy_cache: dict[tuple[date, str, str | None], Policy | PolicyError],
     pg: bool = False,
 ) -> tuple[list[tuple[int, Verdict]], list[tuple[int, str | None, str]]]:
     """Resolve the facts of a batch of units and judge each one."""
@@ -395,7 +399,8 @@ def _judge(
         facts = UnitFacts(
             purchase_date=o.purchase_date,
             country=o.country,
-            category=categories.get(u.sku, "unknown"),
+            # A line without a SKU is placed by its title (an ops decision), if at all.
+            category=categories.get(u.sku, "unknown") if u.sku else rules.catalog.classify("", u.title or ""),
             official=o.store_key in official,
             cancelled=o.is_cancelled,
             test=o.is_test,
@@ -405,13 +410,15 @@ def _judge(
             member=member,
             claim=claims.get(u.id),
         )
-        policy = policy_cache.get(o.purchase_date)
+        # A policy version may be limited to stores or countries.
+        policy_key = (o.purchase_date, o.store_key, o.country)
+        policy = policy_cache.get(policy_key)
         if policy is None:
             try:
-                policy = rules.policies.select(o.purchase_date)
+                policy = rules.policies.select(o.purchase_date, store_key=o.store_key, country=o.country)
             except PolicyError as exc:
                 policy = exc
-            policy_cache[o.purchase_date] = policy
+            policy_cache[policy_key] = policy
         if isinstance(policy, PolicyError):
             errors.append((u.id, o.store_key, str(policy)))
             continue
@@ -520,9 +527,9 @@ def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) 
     proof checks: pass the verdict to :func:`vipsync.eligibility.claims.check_claim`)."""
     categories = {}
     units = session.execute(
-        select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(
-            Unit.id.in_(list(unit_ids))
-        )
+        select(
+            Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag, Unit.title
+        ).where(Unit.id.in_(list(unit_ids)))
     ).all()
     for sku, title in session.execute(
         select(Product.sku, Product.title).where(Product.sku.in_({u.sku for u in units}))
