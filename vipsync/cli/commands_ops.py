@@ -82,8 +82,9 @@ def print_decision(result: Any, *, as_json: bool) -> None:
 def register(groups: Groups) -> None:
     """Add this module's commands to the CLI groups."""
     catalog, db = groups.catalog, groups.db
-    policy = typer.Typer(help="Policy versions: list, enable, disable (ops decisions in the store).")
-    policy.info.no_args_is_help = True
+    policy = typer.Typer(
+        help="Policy versions: list, enable, disable (ops decisions in the store).", no_args_is_help=True
+    )
     groups.app.add_typer(policy, name="policy")
 
     @catalog.command("classify")
