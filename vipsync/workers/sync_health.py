@@ -54,9 +54,9 @@ def record_outcome(
 
 
 def tracked(ctx: Any, store_key: str, sync: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``sync(ctx, store_key, *args, **kwargs)`` and record its outcome."""
+    """Run ``sync(ctx, *args, store_key=store_key, **kwargs)`` and record its outcome."""
     try:
-        result = sync(ctx, store_key, *args, **kwargs)
+        result = sync(ctx, *args, store_key=store_key, **kwargs)
     except Exception as exc:
         record_outcome(ctx, store_key, error=exc)
         raise
