@@ -63,7 +63,9 @@ def seeded_web(pg_url, tmp_path, monkeypatch) -> Iterator[tuple[Context, str]]:
         Repository(s).upsert_orders(records)
         s.commit()
     tag_pending(ctx)
-    tracked(ctx, "shopify-us", lambda c, k: SyncResult(store_key=k, mode="incremental", read=39))
+    tracked(
+        ctx, "shopify-us", lambda c, store_key: SyncResult(store_key=store_key, mode="incremental", read=39)
+    )
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -217,3 +217,37 @@ def test_hostile_query_parameters_get_an_answer_never_a_500(client, params):
     for path in ("/v1/units", "/v1/units/counts"):
         resp = client.get(path, params=params, headers=_auth(READ))
         assert resp.status_code in (200, 422), (path, params, resp.text)
+
+
+def test_counts_follow_new_units_and_tag_runs(client, api_ctx):
+    def total_by_category() -> dict[str, int]:
+        body = client.get("/v1/units/counts", params={"by": "category"}, headers=_auth(READ)).json()
+        return {r["category"]: r["units"] for r in body["counts"]}
+
+    assert total_by_category() == {"kvm_switch": 6, "unknown": 5}
+    with api_ctx.session_factory() as s:
+        Repository(s).upsert_orders([order_record(50, lines=(("HKS0401A3U", 2),))])
+        s.commit()
+    assert total_by_category() == {"kvm_switch": 6, "unknown": 5, "untagged": 2}  # a new unit moves it
+    api_ctx.dispatch("tag_pending")  # the job refreshes the summary itself
+    with api_ctx.session_factory() as s:
+        assert s.execute(text("SELECT COUNT(*) FROM unit_counts")).scalar_one() > 0
+    assert total_by_category() == {"kvm_switch": 8, "unknown": 5}
+    expected = dict(_view(api_ctx, "SELECT category, COUNT(*) FROM ops_units GROUP BY category"))
+    assert total_by_category() == expected
+
+
+def test_an_old_summary_is_rebuilt_even_when_its_marker_did_not_move(client, api_ctx):
+    from vipsync.store import ops_queries
+
+    with api_ctx.session_factory() as s:
+        assert ops_queries.refresh_counts(s) in (True, False)
+        assert ops_queries.refresh_counts(s) is False  # fresh: nothing to do
+        s.execute(text("UPDATE unit_counts SET units = units + 100"))  # what a stale summary looks like
+        s.execute(
+            text("UPDATE unit_counts_state SET refreshed_at = :t"),
+            {"t": datetime.now(UTC) - timedelta(seconds=ops_queries.COUNTS_MAX_AGE_S + 5)},
+        )
+        s.commit()
+    body = client.get("/v1/units/counts", params={"by": "store"}, headers=_auth(READ)).json()
+    assert body["total"] == 11

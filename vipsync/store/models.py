@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -48,6 +49,8 @@ __all__ = [
     "StoreSyncHealth",
     "SyncCursor",
     "Unit",
+    "UnitCount",
+    "UnitCountsState",
     "UnitTag",
     "WebhookDelivery",
     "table_of",
@@ -163,7 +166,14 @@ class Unit(Base):
         Index("ix_units_order_id", "order_id"),
         Index("ix_units_needs_tag", "needs_tag"),
         Index("ix_units_store_key", "store_key"),
-        Index("ix_units_sku", "sku"),
+        # The live units of a SKU, counted by the unclassified queue without the heap.
+        Index(
+            "ix_units_live_sku",
+            "sku",
+            "order_id",
+            postgresql_where=text("NOT removed"),
+            sqlite_where=text("NOT removed"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -186,9 +196,10 @@ class UnitTag(Base):
     __tablename__ = "unit_tags"
     __table_args__ = (
         Index("ix_unit_tags_policy_version", "policy_version"),
-        Index("ix_unit_tags_original_warranty_end", "original_warranty_end"),
-        Index("ix_unit_tags_registration_deadline", "registration_deadline"),
-        Index("ix_unit_tags_extended_warranty_end", "extended_warranty_end"),
+        Index("ix_unit_tags_original_warranty_end", "original_warranty_end", "unit_id"),
+        Index("ix_unit_tags_registration_deadline", "registration_deadline", "unit_id"),
+        Index("ix_unit_tags_extended_warranty_end", "extended_warranty_end", "unit_id"),
+        Index("ix_unit_tags_tagged_at", "tagged_at"),
     )
 
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
@@ -382,3 +393,29 @@ class StoreSyncHealth(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rate_limit_wait_s: Mapped[Decimal] = mapped_column(Numeric(14, 1), server_default="0")
     orders_read: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class UnitCount(Base):
+    """The units of ``ops_units`` counted by the dashboard's dimensions: a summary rebuilt
+    on the first read after the tagged data changed (see vipsync.store.ops_queries)."""
+
+    __tablename__ = "unit_counts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
+    category: Mapped[str] = mapped_column(String(32))
+    eligible: Mapped[bool | None] = mapped_column(Boolean)
+    benefit_status: Mapped[str | None] = mapped_column(String(32))
+    policy_version: Mapped[str | None] = mapped_column(String(64))
+    units: Mapped[int] = mapped_column(BigInteger)
+
+
+class UnitCountsState(Base):
+    """One row: what ``unit_counts`` was built from (the newest tag time and unit id)."""
+
+    __tablename__ = "unit_counts_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marker: Mapped[str] = mapped_column(String(128))
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

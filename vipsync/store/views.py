@@ -130,28 +130,37 @@ def _false(d: _Dialect) -> str:
 
 
 def _windows_closing(d: _Dialect) -> str:
+    # The windows come from the (window end, unit id) indexes alone; each window's tag and
+    # unit are joined afterwards (left joins the planner drops when a query does not read
+    # them, as a count does), so "the first N closing" sorts index entries, not rows.
+    # Units an order edit took away carry no window: the tagger nulls them.
     parts = []
     for window, column in (
-        ("original_warranty", "t.original_warranty_end"),
-        ("registration", "t.registration_deadline"),
-        ("extended_warranty", "t.extended_warranty_end"),
+        ("original_warranty", "original_warranty_end"),
+        ("registration", "registration_deadline"),
+        ("extended_warranty", "extended_warranty_end"),
     ):
         parts.append(
             f"""
-SELECT t.unit_id, u.store_key AS store, u.sku, t.country, t.member_id, t.benefit_status,
-       '{window}' AS window_kind, {column} AS closes_on, {d.days_between(column, d.today)} AS days_left
-FROM unit_tags t JOIN units u ON u.id = t.unit_id
-WHERE {column} >= {d.today} AND u.removed = {_false(d)}"""
+  SELECT unit_id, CAST('{window}' AS VARCHAR(32)) AS window_kind, {column} AS closes_on
+  FROM unit_tags WHERE {column} >= {d.today}"""
         )
-    return "\nUNION ALL".join(parts)
+    windows = "\n  UNION ALL".join(parts)
+    return f"""
+SELECT w.unit_id, u.store_key AS store, u.sku, t.country, t.member_id, t.benefit_status,
+       w.window_kind, w.closes_on, {d.days_between("w.closes_on", d.today)} AS days_left
+FROM ({windows}
+) w
+LEFT JOIN unit_tags t ON t.unit_id = w.unit_id
+LEFT JOIN units u ON u.id = w.unit_id"""
 
 
 def _registration_deadlines(d: _Dialect) -> str:
     return f"""
 SELECT t.unit_id, u.store_key AS store, u.sku, t.country, t.purchase_date, t.registration_deadline,
        {d.days_between("t.registration_deadline", d.today)} AS days_left
-FROM unit_tags t JOIN units u ON u.id = t.unit_id
-WHERE t.registration_deadline >= {d.today} AND t.member_id IS NULL AND u.removed = {_false(d)}"""
+FROM unit_tags t LEFT JOIN units u ON u.id = t.unit_id
+WHERE t.registration_deadline >= {d.today} AND t.member_id IS NULL"""
 
 
 def _benefits_used(d: _Dialect) -> str:
@@ -165,14 +174,15 @@ LEFT JOIN unit_tags t ON t.unit_id = c.unit_id"""
 
 def _unclassified(d: _Dialect) -> str:
     # SKU-less lines count as placed once their units are tagged with a category (a title
-    # decision); products once the tagger classified them.
+    # decision); products once the tagger classified them. The per-product counts read
+    # the partial index of live units by (sku, order_id) only.
     return f"""
 SELECT p.sku, p.title, COALESCE(p.category, 'unclassified') AS category,
-       COUNT(DISTINCT u.order_id) AS orders, COUNT(u.id) AS units
+       (SELECT COUNT(*) FROM (SELECT DISTINCT u.order_id FROM units u WHERE u.sku = p.sku AND NOT u.removed) o)
+           AS orders,
+       (SELECT COUNT(u.order_id) FROM units u WHERE u.sku = p.sku AND NOT u.removed) AS units
 FROM products p
-LEFT JOIN units u ON u.sku = p.sku AND u.removed = {_false(d)}
 WHERE p.category IS NULL OR p.category = 'unknown'
-GROUP BY p.sku, p.title, p.category
 UNION ALL
 SELECT '' AS sku, u.title, 'no_sku' AS category, COUNT(DISTINCT u.order_id) AS orders, COUNT(u.id) AS units
 FROM units u

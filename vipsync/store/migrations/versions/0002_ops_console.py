@@ -61,22 +61,53 @@ def upgrade() -> None:
         sa.Column("orders_read", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("store_key", name=op.f("pk_store_sync_health")),
     )
-    # The dashboard's window queries read unit_tags by each window's end.
+    # The dashboard's window queries read unit_tags by each window's end, in unit order.
     op.create_index(
-        "ix_unit_tags_original_warranty_end", "unit_tags", ["original_warranty_end"], unique=False
+        "ix_unit_tags_original_warranty_end", "unit_tags", ["original_warranty_end", "unit_id"], unique=False
     )
     op.create_index(
-        "ix_unit_tags_registration_deadline", "unit_tags", ["registration_deadline"], unique=False
+        "ix_unit_tags_registration_deadline", "unit_tags", ["registration_deadline", "unit_id"], unique=False
     )
     op.create_index(
-        "ix_unit_tags_extended_warranty_end", "unit_tags", ["extended_warranty_end"], unique=False
+        "ix_unit_tags_extended_warranty_end", "unit_tags", ["extended_warranty_end", "unit_id"], unique=False
     )
     op.create_index("ix_units_store_key", "units", ["store_key"], unique=False)
-    op.create_index("ix_units_sku", "units", ["sku"], unique=False)
+    op.create_index(
+        "ix_units_live_sku",
+        "units",
+        ["sku", "order_id"],
+        unique=False,
+        postgresql_where=sa.text("NOT removed"),
+        sqlite_where=sa.text("NOT removed"),
+    )
+    op.create_index("ix_unit_tags_tagged_at", "unit_tags", ["tagged_at"], unique=False)
+    op.create_table(
+        "unit_counts",
+        sa.Column("id", _Id, nullable=False),
+        sa.Column("store", sa.String(length=64), nullable=False),
+        sa.Column("country", sa.String(length=2), nullable=True),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("eligible", sa.Boolean(), nullable=True),
+        sa.Column("benefit_status", sa.String(length=32), nullable=True),
+        sa.Column("policy_version", sa.String(length=64), nullable=True),
+        sa.Column("units", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_unit_counts")),
+    )
+    op.create_table(
+        "unit_counts_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("marker", sa.String(length=128), nullable=False),
+        sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_unit_counts_state")),
+    )
+    op.execute("INSERT INTO unit_counts_state (id, marker) VALUES (1, '')")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_units_sku", table_name="units")
+    op.drop_table("unit_counts_state")
+    op.drop_table("unit_counts")
+    op.drop_index("ix_unit_tags_tagged_at", table_name="unit_tags")
+    op.drop_index("ix_units_live_sku", table_name="units")
     op.drop_index("ix_units_store_key", table_name="units")
     op.drop_index("ix_unit_tags_extended_warranty_end", table_name="unit_tags")
     op.drop_index("ix_unit_tags_registration_deadline", table_name="unit_tags")
