@@ -28,6 +28,16 @@ runner = CliRunner()
 VIPSYNC = Path(sys.executable).parent / "vipsync"
 
 
+def _default_env(ctx, db_url: str) -> dict[str, str]:
+    """A process with default settings: no VIPSYNC_* variable but the database, the data
+    directory and the personal-data key (a secret every process needs)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("VIPSYNC_") or k.startswith("VIPSYNC_PII_KEY")
+    }
+    env.update(VIPSYNC_DATABASE_URL=db_url, VIPSYNC_DATA_DIR=str(ctx.settings.data_dir))
+    return env
+
+
 def _run(*args: str) -> str:
     result = runner.invoke(app, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -81,8 +91,7 @@ def test_sku_classified_by_the_command_survives_a_tag_run_with_default_settings(
     ]
 
     # Another process, default settings (the packaged catalog.toml, no catalog variable).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIPSYNC_")}
-    env.update(VIPSYNC_DATABASE_URL=db_url, VIPSYNC_DATA_DIR=str(context.settings.data_dir))
+    env = _default_env(context, db_url)
     done = subprocess.run(
         [str(VIPSYNC), "tag", "--all"], env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -199,8 +208,7 @@ def test_bad_decisions_are_refused_with_one_clear_line(context, args):
 
 
 def test_the_bad_decision_exits_2_without_a_traceback(context, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIPSYNC_")}
-    env.update(VIPSYNC_DATABASE_URL=db_url, VIPSYNC_DATA_DIR=str(context.settings.data_dir))
+    env = _default_env(context, db_url)
     done = subprocess.run(
         [str(VIPSYNC), "catalog", "classify", "ZZ-1", "gadget"],
         env=env,

@@ -108,7 +108,7 @@ def test_a_sqlite_batch_migration_of_units_works_with_the_views(sqlite_url):
 
 def test_downgrade_and_upgrade_keep_the_views_in_step_with_the_schema(sqlite_url):
     engine = make_engine(sqlite_url)
-    command.downgrade(alembic_config(engine), "0001")
+    command.downgrade(alembic_config(engine), "0003")
     with engine.connect() as conn:
         assert not inspect(conn).get_view_names()
     upgrade(engine)

@@ -1,7 +1,7 @@
 """ops console: decisions in the store, sync health, indexes of the dashboard queries
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 
 The ops views themselves are created by the migration environment after every upgrade
 (see vipsync/store/views.py), not here.
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0002"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
