@@ -116,6 +116,9 @@ def test_panels_answer_from_the_views(client, api_ctx):
     windows = client.get("/v1/windows/closing", params={"days": 60}, headers=_auth(READ)).json()
     in_view = _view(api_ctx, "SELECT COUNT(*) FROM ops_windows_closing WHERE days_left <= 60")[0][0]
     assert sum(windows["by_window"].values()) == in_view > 0
+    keys = [(r["closes_on"], r["unit_id"]) for r in windows["rows"]]
+    first = _view(api_ctx, "SELECT closes_on, unit_id FROM ops_windows_closing WHERE days_left <= 60")
+    assert keys == sorted((str(d), u) for d, u in first)[: len(keys)] and len(keys) == min(100, in_view)
     regs = client.get("/v1/registrations/upcoming", params={"days": 60}, headers=_auth(READ)).json()
     assert (
         regs["units"]

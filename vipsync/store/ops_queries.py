@@ -8,6 +8,8 @@ what the first one does.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from vipsync.store.models import UnitCountsState
-from vipsync.store.views import VIEWS
+from vipsync.store.views import VIEWS, WINDOW_COLUMNS
 
 __all__ = [
     "COUNTS_MAX_AGE_S",
@@ -243,16 +245,23 @@ def windows_closing(session: Session, *, within_days: int, limit: int = 100) -> 
         ),
         params,
     ).mappings()
-    rows = session.execute(
-        text(
-            "SELECT * FROM ops_windows_closing WHERE closes_on <= :until ORDER BY closes_on, unit_id LIMIT :limit"
-        ),
-        params,
-    ).mappings()
-    return {
-        "by_window": {r["window_kind"]: int(r["units"]) for r in by_window},
-        "rows": [_row(r) for r in rows],
-    }
+    counts = {r["window_kind"]: int(r["units"]) for r in by_window}
+    # The first rows of each window read its (end, unit id) index in order; merged here.
+    per_window = [
+        [
+            _row(r)
+            for r in session.execute(
+                text(
+                    "SELECT * FROM ops_windows_closing WHERE window_kind = :kind AND closes_on <= :until "
+                    "ORDER BY closes_on, unit_id LIMIT :limit"
+                ),
+                {**params, "kind": kind},
+            ).mappings()
+        ]
+        for kind, _column in WINDOW_COLUMNS
+    ]
+    merged = heapq.merge(*per_window, key=lambda r: (r["closes_on"], r["unit_id"]))
+    return {"by_window": counts, "rows": list(itertools.islice(merged, limit))}
 
 
 def registration_deadlines(session: Session, *, within_days: int, limit: int = 100) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, inspect, text
 
 __all__ = [
     "VIEWS",
+    "WINDOW_COLUMNS",
     "View",
     "create_views",
     "drop_views",
@@ -35,6 +36,12 @@ __all__ = [
 ]
 
 CLOSING_SOON_DAYS = 30
+# The windows of ops_windows_closing: (window_kind, the unit_tags column of its end).
+WINDOW_COLUMNS = (
+    ("original_warranty", "original_warranty_end"),
+    ("registration", "registration_deadline"),
+    ("extended_warranty", "extended_warranty_end"),
+)
 
 
 @dataclass(frozen=True)
@@ -135,11 +142,7 @@ def _windows_closing(d: _Dialect) -> str:
     # them, as a count does), so "the first N closing" sorts index entries, not rows.
     # Units an order edit took away carry no window: the tagger nulls them.
     parts = []
-    for window, column in (
-        ("original_warranty", "original_warranty_end"),
-        ("registration", "registration_deadline"),
-        ("extended_warranty", "extended_warranty_end"),
-    ):
+    for window, column in WINDOW_COLUMNS:
         parts.append(
             f"""
   SELECT unit_id, CAST('{window}' AS VARCHAR(32)) AS window_kind, {column} AS closes_on
