@@ -194,8 +194,11 @@ _AMAZON = (
     _COMMON
     | _MONEY
     | {
-        # stored forms
+        # stored forms, report windows
         "format",
+        "start",
+        "end",
+        "report_id",
         "store_key",
         "order",
         "items",
@@ -292,7 +295,7 @@ _AMAZON = (
 _MEMBERS_ROW = frozenset(
     {"registered_at", "exited_at", "country", "line", "source", "reason", EMAIL_DIGEST, EMAIL_KEY_ID}
 )
-_FALLBACK = _COMMON | {"order_id", "record_id"}
+_FALLBACK = _COMMON | {"order_id", "record_id", "unit_id", "start", "end", "report_id"}
 
 ALLOWLISTS: dict[str, frozenset[str]] = {
     "shopify_order": frozenset(_SHOPIFY_ORDER),

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vipsync.connectors.records import Rejected
+from vipsync.downloads import current_workspace
 
 __all__ = ["assemble_bulk_orders", "gid_type", "is_bulk_line"]
 
@@ -51,7 +52,8 @@ def assemble_bulk_orders(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[d
     each refund's ``refundLineItems`` as a list), in file order. ``lines`` gives
     (line number, text). A line that is not JSON becomes a :class:`Rejected`; a child
     whose parent never appears becomes one too."""
-    with tempfile.TemporaryDirectory(prefix="vipsync-bulk-") as tmp:
+    # Inside a job's private workspace of the data folder when there is one (downloads.py).
+    with tempfile.TemporaryDirectory(prefix="vipsync-bulk-", dir=current_workspace()) as tmp:
         db = sqlite3.connect(os.path.join(tmp, "join.sqlite3"))
         try:
             db.execute("PRAGMA journal_mode=OFF")
