@@ -140,6 +140,7 @@ _SHOPIFY_ORDER = (
         "edges",
         "node",
         "__parentId",
+        "__typename",
         # line items
         "line_items",
         "lineItems",
