@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vipsync.config.stores import load_stores
-from vipsync.connectors.minimize import ALLOWLISTS, EMAIL_DIGEST, EMAIL_KEY_ID, minimize
+from vipsync.connectors.minimize import ALLOWLISTS, EMAIL_DIGEST, EMAIL_KEY_ID, minimize, shape_of
 from vipsync.connectors.shopify.mapping import map_rest_order
 from vipsync.privacy import Digester, PiiKey
 
@@ -103,6 +103,12 @@ def test_a_members_row_keeps_the_keyed_digest_never_the_address_or_its_plain_has
     }
 
 
+def test_the_source_decides_the_shape_and_an_unknown_one_keeps_ids_and_times_only():
+    assert shape_of({"format": "v0"}, source="shopify") == "shopify_order"
+    assert shape_of({"format": "v0"}, source="tagging") == "amazon"
+    assert minimize({"unit_id": 7, "name": "Ann"}, digester=None, source="tagging") == {"unit_id": 7}
+
+
 def test_without_a_key_the_address_is_dropped_and_text_is_never_kept():
     assert EMAIL_DIGEST not in minimize({"id": 1, "email": "a@b.c"}, digester=None, source="shopify")
     assert minimize("Ann Lee, 1 Main St", digester=DIGESTER, source="shopify") == {
@@ -131,10 +137,7 @@ _json = st.recursive(
 )
 def test_a_planted_value_survives_only_under_an_allowed_key(payload, source):
     kept = minimize(payload, digester=DIGESTER, source=source)
-    shape = {"shopify": "shopify_order", "amazon": "amazon", "members": "members_row", "x": "fallback"}[
-        source
-    ]
-    allowed = ALLOWLISTS[shape]
+    allowed = ALLOWLISTS[shape_of(payload, source=source)]
 
     def walk(value, key=None):
         if isinstance(value, dict):
