@@ -1,7 +1,8 @@
 """Which units of a SKU a refund takes away.
 
 A refund with line quantities (any restock type) takes units of that SKU in that order,
-highest unit ordinal first, and never a unit with a recorded claim. A refund of money alone
+highest unit ordinal first, unclaimed units before claimed ones; when only claimed units are
+left, a claimed unit is taken too (its claim is kept). A refund of money alone
 (no line quantities) takes none, unless the order's money refunds add up to at least what
 was paid for it: then it takes every unit (:func:`refunds_whole_order`).
 
@@ -67,18 +68,15 @@ def refunds_whole_order(refunded: Decimal, paid: Decimal | None) -> bool:
 def allocate_refunds(
     ordinals: Iterable[int], refunded_quantity: int, claimed: Iterable[int] = ()
 ) -> frozenset[int]:
-    """The ordinals refunded among the live ``ordinals`` of one SKU in one order."""
+    """The ordinals refunded among the live ``ordinals`` of one SKU in one order: the
+    highest unclaimed ones first; when only claimed units are left, the highest claimed
+    ones too (POLICY.md: the claim is kept, the unit is flagged for ops)."""
     if refunded_quantity <= 0:
         return frozenset()
     blocked = set(claimed)
-    taken: list[int] = []
-    for ordinal in sorted(set(ordinals), reverse=True):
-        if len(taken) >= refunded_quantity:
-            break
-        if ordinal in blocked:
-            continue
-        taken.append(ordinal)
-    return frozenset(taken)
+    live = sorted(set(ordinals), reverse=True)
+    order = [o for o in live if o not in blocked] + [o for o in live if o in blocked]
+    return frozenset(order[:refunded_quantity])
 
 
 @dataclass(frozen=True, slots=True)

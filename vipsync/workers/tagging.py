@@ -374,6 +374,10 @@ def _judge(
         claimed = [ordinal for uid, ordinal in pool if uid in refunds.claimed]
         for ordinal in allocate_refunds(by_ordinal, refunds.refunded[key], claimed):
             refunded_units.add(by_ordinal[ordinal])
+            if by_ordinal[ordinal] in refunds.claimed:  # POLICY.md: the claim stays; ops look at it
+                log.warning(
+                    "a refund takes a unit with a recorded claim", extra={"unit_id": by_ordinal[ordinal]}
+                )
 
     judged: list[_Judged] = []
     errors: list[tuple[int, str | None, str]] = []
