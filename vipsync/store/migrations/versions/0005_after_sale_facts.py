@@ -8,8 +8,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from vipsync.store.views import suspended_views
-
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -41,15 +39,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("store_key", "kind", "fact_key", name=op.f("uq_order_facts_store_key")),
     )
     op.create_index("ix_order_facts_order", "order_facts", ["store_key", "order_external_id"], unique=False)
-    # The ops views read orders: a SQLite batch copy of the table needs them out of the way.
-    with suspended_views(op.get_bind()), op.batch_alter_table("orders") as batch:
+    # The ops views read orders: the migration environment drops them before any migration
+    # and creates them again at head, so this SQLite batch copy of the table is free to run.
+    with op.batch_alter_table("orders") as batch:
         batch.add_column(sa.Column("is_replacement", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch.add_column(sa.Column("replaced_order_id", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("ops_flags", _JSON, nullable=True))
 
 
 def downgrade() -> None:
-    with suspended_views(op.get_bind()), op.batch_alter_table("orders") as batch:
+    with op.batch_alter_table("orders") as batch:
         batch.drop_column("ops_flags")
         batch.drop_column("replaced_order_id")
         batch.drop_column("is_replacement")
