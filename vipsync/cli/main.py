@@ -88,6 +88,7 @@ COMMANDS: tuple[Lazy, ...] = (
     Lazy("catalog", "vipsync.cli.commands_eligibility"),
     Lazy("dlq", "vipsync.cli.commands_workers"),
     Lazy("errors", "vipsync.cli.commands_core"),
+    Lazy("webhooks", "vipsync.cli.commands_webhooks", "Shopify webhook deliveries: list, replay."),
     Lazy("api", "vipsync.cli.commands_api", "The HTTP API: bearer tokens."),
 )
 
