@@ -170,6 +170,8 @@ def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object
 def _chosen(ids: list[str], all_: bool) -> list[str] | None:
     if all_:
         return None
+    if any(not i.strip() for i in ids):
+        raise ConfigError("an empty dead-letter id matches every message: name them, or pass --all")
     if not ids:
         raise ConfigError(
             "name the dead letters (ids from `vipsync dlq list`, a prefix is enough) or pass --all"
