@@ -8,10 +8,11 @@
 4. The body is parsed strictly: a JSON object, finite numbers, at most
    :data:`MAX_DEPTH` levels deep. A signed body that is none of these is stored as a
    ``failed`` delivery with its error (answered 200, so Shopify does not resend it; ops see
-   it in ``vipsync webhooks list --failed``).
-5. The delivery is stored in ``webhook_deliveries``, unique by ``X-Shopify-Webhook-Id`` and
-   by the SHA-256 of the body per shop and topic: a duplicate, or the same body under a new
-   webhook id, is answered 200 and not stored again.
+   it in ``vipsync webhooks list``).
+5. The delivery is stored in ``webhook_deliveries``, minimized by the allowlist of
+   ``connectors/minimize.py`` (the e-mail as its keyed digest), unique by
+   ``X-Shopify-Webhook-Id`` and by the SHA-256 of the body per shop and topic: a duplicate,
+   or the same body under a new webhook id, is answered 200 and not stored again.
 6. The answer goes out at once; processing is handed off after the commit with
    ``ctx.dispatch("process_shopify_webhook", delivery_id=...)`` in the background.
 """
@@ -31,6 +32,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from vipsync.config.stores import ShopifyShop
+from vipsync.connectors.minimize import minimize
 from vipsync.errors import ConfigError
 from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import utcnow
@@ -186,7 +188,7 @@ def _store(
             webhook_id=webhook_id,
             store_key=store_key,
             topic=topic,
-            payload=payload,
+            payload=minimize(payload, digester=ctx.digester, topic=topic) if error is None else payload,
             body_sha256=sha,
             status="pending" if error is None else "failed",
             error=error,
