@@ -131,7 +131,7 @@ def test_a_signed_body_that_is_not_a_json_object_is_a_failed_delivery_never_a_50
 def test_an_escaped_nul_in_a_signed_order_is_kept_as_a_replacement_character(fake, web):
     ctx, port = web
     order = fake.rest_order(fake.order_ids[0])
-    order["note"] = "gift\u0000wrap"
+    order["line_items"][0]["title"] = "gift\u0000wrap"
     body = json.dumps(order).encode()
     assert _post(port, body, secret=fake.webhook_secret, webhook_id="nul-1")[0] == 200
     for _ in range(250):
@@ -140,7 +140,7 @@ def test_an_escaped_nul_in_a_signed_order_is_kept_as_a_replacement_character(fak
             break
         time.sleep(0.02)
     assert rows[0].status == "done"
-    assert rows[0].payload["note"] == "gift\ufffdwrap"
+    assert rows[0].payload["line_items"][0]["title"] == "gift\ufffdwrap"
 
 
 def test_the_same_body_under_a_new_webhook_id_changes_nothing(fake, web):

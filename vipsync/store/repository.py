@@ -584,9 +584,12 @@ class Repository:
         kept as the columns can hold it: NUL characters (refused by PostgreSQL) become
         U+FFFD, the id and field are cut to their column width."""
         if isinstance(raw, str):
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):
                 raw = json.loads(raw)
-        raw = minimize(raw, digester=self.digester, source=source)
+        try:
+            kept = canonical_json(minimize(raw, digester=self.digester, source=source))
+        except (RecursionError, ValueError, TypeError):  # a record too odd to keep: its id stays
+            kept = canonical_json({"unkept": "the record could not be kept as received"})
         row = ImportError_(
             run_id=run_id,
             source=source,
@@ -594,7 +597,7 @@ class Repository:
             record_id=_printable(str(record_id))[:128],
             field=_printable(field)[:128] if field is not None else None,
             message=_printable(message)[:2000],
-            raw=_printable(canonical_json(raw)),
+            raw=_printable(kept),
             status="open",
             created_at=self.now(),
         )

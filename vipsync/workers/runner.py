@@ -6,7 +6,7 @@ pending units, once. ``vipsync run --loop`` keeps doing it on the schedule of
 store's failure is reported and the others go on.
 
 A store syncs once at a time anywhere: when Redis is configured (``VIPSYNC_REDIS_URL``
-set), every inline sync (``vipsync run``, ``vipsync sync ...``, ``vipsync web --inline``)
+set) and reachable, every inline sync (``vipsync run``, ``vipsync sync ...``, ``vipsync web --inline``)
 takes the same store lock as the workers (:func:`store_lock`); a store a worker is syncing
 is skipped (``vipsync run``) or refused (``vipsync sync``). Inline jobs of one process run
 one at a time, so concurrent webhooks on ``vipsync web --inline`` never race each other.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vipsync.errors import ConfigError, LockNotAcquired, VipsyncError
+from vipsync.errors import LockNotAcquired, VipsyncError
 from vipsync.workers import metrics
 from vipsync.workers.registry import run_job
 from vipsync.workers.retry import classify, error_summary
@@ -52,19 +52,19 @@ class RunReport:
 
 def _lock_client(settings: Any) -> Any:
     """A Redis client for the store locks, or None when Redis is not configured (the
-    embedded default runs alone). Configured but unreachable is a ConfigError: running
-    without the lock could sync a store twice at once."""
+    embedded default runs alone) or cannot be reached (then no worker can be syncing
+    either: the workers need Redis to take a message; a warning says so)."""
     if "redis_url" not in settings.model_fields_set:
         return None
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     try:
         client.ping()
     except redis.RedisError:
-        raise ConfigError(
-            "VIPSYNC_REDIS_URL is set but Redis cannot be reached: the store lock cannot be taken"
-        ) from None
+        client.close()
+        log.warning("Redis cannot be reached (VIPSYNC_REDIS_URL): syncing without the store lock")
+        return None
     return client
 
 
