@@ -4,15 +4,15 @@ SKU and line id columns widen to 255 characters, the longest a Shopify SKU may b
 carrying one used to stop the sync). Webhook deliveries keep the SHA-256 of the signed body,
 unique per shop and topic: the same body under another webhook id is the same delivery.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
