@@ -62,7 +62,7 @@ def run(
     if not report.results and not report.errors:
         console.print("no store has credentials or an endpoint: nothing to sync (see the stores file)")
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # an expected failure (see the exit codes in the README)
 
 
 def scheduler(
