@@ -1,22 +1,27 @@
 """source widths and webhook body digest
 
-SKU and line id columns widen to 255 characters, the longest a Shopify SKU may be (an order
+SKU and line id columns (catalog decisions' SKU included) widen to 255 characters, the longest a Shopify SKU may be (an order
 carrying one used to stop the sync). Webhook deliveries keep the SHA-256 of the signed body,
 unique per shop and topic: the same body under another webhook id is the same delivery.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-_WIDENED = (("products", ("sku",)), ("order_lines", ("line_key", "sku")), ("units", ("sku",)))
+_WIDENED = (
+    ("products", ("sku",)),
+    ("order_lines", ("line_key", "sku")),
+    ("units", ("sku",)),
+    ("catalog_decisions", ("sku",)),
+)
 
 
 def _widths(old: int, new: int) -> None:
