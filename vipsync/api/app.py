@@ -1,7 +1,8 @@
 """The web application: ``create_app(ctx)`` builds the FastAPI app from a context.
 
-Routes live in small modules (``api/webhooks.py``, ``api/health.py``); each exposes a
-``router`` that reads the context from ``request.app.state.ctx``.
+Routes live in small modules, one per audience (``api/webhooks.py``, ``api/health.py``,
+and the ``/v1`` customer API: ``api/members.py``, ``api/proofs.py``, ``api/claims.py``);
+each exposes a ``router`` that reads the context from ``request.app.state.ctx``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ __all__ = ["create_app"]
 
 def create_app(ctx: Context | None = None) -> FastAPI:
     """The app, wired to ``ctx`` (default: the process-wide context)."""
-    from vipsync.api import health, webhooks
+    from vipsync.api import claims, health, members, proofs, webhooks
+    from vipsync.api.errors import install_error_handlers
+    from vipsync.api.limits import BodyLimit
 
     app = FastAPI(title="vipsync", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.ctx = ctx or get_context()
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(members.router)
+    app.include_router(proofs.router)
+    app.include_router(claims.router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=lambda: app.state.ctx.settings.api_max_body_bytes)
     return app

@@ -94,6 +94,10 @@ class ShopifyShop(_StoreBase):
     timezone: str
     country: str
     api_version: str = "2025-10"
+    # The shop's order-name format (Shopify settings: "Order ID format"): proof-of-purchase
+    # identifiers are read without them.
+    order_name_prefix: str = "#"
+    order_name_suffix: str = ""
 
     _tz = field_validator("timezone")(_zone)
     _cc = field_validator("country")(_country)

@@ -61,6 +61,7 @@ __all__ = [
     "retag_all",
     "tag_pending",
     "tag_units",
+    "tag_units_now",
     "unit_view",
     "verdicts_for_units",
 ]
@@ -532,6 +533,24 @@ def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) 
     if errors:
         raise PolicyError(errors[0][2])
     return dict(verdicts)
+
+
+def tag_units_now(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
+    """Tag these units in the caller's transaction (a proof, a claim or a registration
+    answers with the new tags); returns their verdicts."""
+    if not unit_ids:
+        return {}
+    pg = session.get_bind().dialect.name == "postgresql"
+    verdicts = verdicts_for_units(session, rules, unit_ids)
+    _write(session, list(verdicts.items()), _utcnow(), TagResult(mode="now"), pg)
+    for chunk in _in_chunks(list(unit_ids)):
+        session.execute(
+            update(Unit)
+            .where(in_values(Unit.id, chunk, pg=pg), Unit.needs_tag.is_(True))
+            .values(needs_tag=False)
+            .execution_options(synchronize_session=False)
+        )
+    return verdicts
 
 
 def unit_view(session: Session, *, as_of: date, **filters: Any) -> Iterator[dict[str, Any]]:
