@@ -101,12 +101,16 @@ def test_refund_webhook_fetches_the_order_and_marks_the_refunded_units(fake, ctx
     assert refunded == 1
 
 
-def test_bad_order_payload_is_rejected_into_the_error_table(fake, ctx):
+def test_bad_order_payload_fails_the_delivery_and_is_rejected_into_the_error_table(fake, ctx):
     payload = dict(fake.rest_order(fake.order_ids[0]), processed_at="not a time")
-    result = process_webhook(ctx, _store(ctx, "orders/updated", payload, "w-6"))
-    assert result["status"] == "rejected"
+    delivery_id = _store(ctx, "orders/updated", payload, "w-6")
+    result = process_webhook(ctx, delivery_id)
+    assert result["status"] == "failed"
     with ctx.session_factory() as s:
         err = s.execute(select(ImportError_)).scalar_one()
+        delivery = s.get(WebhookDelivery, delivery_id)
+        assert delivery is not None and delivery.status == "failed"
+        assert delivery.error is not None and "'processed_at'" in delivery.error
     assert (err.record_id, err.field) == (str(fake.order_ids[0]), "processed_at")
     assert "@" not in err.message
 

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     sync_interval_s: int = Field(default=300, ge=10)
     batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Input limits (vipsync/connectors/limits.py): a line with more units is rejected, since
+    # every unit becomes a row.
+    max_line_quantity: int = Field(default=10_000, ge=1, le=1_000_000)
+    # The largest webhook body read (bytes); a larger one is refused with 413 while reading.
+    webhook_max_bytes: int = Field(default=2_000_000, ge=1_024, le=100_000_000)
     # Workers (dramatiq on Redis), see docs/workers.md.
     broker_namespace: str = "dramatiq"  # prefix of every Redis key: queues, dead letters, locks
     worker_heartbeat_timeout_s: int = Field(default=60, ge=1)  # a silent worker's messages go back after this

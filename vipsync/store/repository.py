@@ -14,7 +14,6 @@ inserts/updates), so memory stays flat in the size of an import.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,8 +21,7 @@ from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from vipsync.connectors.records import MemberRecord, OrderRecord, canonical_json, payload_sha256
 from vipsync.store.models import (
@@ -41,7 +39,7 @@ from vipsync.store.models import (
 )
 from vipsync.store.sql import in_values
 
-__all__ = ["Repository", "UpsertCounts", "utcnow", "write_orders"]
+__all__ = ["Repository", "UpsertCounts", "utcnow"]
 
 CHUNK = 500
 
@@ -80,6 +78,10 @@ def _insert_ignore(session: Session, table, rows: list[dict], index_elements: li
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     session.execute(ins.on_conflict_do_nothing(index_elements=index_elements), rows)
+
+
+def _printable(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
@@ -480,15 +482,17 @@ class Repository:
         raw: Any,
         run_id: int | None = None,
     ) -> int:
-        """Keep a rejected record where ops can see and replay it."""
+        """Keep a rejected record where ops can see and replay it. Text is kept as the
+        columns can hold it: NUL characters (refused by PostgreSQL) become U+FFFD, the id and
+        field are cut to their column width."""
         row = ImportError_(
             run_id=run_id,
             source=source,
             store_key=store_key,
-            record_id=str(record_id)[:128],
-            field=field,
-            message=message,
-            raw=raw if isinstance(raw, str) else canonical_json(raw),
+            record_id=_printable(str(record_id))[:128],
+            field=_printable(field)[:128] if field is not None else None,
+            message=_printable(message)[:2000],
+            raw=_printable(raw if isinstance(raw, str) else canonical_json(raw)),
             status="open",
             created_at=self.now(),
         )
@@ -551,25 +555,3 @@ class Repository:
             else:
                 out[name] = self.session.execute(select(func.count()).select_from(model)).scalar_one()
         return out
-
-
-def write_orders(
-    factory: sessionmaker[Session], records: Sequence[OrderRecord], *, attempts: int = 3
-) -> UpsertCounts:
-    """Upsert a batch in its own transaction; a concurrent writer that inserted the same
-    order first (unique violation) or a deadlock makes the batch retry, and the retry
-    sees that order as existing."""
-    for attempt in range(1, attempts + 1):
-        session = factory()
-        try:
-            counts = Repository(session).upsert_orders(records)
-            session.commit()
-            return counts
-        except (IntegrityError, OperationalError):
-            session.rollback()
-            if attempt == attempts:
-                raise
-            time.sleep(0.05 * attempt)
-        finally:
-            session.close()
-    raise AssertionError("unreachable")

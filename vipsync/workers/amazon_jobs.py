@@ -39,7 +39,8 @@ from vipsync.connectors.amazon.sync import (
 from vipsync.connectors.records import OrderLine, OrderRecord, Rejected
 from vipsync.errors import PermanentSourceError
 from vipsync.store.models import Order, OrderLineRow
-from vipsync.store.repository import Repository, write_orders
+from vipsync.store.repository import Repository
+from vipsync.store.writer import write_page
 from vipsync.workers.results import SyncResult
 
 __all__ = [
@@ -117,29 +118,14 @@ def known_orders(factory, store_key: str) -> Callable[[Sequence[str]], Mapping[s
 def _write(
     ctx, items: list[OrderRecord | Rejected], *, store_key: str, source: str, result: SyncResult
 ) -> None:
-    records = [r for r in items if isinstance(r, OrderRecord)]
-    rejects = [r for r in items if isinstance(r, Rejected)]
-    result.read += len(items)
-    if records:
-        counts = write_orders(ctx.session_factory, records)
-        result.inserted += counts.inserted
-        result.updated += counts.updated
-        result.unchanged += counts.unchanged + counts.stale
-        result.changed_order_ids.extend(counts.changed_order_ids)
-    if rejects:
-        with ctx.session_factory() as session:
-            repo = Repository(session)
-            for rej in rejects:
-                repo.record_error(
-                    source=source,
-                    store_key=store_key,
-                    record_id=rej.record_id,
-                    field=rej.field,
-                    message=rej.message,
-                    raw=rej.raw if rej.raw is not None else "",
-                )
-            session.commit()
-        result.rejected += len(rejects)
+    """Commit one page through the one writer: a bad order is rejected alone."""
+    outcome = write_page(ctx.session_factory, items, source=source, store_key=store_key)
+    result.read += outcome.read
+    result.inserted += outcome.inserted
+    result.updated += outcome.updated
+    result.unchanged += outcome.unchanged
+    result.rejected += outcome.rejected
+    result.changed_order_ids.extend(outcome.changed_order_ids)
 
 
 def _set_cursor(ctx, store_key: str, stream: str, value: str | None, state: dict) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vipsync.errors import PermanentSourceError
-from vipsync.store.repository import write_orders
+from vipsync.store.writer import write_batch
 from vipsync.workers.results import SyncResult
 
 __all__ = ["pending_units", "poison", "register", "send", "snapshot"]
@@ -41,7 +41,7 @@ def poison(ctx, marker: str, store_key: str = "drill") -> SyncResult:
     """Fails with a permanent error until the file ``marker`` exists."""
     if not Path(marker).exists():
         raise PermanentSourceError(f"store {store_key}: drill poison message (marker missing)")
-    counts = write_orders(ctx.session_factory, _page(store_key, 0, 1))
+    counts = write_batch(ctx.session_factory, _page(store_key, 0, 1))
     return SyncResult(store_key=store_key, mode="incremental", read=1, inserted=counts.inserted)
 
 

@@ -2,8 +2,9 @@
 
 Readers (``connectors.*``) yield :class:`OrderRecord`, :class:`MemberRecord` or
 :class:`Rejected`; this job writes records in batches, sends rejects to the import-error
-table, and counts everything. One bad record never stops the batch; a batch that fails
-to write is retried record by record so the culprit alone is rejected.
+table, and counts everything, through the one writer (:mod:`vipsync.store.writer`): one bad
+record never stops the batch; a batch that fails to write is retried record by record so
+the culprit alone is rejected.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.connectors.records import MemberRecord, OrderRecord, Rejected
 from vipsync.store.repository import Repository, UpsertCounts
+from vipsync.store.writer import write_page
 
 __all__ = ["ImportSummary", "import_records"]
 
@@ -44,14 +45,6 @@ class ImportSummary:
         }
 
 
-def _record_id(rec: Any) -> str:
-    if isinstance(rec, OrderRecord):
-        return rec.external_id
-    if isinstance(rec, MemberRecord):
-        return rec.record_id
-    return "?"
-
-
 def import_records(
     factory: sessionmaker[Session],
     items: Iterable[OrderRecord | MemberRecord | Rejected],
@@ -68,26 +61,23 @@ def import_records(
         run_id = Repository(session).start_run(kind, store_key=store_key, source_name=source_name)
         session.commit()
     summary = ImportSummary(run_id=run_id)
-    batch: list[OrderRecord | MemberRecord] = []
+    batch: list[OrderRecord | MemberRecord | Rejected] = []
 
     def flush() -> None:
         if not batch:
             return
-        counts = _write_batch(factory, batch, kind=kind, store_key=store_key, run_id=run_id, summary=summary)
-        summary.inserted += counts.inserted
-        summary.updated += counts.updated
-        summary.unchanged += counts.unchanged + counts.stale
+        outcome = write_page(factory, batch, source=kind, store_key=store_key, run_id=run_id)
+        summary.read += outcome.read
+        summary.inserted += outcome.inserted
+        summary.updated += outcome.updated
+        summary.unchanged += outcome.unchanged
+        summary.rejected += outcome.rejected
         batch.clear()
         if on_batch:
             on_batch(summary)
 
     try:
         for item in items:
-            summary.read += 1
-            if isinstance(item, Rejected):
-                _reject(factory, item, kind=kind, store_key=store_key, run_id=run_id)
-                summary.rejected += 1
-                continue
             batch.append(item)
             if len(batch) >= batch_size:
                 flush()
@@ -98,62 +88,6 @@ def import_records(
     _finish(factory, run_id, summary, status="done")
     log.info("import finished", extra={"kind": kind, "store": store_key, **summary.as_dict()})
     return summary
-
-
-def _upsert(repo: Repository, batch: list) -> UpsertCounts:
-    orders = [r for r in batch if isinstance(r, OrderRecord)]
-    members = [r for r in batch if isinstance(r, MemberRecord)]
-    counts = UpsertCounts()
-    if orders:
-        counts += repo.upsert_orders(orders)
-    if members:
-        counts += repo.upsert_members(members)
-    return counts
-
-
-def _write_batch(factory, batch, *, kind, store_key, run_id, summary) -> UpsertCounts:
-    try:
-        with factory() as session:
-            counts = _upsert(Repository(session), batch)
-            session.commit()
-            return counts
-    except Exception:
-        log.warning("batch write failed; retrying record by record", exc_info=True)
-    counts = UpsertCounts()
-    for rec in batch:
-        try:
-            with factory() as session:
-                counts += _upsert(Repository(session), [rec])
-                session.commit()
-        except Exception as exc:  # one record's failure must not stop the import
-            _reject(
-                factory,
-                Rejected(
-                    record_id=_record_id(rec),
-                    field=None,
-                    message=f"could not be stored: {type(exc).__name__}",
-                    raw=getattr(rec, "raw", None) or {},
-                ),
-                kind=kind,
-                store_key=store_key,
-                run_id=run_id,
-            )
-            summary.rejected += 1
-    return counts
-
-
-def _reject(factory, item: Rejected, *, kind: str, store_key: str | None, run_id: int) -> None:
-    with factory() as session:
-        Repository(session).record_error(
-            source=kind,
-            store_key=store_key,
-            record_id=item.record_id,
-            field=item.field,
-            message=item.message,
-            raw=item.raw if item.raw is not None else "",
-            run_id=run_id,
-        )
-        session.commit()
 
 
 def _finish(factory, run_id: int, summary: ImportSummary, *, status: str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from vipsync.config.stores import ShopifyShop
+from vipsync.connectors.limits import map_or_reject
 from vipsync.connectors.records import OrderRecord, Rejected
 from vipsync.connectors.shopify.bulk import iter_bulk_file, run_bulk_query
 from vipsync.connectors.shopify.client import ShopifyClient
@@ -32,9 +33,10 @@ from vipsync.connectors.shopify.queries import shopify_time
 from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action, verify_hmac
-from vipsync.errors import ConfigError, RecordError
+from vipsync.errors import ConfigError
 from vipsync.store.models import Order, RawPayload, WebhookDelivery
-from vipsync.store.repository import Repository, UpsertCounts, utcnow, write_orders
+from vipsync.store.repository import Repository, utcnow
+from vipsync.store.writer import write_page
 from vipsync.workers.results import SyncResult
 
 __all__ = [
@@ -77,29 +79,14 @@ def _since_start(since: str | date | None, shop: ShopifyShop) -> datetime | None
 def _write_page(
     ctx, shop: ShopifyShop, records: list[OrderRecord], rejected: Iterable[Rejected], result: SyncResult
 ) -> None:
-    """Commit one page: its orders, then its rejects (each in its own transaction)."""
-    if records:
-        counts: UpsertCounts = write_orders(ctx.session_factory, records)
-        result.inserted += counts.inserted
-        result.updated += counts.updated
-        result.unchanged += counts.unchanged + counts.stale
-        result.changed_order_ids.extend(counts.changed_order_ids)
-    rejected = list(rejected)
-    if rejected:
-        with ctx.session_factory() as session:
-            repo = Repository(session)
-            for item in rejected:
-                repo.record_error(
-                    source="shopify",
-                    store_key=shop.key,
-                    record_id=item.record_id,
-                    field=item.field,
-                    message=item.message,
-                    raw=item.raw if item.raw is not None else "",
-                )
-            session.commit()
-        result.rejected += len(rejected)
-    result.read += len(records) + len(rejected)
+    """Commit one page through the one writer: a bad order is rejected alone."""
+    outcome = write_page(ctx.session_factory, [*records, *rejected], source="shopify", store_key=shop.key)
+    result.read += outcome.read
+    result.inserted += outcome.inserted
+    result.updated += outcome.updated
+    result.unchanged += outcome.unchanged
+    result.rejected += outcome.rejected
+    result.changed_order_ids.extend(outcome.changed_order_ids)
 
 
 def _set_bookmark(ctx, shop: ShopifyShop, value: datetime, state: dict) -> None:
@@ -264,26 +251,12 @@ def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = Non
     changed: list[int] = []
     status, error = "done", None
     if action == "upsert_order":
-        try:
-            record = map_rest_order(payload, shop)
-        except RecordError as exc:
-            with ctx.session_factory() as session:
-                Repository(session).record_error(
-                    source="shopify",
-                    store_key=shop.key,
-                    record_id=exc.record_id or "?",
-                    field=exc.field,
-                    message=exc.reason,
-                    raw=payload,
-                )
-                session.commit()
-            status, error = "rejected", str(exc)
-        else:
-            changed = write_orders(ctx.session_factory, [record]).changed_order_ids
+        changed, error = _write_one(ctx, shop, map_or_reject(map_rest_order, payload, shop))
+        status = "failed" if error else "done"
     elif action == "refetch_order":
         order_id = _order_id_of(topic, payload)
         if order_id is None:
-            status, error = "rejected", f"{topic}: no order id in the payload"
+            status, error = "failed", f"{topic}: no order id in the payload"
         else:
             try:
                 api = client or make_client(shop)
@@ -292,12 +265,12 @@ def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = Non
             else:
                 node = fetch_order(api, f"gid://shopify/Order/{order_id}")
                 if node is not None:
-                    changed = write_orders(
-                        ctx.session_factory, [map_graphql_order(node, shop)]
-                    ).changed_order_ids
+                    changed, error = _write_one(ctx, shop, map_or_reject(map_graphql_order, node, shop))
+                    status = "failed" if error else "done"
     elif action == "order_deleted":
         log.info(
-            "shopify order deleted; kept in the store", extra={"store": shop.key, "order": payload.get("id")}
+            "shopify order deleted; kept in the store",
+            extra={"store": shop.key, "order": payload.get("id") if isinstance(payload, dict) else None},
         )
     elif action == "compliance":
         status = _compliance(ctx, shop, topic, payload)
@@ -313,12 +286,30 @@ def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = Non
     return {"delivery_id": delivery_id, "status": status, "changed_order_ids": changed}
 
 
-def _order_id_of(topic: str, payload: dict) -> str | None:
+def _write_one(ctx, shop: ShopifyShop, item: OrderRecord | Rejected) -> tuple[list[int], str | None]:
+    """Store one order through the one writer: (changed order ids, the error when it was
+    rejected; the reject itself is in ``import_errors``)."""
+    outcome = write_page(ctx.session_factory, [item], source="shopify", store_key=shop.key)
+    if outcome.rejected:
+        if isinstance(item, Rejected):
+            where = f"record {item.record_id}" + (f", field {item.field!r}" if item.field else "")
+            return [], f"{where}: {item.message}"
+        return [], f"record {item.external_id}: could not be stored (import error {outcome.error_ids[0]})"
+    return outcome.changed_order_ids, None
+
+
+def _order_id_of(topic: str, payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return None
     if topic == "refunds/create":
         value = payload.get("order_id")
     else:  # orders/edited: {"order_edit": {"order_id": ...}}
-        value = (payload.get("order_edit") or {}).get("order_id") or payload.get("order_id")
-    return str(value) if value not in (None, "") else None
+        edit = payload.get("order_edit")
+        value = (edit.get("order_id") if isinstance(edit, dict) else None) or payload.get("order_id")
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        return None
+    text = str(value)
+    return text if text.isdigit() and len(text) <= 20 else None
 
 
 # Personal fields dropped from stored payloads on a redaction request.

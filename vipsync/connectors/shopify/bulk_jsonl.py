@@ -62,13 +62,13 @@ def assemble_bulk_orders(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[d
             children: list[tuple] = []
             for number, text in lines:
                 if isinstance(text, bytes):
-                    text = text.decode("utf-8")
+                    text = text.decode("utf-8", "replace")
                 text = text.strip()
                 if not text:
                     continue
                 try:
                     obj = json.loads(text)
-                except ValueError:
+                except (ValueError, RecursionError):
                     yield Rejected(f"line {number}", None, "not valid JSON", {"unparsed_line": text})
                     continue
                 if not isinstance(obj, dict):

@@ -22,10 +22,10 @@ from typing import IO, Any
 import ijson
 
 from vipsync.config.stores import ShopifyShop
+from vipsync.connectors.limits import map_or_reject
 from vipsync.connectors.records import OrderRecord, Rejected
 from vipsync.connectors.shopify.bulk_jsonl import assemble_bulk_orders, gid_type, is_bulk_line
 from vipsync.connectors.shopify.mapping import legacy_id, map_graphql_order, map_rest_order
-from vipsync.errors import RecordError
 
 __all__ = ["is_graphql_order", "map_any_order", "read_orders_file", "replay_record"]
 
@@ -83,13 +83,9 @@ def _record_id(obj: Any, fallback: str) -> str:
 
 
 def map_any_order(obj: Any, shop: ShopifyShop, *, fallback_id: str = "?") -> OrderRecord | Rejected:
-    """Map one order of either shape; a bad record becomes a Rejected."""
-    try:
-        if is_graphql_order(obj):
-            return map_graphql_order(obj, shop)
-        return map_rest_order(obj, shop)
-    except RecordError as exc:
-        return Rejected(exc.record_id or _record_id(obj, fallback_id), exc.field, exc.reason, obj)
+    """Map one order of either shape, within the limits; a bad record becomes a Rejected."""
+    mapper = map_graphql_order if is_graphql_order(obj) else map_rest_order
+    return map_or_reject(mapper, obj, shop, record_id=_record_id(obj, fallback_id))
 
 
 def _unwrap(obj: Any, shop: ShopifyShop, where: str) -> Iterator[OrderRecord | Rejected]:
@@ -201,7 +197,7 @@ def _read_json_lines(reader: _Prefixed, shop: ShopifyShop) -> Iterator[OrderReco
             continue
         try:
             obj = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             yield Rejected(
                 f"line {number}", None, "not valid JSON", {"unparsed_line": text.decode("utf-8", "replace")}
             )

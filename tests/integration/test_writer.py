@@ -1,0 +1,53 @@
+"""The one writer: a record the store refuses is rejected alone, on both databases."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import select
+
+from vipsync.connectors.records import Rejected
+from vipsync.devtools.factories import order_record
+from vipsync.store.db import make_engine, make_session_factory
+from vipsync.store.models import ImportError_, Order
+from vipsync.store.writer import write_page
+
+
+def _overflowing(n: int):
+    """A record no database column can hold (a refunded quantity past 64 bits)."""
+    rec = order_record(n)
+    line = dataclasses.replace(rec.lines[0], refunded_quantity=2**70)
+    return dataclasses.replace(rec, lines=(line,))
+
+
+def test_a_record_the_database_refuses_is_rejected_alone_and_the_rest_is_stored(session_factory):
+    page = [order_record(1), order_record(2), _overflowing(3), order_record(4)]
+    page.append(Rejected("line 9", "processed_at", "not an ISO 8601 timestamp", {"id": "9"}))
+    outcome = write_page(session_factory, page, source="shopify", store_key="shopify-us")
+    assert (outcome.read, outcome.inserted, outcome.rejected) == (5, 3, 2)
+    with session_factory() as s:
+        stored = set(s.execute(select(Order.external_id)).scalars())
+        errors = {e.record_id: e for e in s.execute(select(ImportError_)).scalars()}
+    assert stored == {"1000001", "1000002", "1000004"}
+    assert set(errors) == {"1000003", "line 9"}
+    assert errors["1000003"].message.startswith("could not be stored: ")
+    assert errors["1000003"].status == "open" and '"id":"1000003"' in errors["1000003"].raw
+    assert errors["line 9"].field == "processed_at"
+
+
+def test_the_same_page_again_changes_nothing_but_rejects_the_bad_record_again(session_factory):
+    page = [order_record(1), _overflowing(2)]
+    write_page(session_factory, page, source="shopify", store_key="shopify-us")
+    again = write_page(session_factory, page, source="shopify", store_key="shopify-us")
+    assert (again.inserted, again.updated, again.unchanged, again.rejected) == (0, 0, 1, 1)
+
+
+def test_an_unreachable_database_raises_and_rejects_nothing():
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
+    factory = make_session_factory(engine)
+    with pytest.raises(Exception) as info:
+        write_page(factory, [order_record(1)], source="shopify", store_key="shopify-us")
+    assert type(info.value).__name__ == "OperationalError"
+    engine.dispose()
