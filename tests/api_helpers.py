@@ -14,7 +14,7 @@ from vipsync.bootstrap import Context
 from vipsync.config.settings import Settings
 from vipsync.connectors.records import normalize_email
 from vipsync.devtools.factories import order_record
-from vipsync.store.repository import write_orders
+from vipsync.store.writer import write_batch
 
 TOKENS = {
     "website": "tok-website-0123456789",
@@ -63,5 +63,5 @@ def store_order(ctx: Context, n: int, *, email: str = "buyer@example.com", **kw)
     from dataclasses import replace
 
     rec = replace(rec, email_hash=ctx.digester.email(normalize_email(email)))
-    write_orders(ctx.session_factory, [rec])
+    write_batch(ctx.session_factory, [rec])
     return rec

@@ -16,7 +16,7 @@ from vipsync.config.stores import load_stores
 from vipsync.devtools.fake_shopify import FakeShopify
 from vipsync.devtools.worker_procs import delete_namespace, new_namespace
 from vipsync.store.models import Claim, ImportError_, TradeInQuote, Unit
-from vipsync.store.repository import write_orders
+from vipsync.store.writer import write_batch
 from vipsync.workers.trade_ins import apply_trade_in_codes
 
 REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -138,7 +138,7 @@ def test_a_trade_in_quote_reads_the_list_price_from_the_shop_and_its_code_record
         discount_codes=(quote["code"], "SUMMER10"),
     )
     new_order = replace(new_order, updated_at=new_order.updated_at + timedelta(seconds=1))
-    write_orders(ctx.session_factory, [new_order])
+    write_batch(ctx.session_factory, [new_order])
     result = apply_trade_in_codes(ctx)
     assert result.recorded == 1 and result.flagged == 1  # stacked with SUMMER10: flagged, still recorded
     assert apply_trade_in_codes(ctx).recorded == 0  # idempotent
@@ -149,7 +149,7 @@ def test_a_trade_in_quote_reads_the_list_price_from_the_shop_and_its_code_record
         assert "stacked" in flags[0].message and "member" not in flags[0].raw
 
     cancelled = replace(new_order, is_cancelled=True, updated_at=new_order.updated_at + timedelta(minutes=1))
-    write_orders(ctx.session_factory, [cancelled])
+    write_batch(ctx.session_factory, [cancelled])
     assert apply_trade_in_codes(ctx).released == 1
     with ctx.session_factory() as s:
         assert s.execute(select(Claim).where(Claim.unit_id == unit)).first() is None
@@ -159,7 +159,7 @@ def test_a_trade_in_quote_reads_the_list_price_from_the_shop_and_its_code_record
 def test_an_unknown_code_on_an_order_is_flagged_and_records_nothing(shop):
     ctx, _, _ = shop
     rec = replace(store_order(ctx, 60, purchased_at=recent(0)), discount_codes=("TI-DEADBEEF0000",))
-    write_orders(ctx.session_factory, [replace(rec, updated_at=rec.updated_at + timedelta(seconds=1))])
+    write_batch(ctx.session_factory, [replace(rec, updated_at=rec.updated_at + timedelta(seconds=1))])
     result = apply_trade_in_codes(ctx)
     assert (result.recorded, result.flagged) == (0, 1)
     with ctx.session_factory() as s:

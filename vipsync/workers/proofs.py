@@ -46,7 +46,7 @@ from vipsync.store.customers import (
     unit_answers,
 )
 from vipsync.store.models import OrderMemberLink, Unit
-from vipsync.store.repository import write_orders
+from vipsync.store.writer import write_page
 from vipsync.workers.members import email_digest_of
 from vipsync.workers.tagging import load_rules, tag_units_now
 
@@ -241,7 +241,9 @@ def verify_proof(
                 session.commit()
             return ProofResult("try_later", TRY_LATER, ref.value)
         if records:
-            write_orders(ctx.session_factory, records)
+            for rec in records:  # the normal write path: a bad record is rejected alone, for ops
+                source = "shopify" if rec.source == "shopify" else "amazon-api"
+                write_page(ctx.session_factory, [rec], source=source, store_key=rec.store_key)
             with ctx.session_factory() as session:
                 orders = _lookup(ctx, session, ref, req.store)
 
