@@ -16,6 +16,7 @@ import pytest
 from vipsync.bootstrap import Context, set_context
 from vipsync.config.settings import Settings
 from vipsync.devtools.scratch_db import scratch_database, truncate_all
+from vipsync.privacy import Digester, load_pii_key
 from vipsync.store.db import make_engine, make_session_factory, upgrade
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -23,8 +24,25 @@ PG_ADMIN_URL = os.environ.get("VIPSYNC_TEST_PG_URL", "postgresql+psycopg://postg
 REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+# The key of the keyed e-mail digests in every test and every process a test starts.
+TEST_PII_KEY = "test-only-pii-key-never-used-outside-the-test-suite"
+
+
 def pytest_configure(config):
     os.environ.setdefault("VIPSYNC_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("VIPSYNC_PII_KEY", TEST_PII_KEY)
+
+
+@pytest.fixture(scope="session")
+def digester() -> Digester:
+    """The digester of the test key (the one the context and the session factory use)."""
+    key = load_pii_key(
+        os.environ["VIPSYNC_PII_KEY"],
+        os.environ.get("VIPSYNC_PII_KEY_ID"),
+        database_url="postgresql://",
+        data_dir=Path("."),
+    )
+    return Digester(key)
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +96,8 @@ def engine(db_url):
 
 
 @pytest.fixture
-def session_factory(engine):
-    return make_session_factory(engine)
+def session_factory(engine, digester):
+    return make_session_factory(engine, digester=digester)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.config.settings import Settings, get_settings
 from vipsync.config.stores import Stores, load_stores
-from vipsync.privacy import Digester, load_pii_key
+from vipsync.privacy import Digester, load_pii_key, parse_retired_keys
 from vipsync.store.db import ensure_schema, make_engine, make_session_factory
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Context:
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
+        return make_session_factory(self.engine, digester=self.digester)
 
     @cached_property
     def digester(self) -> Digester:
@@ -59,7 +59,8 @@ class Context:
             database_url=self.database_url or self.settings.effective_database_url,
             data_dir=self.settings.data_dir,
         )
-        return Digester(key)
+        retired = self.settings.pii_retired_keys
+        return Digester(key, parse_retired_keys(retired.get_secret_value() if retired else None))
 
     @cached_property
     def api_tokens(self) -> TokenTable:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from vipsync.bootstrap import Context
 from vipsync.config.settings import Settings
+from vipsync.connectors.minimize import minimize
 from vipsync.devtools.fake_shopify import FakeShopify
 from vipsync.store.models import ImportError_, Order, OrderLineRow, RawPayload, WebhookDelivery
 from vipsync.store.repository import utcnow
@@ -36,12 +37,13 @@ def ctx(fake, db_url, tmp_path, monkeypatch):
 
 
 def _store(ctx, topic: str, payload: dict, webhook_id: str) -> int:
+    """Store a delivery as the endpoint does (minimized by the allowlist)."""
     with ctx.session_factory() as s:
         row = WebhookDelivery(
             webhook_id=webhook_id,
             store_key=KEY,
             topic=topic,
-            payload=payload,
+            payload=minimize(payload, digester=ctx.digester, topic=topic),
             status="pending",
             received_at=utcnow(),
         )

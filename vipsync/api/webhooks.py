@@ -3,8 +3,9 @@
 1. The shop is found by ``X-Shopify-Shop-Domain`` among the official Shopify shops.
 2. ``X-Shopify-Hmac-Sha256`` is checked against the raw body with the shop's app secret
    (constant-time compare); a missing or wrong signature gets 401.
-3. The delivery is stored in ``webhook_deliveries`` (unique ``X-Shopify-Webhook-Id``): a
-   duplicate is answered 200 and not stored again.
+3. The delivery is stored in ``webhook_deliveries`` (unique ``X-Shopify-Webhook-Id``),
+   minimized by the allowlist of ``connectors/minimize.py`` (the e-mail as its keyed
+   digest): a duplicate is answered 200 and not stored again.
 4. The answer goes out at once; processing is handed off after the commit with
    ``ctx.dispatch("process_shopify_webhook", delivery_id=...)`` in the background.
 """
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from vipsync.config.stores import ShopifyShop
+from vipsync.connectors.minimize import minimize
 from vipsync.errors import ConfigError
 from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import utcnow
@@ -91,7 +93,7 @@ def _store(ctx, store_key: str, topic: str, webhook_id: str, payload) -> tuple[i
             webhook_id=webhook_id,
             store_key=store_key,
             topic=topic,
-            payload=payload,
+            payload=minimize(payload, digester=ctx.digester, topic=topic),
             status="pending",
             received_at=utcnow(),
         )

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # Personal data (vipsync/privacy.py): the key of the keyed digests and its id.
     pii_key: SecretStr | None = None
     pii_key_id: str | None = Field(default=None, max_length=32)
+    # Earlier keys, oldest first: "key_id:secret,key_id:secret" (see `vipsync pii rekey`).
+    pii_retired_keys: SecretStr | None = None
     # The HTTP API's bearer tokens (vipsync/api/auth.py): "name:scope:sha256-of-token" entries,
     # comma-separated; `vipsync api token new` makes one.
     api_tokens: str = ""

@@ -58,8 +58,9 @@ def normalize_email(value: str | None) -> str | None:
 
 
 def email_digest(value: str | None) -> str | None:
-    """The SHA-256 of the normalized e-mail: how orders and members are matched without
-    storing the address in a readable column. Amazon relay addresses give None."""
+    """The plain SHA-256 of the normalized e-mail, the input of the keyed digest: the store
+    keys it (``Digester.email_from_sha256``) before anything is written, and never keeps it
+    as is (a list of candidate addresses would reverse it). Amazon relay addresses give None."""
     email = normalize_email(value)
     if email is None or "@" not in email:
         return None
@@ -123,7 +124,10 @@ class OrderRecord:
     cancelled_at: datetime | None = None
     is_cancelled: bool = False
     is_test: bool = False
+    # The e-mail digest: a plain SHA-256 from a mapper (``email_key_id`` None), keyed by the
+    # store; or a keyed digest kept in a minimized payload, with the id of its key.
     email_hash: str | None = None
+    email_key_id: str | None = None
     country: str | None = None  # resolved: shipping, else billing, else the store's own
     country_source: Literal["shipping", "billing", "store"] = "store"
     shipping_postal_code: str | None = None
@@ -191,13 +195,14 @@ class OrderRecord:
 class MemberRecord:
     """One VIP member from the members file or a registration."""
 
-    email_hash: str
+    email_hash: str  # plain SHA-256 (email_key_id None) or a kept keyed digest
     registered_at: date  # the date as given (a timestamp's UTC date when given as one)
     country: str | None = None
     exited_at: date | None = None
     record_id: str = ""  # where it came from (file line), for error reports
     registered_ts: datetime | None = None  # set when the source gave a timestamp
     exited_ts: datetime | None = None
+    email_key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

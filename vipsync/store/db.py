@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.errors import SchemaOutOfDate
+from vipsync.privacy import Digester
 
 __all__ = [
     "alembic_config",
@@ -65,8 +66,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     )
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, digester: Digester | None = None) -> sessionmaker[Session]:
+    """Sessions on ``engine``; with ``digester``, every session carries it in ``info`` so the
+    repository keys the e-mail digests it stores (vipsync/privacy.py)."""
+    return sessionmaker(engine, expire_on_commit=False, info={"digester": digester} if digester else None)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -41,6 +41,7 @@ __all__ = [
     "Order",
     "OrderLineRow",
     "OrderMemberLink",
+    "PrivacyRequest",
     "Product",
     "ProofDecision",
     "RawPayload",
@@ -128,6 +129,7 @@ class Order(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     is_test: Mapped[bool] = mapped_column(Boolean, server_default=false())
     email_hash: Mapped[str | None] = mapped_column(String(64))
+    email_key_id: Mapped[str | None] = mapped_column(String(32))  # the key of email_hash
     country: Mapped[str | None] = mapped_column(String(2))
     country_source: Mapped[str] = mapped_column(String(16))
     shipping_postal_code: Mapped[str | None] = mapped_column(String(32))
@@ -203,8 +205,9 @@ class UnitTag(Base):
 
 
 class Member(Base):
-    """A VIP member. The e-mail is kept only as a digest: it can be matched, not read back.
-    Erasure clears ``email_hash`` and keeps the row (its id is the pseudonym).
+    """A VIP member. The e-mail is kept only as a keyed digest (vipsync/privacy.py): it can
+    be matched, not read back. Erasure clears ``email_hash`` and keeps the row (its id is
+    the pseudonym).
 
     A registration or exit given as a date is that date (``registered_at``/``exited_at``);
     given as a timestamp it is also kept in ``registered_ts``/``exited_ts``, because POLICY.md
@@ -214,6 +217,7 @@ class Member(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     email_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email_key_id: Mapped[str | None] = mapped_column(String(32))  # the key of email_hash
     country: Mapped[str | None] = mapped_column(String(2))
     registered_at: Mapped[date] = mapped_column(Date)
     exited_at: Mapped[date | None] = mapped_column(Date)
@@ -398,3 +402,27 @@ class WebhookDelivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PrivacyRequest(Base):
+    """A privacy request (Shopify compliance webhook, member erasure, ops data request) and
+    what was done about it. No personal data: the subject is its keyed e-mail digest or
+    the source's customer id; ``report`` holds counts and ids."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (Index("ix_privacy_requests_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # customers_redact | customers_data_request | shop_redact | erase | data_request
+    kind: Mapped[str] = mapped_column(String(32))
+    origin: Mapped[str] = mapped_column(String(32))  # "webhook", "cli", "api"
+    store_key: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    subject_digest: Mapped[str | None] = mapped_column(String(64))
+    subject_key_id: Mapped[str | None] = mapped_column(String(32))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="received")  # received | done | failed
+    report: Mapped[Any] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

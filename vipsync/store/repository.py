@@ -6,7 +6,10 @@ Rules kept here, for every way an order arrives (API page, webhook, file):
   never overwrites a newer one;
 - units are keyed by (store, order id, SKU, ordinal) so every source yields the same units;
   a unit an edit takes away is marked ``removed``, never deleted;
-- each stored version keeps its raw payload.
+- each stored version keeps its raw payload, minimized by the allowlist of
+  ``connectors/minimize.py`` (so are rejected records), and e-mails only as keyed digests
+  with their key id: a record's plain SHA-256 from a mapper is keyed here, at the storage
+  boundary, with the digester the session carries (``make_session_factory``).
 
 Statements are issued in batches (one SELECT to classify a batch, then executemany
 inserts/updates), so memory stays flat in the size of an import.
@@ -14,6 +17,9 @@ inserts/updates), so memory stays flat in the size of an import.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +29,10 @@ from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from vipsync.connectors.minimize import minimize
 from vipsync.connectors.records import MemberRecord, OrderRecord, canonical_json, payload_sha256
+from vipsync.errors import ConfigError
+from vipsync.privacy import Digester
 from vipsync.store.models import (
     ImportError_,
     ImportRun,
@@ -92,16 +101,41 @@ def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
 class Repository:
     """Reads and writes of the normalized store inside one session (one transaction)."""
 
-    def __init__(self, session: Session, *, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, session: Session, *, now: Callable[[], datetime] = utcnow, digester: Digester | None = None
+    ) -> None:
         self.session = session
         self.now = now
         self.pg = session.get_bind().dialect.name == "postgresql"
+        self.digester: Digester | None = digester or session.info.get("digester")
+
+    # ------------------------------------------------------------------ personal data
+    def keyed_email(self, digest: str | None, key_id: str | None) -> tuple[str | None, str | None]:
+        """(digest, key id) as stored: a mapper's plain SHA-256 (no key id) keyed under the
+        current key; a kept digest under a retired key moved forward to the current one."""
+        if digest is None:
+            return None, None
+        if self.digester is None:
+            raise ConfigError("storing an e-mail digest needs the PII key (VIPSYNC_PII_KEY)")
+        if key_id == self.digester.key_id:
+            return digest, key_id
+        return self.digester.rekey(digest, key_id), self.digester.key_id
+
+    def _prepare(self, rec: OrderRecord) -> OrderRecord:
+        """The record as stored: keyed e-mail digest, raw payload minimized."""
+        digest, key_id = self.keyed_email(rec.email_hash, rec.email_key_id)
+        raw = minimize(
+            dict(rec.raw, email_digest=digest, email_key_id=key_id) if digest else rec.raw,
+            digester=self.digester,
+            source=rec.source,
+        )
+        return dataclasses.replace(rec, email_hash=digest, email_key_id=key_id, raw=raw)
 
     # ------------------------------------------------------------------ orders
     def upsert_orders(self, records: Iterable[OrderRecord]) -> UpsertCounts:
         """Insert new orders, replace older versions, leave equal or newer ones alone."""
         latest: dict[tuple[str, str], OrderRecord] = {}
-        for rec in records:
+        for rec in map(self._prepare, records):
             prev = latest.get(rec.identity)
             if prev is None or rec.updated_at >= prev.updated_at:
                 latest[rec.identity] = rec
@@ -281,6 +315,7 @@ class Repository:
             "cancelled_at": rec.cancelled_at,
             "is_test": rec.is_test,
             "email_hash": rec.email_hash,
+            "email_key_id": rec.email_key_id,
             "country": rec.country,
             "country_source": rec.country_source,
             "shipping_postal_code": rec.shipping_postal_code,
@@ -354,7 +389,11 @@ class Repository:
     def upsert_members(self, records: Iterable[MemberRecord]) -> UpsertCounts:
         """Insert new members, update changed ones; changed membership re-tags their units."""
         counts = UpsertCounts()
-        latest = {m.email_hash: m for m in records}
+        latest: dict[str, MemberRecord] = {}
+        for m in records:
+            digest, key_id = self.keyed_email(m.email_hash, m.email_key_id)
+            assert digest is not None  # a member always has a digest
+            latest[digest] = dataclasses.replace(m, email_hash=digest, email_key_id=key_id)
         items = list(latest.values())
         now = self.now()
         for chunk in _chunks(items):
@@ -380,6 +419,7 @@ class Repository:
                     inserts.append(
                         {
                             "email_hash": m.email_hash,
+                            "email_key_id": m.email_key_id,
                             "country": m.country,
                             "registered_at": m.registered_at,
                             "exited_at": m.exited_at,
@@ -482,9 +522,14 @@ class Repository:
         raw: Any,
         run_id: int | None = None,
     ) -> int:
-        """Keep a rejected record where ops can see and replay it. Text is kept as the
-        columns can hold it: NUL characters (refused by PostgreSQL) become U+FFFD, the id and
-        field are cut to their column width."""
+        """Keep a rejected record where ops can see and replay it: the record minimized by
+        the allowlist (its e-mail as the keyed digest), never with personal data. Text is
+        kept as the columns can hold it: NUL characters (refused by PostgreSQL) become
+        U+FFFD, the id and field are cut to their column width."""
+        if isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                raw = json.loads(raw)
+        raw = minimize(raw, digester=self.digester, source=source)
         row = ImportError_(
             run_id=run_id,
             source=source,
@@ -492,7 +537,7 @@ class Repository:
             record_id=_printable(str(record_id))[:128],
             field=_printable(field)[:128] if field is not None else None,
             message=_printable(message)[:2000],
-            raw=_printable(raw if isinstance(raw, str) else canonical_json(raw)),
+            raw=_printable(canonical_json(raw)),
             status="open",
             created_at=self.now(),
         )

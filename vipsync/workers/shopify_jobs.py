@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.limits import map_or_reject
@@ -34,7 +34,7 @@ from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action, verify_hmac
 from vipsync.errors import ConfigError
-from vipsync.store.models import Order, RawPayload, WebhookDelivery
+from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import Repository, utcnow
 from vipsync.store.writer import write_page
 from vipsync.workers.results import SyncResult
@@ -44,7 +44,6 @@ __all__ = [
     "STREAM",
     "make_client",
     "process_webhook",
-    "redact_orders",
     "sync_shop",
     "verify_delivery",
 ]
@@ -273,13 +272,9 @@ def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = Non
             extra={"store": shop.key, "order": payload.get("id") if isinstance(payload, dict) else None},
         )
     elif action == "compliance":
-        status = _compliance(ctx, shop, topic, payload)
-        # Keep the request for the audit trail, without the customer's contact details.
-        customer = payload.get("customer") if isinstance(payload, dict) else None
-        if isinstance(customer, dict):
-            kept = {"id": customer.get("id")}
-            _finish(ctx, int(delivery_id), status, error, payload=dict(payload, customer=kept))
-            return {"delivery_id": delivery_id, "status": status, "changed_order_ids": changed}
+        from vipsync.workers.privacy_jobs import handle_compliance
+
+        status = handle_compliance(ctx, shop, topic, payload, int(delivery_id))
     else:
         status, error = "ignored", f"topic {topic!r} is not handled"
     _finish(ctx, int(delivery_id), status, error)
@@ -310,77 +305,3 @@ def _order_id_of(topic: str, payload: Any) -> str | None:
         return None
     text = str(value)
     return text if text.isdigit() and len(text) <= 20 else None
-
-
-# Personal fields dropped from stored payloads on a redaction request.
-_PERSONAL = (
-    "email",
-    "contact_email",
-    "phone",
-    "customer",
-    "note",
-    "browser_ip",
-    "client_details",
-    "billing_address",
-    "shipping_address",
-)
-
-
-_ORDER_TOPICS = ("orders/create", "orders/updated", "orders/cancelled", "orders/paid")
-
-
-def _redacted(payload: Any) -> Any:
-    if not isinstance(payload, dict):
-        return payload
-    out = {k: v for k, v in payload.items() if k not in _PERSONAL}
-    for key in ("shipping_address", "billing_address"):
-        address = payload.get(key)
-        if isinstance(address, dict):
-            out[key] = {"country_code": address.get("country_code")}
-    out["redacted"] = True
-    return out
-
-
-def redact_orders(ctx, shop: ShopifyShop, order_ids: Iterable[str]) -> int:
-    """Erase the personal data kept for these orders (raw payloads, e-mail digest, postal
-    code); the orders, units and warranty records stay. Returns the orders touched."""
-    ids = [str(i) for i in order_ids]
-    if not ids:
-        return 0
-    with ctx.session_factory() as session:
-        rows = session.execute(
-            select(RawPayload).where(RawPayload.store_key == shop.key, RawPayload.external_id.in_(ids))
-        ).scalars()
-        for raw in rows:
-            raw.payload = _redacted(raw.payload)
-        result = session.execute(
-            update(Order)
-            .where(Order.store_key == shop.key, Order.external_id.in_(ids))
-            .values(email_hash=None, shipping_postal_code=None)
-        )
-        wanted = set(ids)
-        deliveries = session.execute(
-            select(WebhookDelivery).where(
-                WebhookDelivery.store_key == shop.key, WebhookDelivery.topic.in_(_ORDER_TOPICS)
-            )
-        ).scalars()
-        for delivery in deliveries:
-            if isinstance(delivery.payload, dict) and str(delivery.payload.get("id")) in wanted:
-                delivery.payload = _redacted(delivery.payload)
-        session.commit()
-        return result.rowcount or 0
-
-
-def _compliance(ctx, shop: ShopifyShop, topic: str, payload: dict) -> str:
-    if topic == "customers/redact":
-        touched = redact_orders(ctx, shop, payload.get("orders_to_redact") or [])
-        log.info("shopify customer redacted", extra={"store": shop.key, "orders": touched})
-        return "done"
-    if topic == "customers/data_request":
-        # The store keeps no readable personal data (e-mails only as digests); ops answer
-        # the request from Shopify's admin. Recorded here for the audit trail.
-        log.info("shopify customer data request recorded", extra={"store": shop.key})
-        return "done"
-    # shop/redact: the app was uninstalled 48 hours ago; ops decide (the shop is TESmart's own).
-    log.warning("shopify shop/redact received; left to ops", extra={"store": shop.key})
-    return "needs_ops"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import IO
 
+from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID
 from vipsync.connectors.records import MemberRecord, Rejected, email_digest, normalize_country
 
 __all__ = ["PROGRAM_COUNTRIES", "parse_when", "read_members_csv", "replay_record"]
@@ -74,10 +75,18 @@ def parse_when(value: str) -> tuple[date, datetime | None]:
 
 
 def _map_row(row: dict, line: str) -> MemberRecord | Rejected:
-    """One members row (``email`` or, on replay, ``email_sha256``) to a record or a reject."""
-    digest = row.get("email_sha256") or email_digest(row.get("email"))
-    # The address itself is not kept in the error table: its digest is enough to replay.
-    raw = {k: v for k, v in row.items() if k not in ("email", "email_sha256")} | {"email_sha256": digest}
+    """One members row (``email``; on replay, the kept keyed ``email_digest`` and its
+    ``email_key_id``) to a record or a reject."""
+    key_id = row.get(EMAIL_KEY_ID) if row.get(EMAIL_DIGEST) else None
+    digest = row.get(EMAIL_DIGEST) or email_digest(row.get("email"))
+    # The address itself is never kept: the store keys this digest before the row is stored
+    # (connectors/minimize.py), and the kept digest is enough to replay.
+    raw = {k: v for k, v in row.items() if k not in ("email", EMAIL_DIGEST, EMAIL_KEY_ID)} | {
+        "email_sha256" if key_id is None else EMAIL_DIGEST: digest,
+        "line": line,
+    }
+    if key_id is not None:
+        raw[EMAIL_KEY_ID] = key_id
     if digest is None:
         return Rejected(line, "email", "missing or not an e-mail address", raw)
     when: dict[str, tuple[date, datetime | None] | None] = {}
@@ -111,6 +120,7 @@ def _map_row(row: dict, line: str) -> MemberRecord | Rejected:
         exited_ts=exited[1] if exited else None,
         country=country,
         record_id=line,
+        email_key_id=key_id,
     )
 
 

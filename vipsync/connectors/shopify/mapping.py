@@ -30,6 +30,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from vipsync.config.stores import ShopifyShop
+from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID
 from vipsync.connectors.records import (
     OrderLine,
     OrderRecord,
@@ -384,12 +385,25 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
         cancelled_at=cancelled,
         is_cancelled=cancelled is not None,
         is_test=bool(order.get("test")),
-        email_hash=email_digest(email if isinstance(email, str) else None),
+        **_email_fields(order, email),
         country=country,
         country_source=country_source,  # type: ignore[arg-type]
         shipping_postal_code=_zip(ship),
         discount_codes=_codes(order.get(shape.discount_codes) or ()),
     )
+
+
+def _email_fields(order: dict, email: Any) -> dict[str, Any]:
+    """The buyer's e-mail digest: from the address, or the keyed digest a minimized payload
+    kept in its place (connectors/minimize.py)."""
+    digest = email_digest(email if isinstance(email, str) else None)
+    if digest is None and isinstance(order.get(EMAIL_DIGEST), str):
+        key_id = order.get(EMAIL_KEY_ID)
+        return {
+            "email_hash": order[EMAIL_DIGEST],
+            "email_key_id": key_id if isinstance(key_id, str) else None,
+        }
+    return {"email_hash": digest}
 
 
 def map_rest_order(payload: dict, shop: ShopifyShop) -> OrderRecord:
