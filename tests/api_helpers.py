@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from vipsync.api.app import create_app
 from vipsync.bootstrap import Context
 from vipsync.config.settings import Settings
-from vipsync.connectors.records import normalize_email
 from vipsync.devtools.factories import order_record
 from vipsync.store.writer import write_batch
 
@@ -58,10 +57,7 @@ def recent(days: int) -> datetime:
 
 
 def store_order(ctx: Context, n: int, *, email: str = "buyer@example.com", **kw):
-    """An order written through the repository, its e-mail as the keyed digest."""
-    rec = order_record(n, **kw)
-    from dataclasses import replace
-
-    rec = replace(rec, email_hash=ctx.digester.email(normalize_email(email)))
+    """An order written through the repository (which keys its e-mail digest)."""
+    rec = order_record(n, email=email, **kw)
     write_batch(ctx.session_factory, [rec])
     return rec

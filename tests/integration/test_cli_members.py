@@ -81,6 +81,10 @@ def test_register_prove_claim_and_list_decisions_from_the_cli(cli_context):
     assert shown["units"][0]["claim"]["kind"] == "trade_in"
     with context.session_factory() as s:
         assert s.execute(select(Unit.id)).scalar_one() == unit["unit_id"]
+    erased = _run("members", "erase", "--email", "cli@example.com")
+    assert erased.exit_code == 0, erased.output
+    assert json.loads(erased.output)["units"][0]["claim"]["kind"] == "trade_in"
+    assert "cli@example.com" not in erased.output
 
 
 def test_a_registration_from_outside_the_regions_exits_2_with_one_line(cli_context, tmp_path):

@@ -1,4 +1,5 @@
-"""``/v1/members``: register, exit, look up a member (scopes ``website`` and ``support``).
+"""``/v1/members``: register, exit, look up and erase a member (scopes ``website`` and
+``support``; look-up and erasure: ``support`` only).
 
 E-mails travel in request bodies only (never in a URL, so never in an access log) and are
 kept as keyed digests. A website registration takes the server's clock whatever date it
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vipsync.api.auth import Caller, require_scope
-from vipsync.workers.members import exit_member, register_member, show_member
+from vipsync.workers.members import erase_member, exit_member, register_member, show_member
 
 __all__ = ["router"]
 
@@ -82,3 +83,10 @@ async def lookup(
     body: Lookup, request: Request, caller: Caller = Depends(require_scope("support"))
 ) -> dict[str, Any]:
     return await run_in_threadpool(show_member, request.app.state.ctx, email=body.email)
+
+
+@router.post("/members/erase", summary="Erase a person's personal data (warranty records stay)")
+async def erase(
+    body: Lookup, request: Request, caller: Caller = Depends(require_scope("support"))
+) -> dict[str, Any]:
+    return await run_in_threadpool(erase_member, request.app.state.ctx, email=body.email, origin="api")

@@ -1,5 +1,5 @@
 """Commands of the customer-facing side (registered by vipsync.cli.main):
-``vipsync members register|exit|show``, ``vipsync proofs verify|list`` and
+``vipsync members register|exit|erase|show``, ``vipsync proofs verify|list`` and
 ``vipsync claims record|quote|apply-trade-ins``.
 
 They run the same jobs as the ``/v1`` API, as the ``support`` side (no rate limits, no
@@ -86,6 +86,14 @@ def register(groups) -> None:
         from vipsync.workers.members import exit_member
 
         _print(exit_member(get_context(), email=email, on=_day_or_ts(on, "--on"), reason=reason).as_dict())
+
+    @members.command("erase")
+    def members_erase(email: str = typer.Option(..., "--email")) -> None:
+        """Erase a person's personal data from every table; the member stays pseudonymous
+        (exited now) with its warranty records and claims."""
+        from vipsync.workers.members import erase_member
+
+        _print(erase_member(get_context(), email=email, origin="cli"))
 
     @members.command("show")
     def members_show(email: str = typer.Option(..., "--email")) -> None:

@@ -22,6 +22,7 @@ from vipsync.workers.tagging import load_rules, tag_units_now
 __all__ = [
     "MemberNotFound",
     "email_digest_of",
+    "erase_member",
     "exit_member",
     "program_regions",
     "register_member",
@@ -145,6 +146,7 @@ def register_member(
         if member is None:
             member = Member(
                 email_hash=digest,
+                email_key_id=ctx.digester.key_id,
                 country=code,
                 registered_at=day,
                 registered_ts=ts,
@@ -218,3 +220,25 @@ def show_member(ctx, *, email: str) -> dict[str, Any]:
             "source": member.source,
             "units": units,
         }
+
+
+def erase_member(ctx, *, email: str, origin: str = "support") -> dict[str, Any]:
+    """Erase a person (:func:`vipsync.workers.privacy_jobs.erase_email`, the one erasure):
+    personal data goes from every table; the member stays pseudonymous, exited now, with
+    its warranty records and claims. The member's units are re-tagged before returning."""
+    from vipsync.store.models import Member
+    from vipsync.workers.privacy_jobs import erase_email
+
+    email_digest_of(ctx, email)  # a clear 422 for what is not an address
+    request_id, report = erase_email(ctx, email, origin=origin)
+    with ctx.session_factory() as session:
+        rules = load_rules(ctx)
+        unit_ids: list[int] = []
+        for member_id in report.member_ids:
+            member = session.get(Member, member_id)
+            if member is not None:
+                unit_ids += member_unit_ids(session, member)
+        tag_units_now(session, rules, unit_ids)
+        units = unit_answers(session, unit_ids)
+        session.commit()
+    return {"request": request_id, "erased": report.as_dict(), "units": units}

@@ -1,15 +1,15 @@
 """members, proofs and claims: registration reasons, claim details, ordinary warranty
 exchanges, trade-in quotes and the proof-of-purchase decision log
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
