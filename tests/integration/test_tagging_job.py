@@ -250,7 +250,8 @@ def test_policy_change_retags_only_the_rows_it_changes(context, tmp_path, monkey
         k: (t.policy_version, t.facts_hash) for k, t in before.items()
     }
     changed = retag_all(ctx)
-    assert changed.rewritten == 4 and changed.unchanged == 6 and changed.inserted == 0
+    # Only the units whose version the change moves are judged again.
+    assert (changed.scanned, changed.rewritten, changed.unchanged, changed.inserted) == (4, 4, 0, 0)
     after = _tags(ctx)
     for key, tag in after.items():
         if key[0] in {o.external_id for o in orders[6:]}:
@@ -369,3 +370,55 @@ def test_registration_timestamp_is_dated_in_the_zone_of_each_units_store(context
     assert us.registration_deadline == jp.registration_deadline == date(2025, 1, 1)
     assert (us.benefit_status, us.extended_warranty_end) == ("available", date(2027, 1, 1))
     assert (jp.benefit_status, jp.extended_warranty_end) == ("registered_too_late", None)
+
+
+def test_retag_all_judges_only_what_a_rules_change_can_affect(context, tmp_path, monkeypatch):
+    policies = _policies_copy(tmp_path, monkeypatch)
+    from vipsync.bootstrap import Context, set_context
+    from vipsync.config.settings import Settings
+
+    ctx = Context(settings=Settings(), database_url=context.database_url)
+    set_context(ctx)
+    email = "m@example.com"
+    _load(
+        ctx,
+        orders=[order_record(i, purchased_at=_at("2025-06-01"), email=email) for i in range(1, 6)],
+        members=[MemberRecord(email_hash=email_digest(email), registered_at=date(2025, 1, 1))],
+    )
+    assert tag_pending(ctx).inserted == 5
+    first = retag_all(ctx)  # no rules recorded yet: every unit
+    assert (first.scanned, first.rewritten) == (5, 0)
+    assert retag_all(ctx).scanned == 0  # nothing changed since
+    assert retag_all(ctx, full=True).scanned == 5
+
+    # The terms of the version judging every unit change in place: all its units again.
+    vip = policies / "vip-2024.toml"
+    vip.write_text(vip.read_text().replace("extended_years = 3", "extended_years = 4"))
+    changed = retag_all(ctx)
+    assert (changed.scanned, changed.rewritten) == (5, 5)
+    assert {t.extended_warranty_end for t in _tags(ctx).values()} == {date(2029, 6, 1)}
+    assert retag_all(ctx).scanned == 0
+
+    # A product the catalog now places elsewhere: only its units.
+    with ctx.session_factory() as s:
+        s.execute(update(Product).values(category="accessory"))
+        s.commit()
+    assert retag_all(ctx).scanned == 5
+    assert retag_all(ctx).scanned == 0
+
+
+def test_unit_fact_rows_carry_the_documented_columns_in_order(context):
+    from vipsync.store.read_models import UNIT_FACT_COLUMNS, UnitSelection, unit_fact_rows
+
+    email = "m@example.com"
+    _load(
+        context,
+        orders=[order_record(1, purchased_at=_at("2025-06-01"), email=email, lines=(("HKS0401A3U", 2),))],
+        members=[MemberRecord(email_hash=email_digest(email), registered_at=date(2025, 1, 1))],
+    )
+    with context.session_factory() as s:
+        rows = unit_fact_rows(s, selection=UnitSelection(), limit=10)
+        assert len(rows) == 2 and tuple(rows[0]._fields) == UNIT_FACT_COLUMNS
+        assert rows[0].member_registered_at == date(2025, 1, 1) and rows[0].facts_hash is None
+        assert unit_fact_rows(s, selection=UnitSelection(), after_id=rows[0].id, limit=10) == rows[1:]
+        assert unit_fact_rows(s, selection=UnitSelection(pending=False)) == []

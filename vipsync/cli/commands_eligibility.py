@@ -49,19 +49,22 @@ def register(groups) -> None:
     @app.command("tag")
     def tag(
         all_units: bool = typer.Option(
-            False, "--all", help="Re-tag every unit (after a policy or catalog change)."
+            False,
+            "--all",
+            help="After a policy or catalog change: re-tag every unit the change can affect.",
         ),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="With --all: count what would change, write nothing."
         ),
+        full: bool = typer.Option(False, "--full", help="With --all: judge every unit, affected or not."),
     ) -> None:
         """Tag units with their VIP eligibility and windows (new and changed units; --all: every unit)."""
         from vipsync.workers.tagging import retag_all, tag_pending
 
         ctx = get_context()
-        if dry_run and not all_units:
-            raise ConfigError("--dry-run goes with --all")
-        result = retag_all(ctx, dry_run=dry_run) if all_units else tag_pending(ctx)
+        if (dry_run or full) and not all_units:
+            raise ConfigError("--dry-run and --full go with --all")
+        result = retag_all(ctx, dry_run=dry_run, full=full) if all_units else tag_pending(ctx)
         counts = result.as_dict()
         table = Table(
             title=f"tagging ({counts.pop('mode')}{', dry run: nothing written' if dry_run else ''})"

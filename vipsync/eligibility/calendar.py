@@ -16,8 +16,13 @@ def add_months(day: date, months: int) -> date:
     index = day.year * 12 + (day.month - 1) + months
     year, month0 = divmod(index, 12)
     month = month0 + 1
-    last = _cal.monthrange(year, month)[1]
+    if day.day <= 28:
+        return date(year, month, day.day)
+    last = 29 if month == 2 and _cal.isleap(year) else _MONTH_DAYS[month0]
     return date(year, month, min(day.day, last))
+
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def add_years(day: date, years: int) -> date:

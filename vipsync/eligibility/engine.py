@@ -17,7 +17,16 @@ from vipsync.eligibility.calendar import add_days, add_months, add_years
 from vipsync.eligibility.membership import is_active_member
 from vipsync.eligibility.policy import Policy
 
-__all__ = ["BENEFIT_STATUSES", "REASONS", "ClaimFacts", "MemberFacts", "UnitFacts", "Verdict", "evaluate"]
+__all__ = [
+    "BENEFIT_STATUSES",
+    "REASONS",
+    "ClaimFacts",
+    "MemberFacts",
+    "UnitFacts",
+    "Verdict",
+    "evaluate",
+    "member_reading",
+]
 
 # The closed list of reasons, in the order they are reported.
 REASONS = (
@@ -108,6 +117,11 @@ class Verdict:
     def digest(self) -> str:
         """A stable digest of the whole verdict (stored as ``unit_tags.facts_hash``):
         equal digests mean re-tagging would write the same row."""
+        return hashlib.sha256(self.digest_text().encode()).hexdigest()
+
+    def digest_text(self) -> str:
+        """The text :meth:`digest` hashes: every field, ``|``-separated, the member id
+        second to last and the benefit status last."""
         parts = (
             self.policy_version,
             self.category,
@@ -124,11 +138,27 @@ class Verdict:
             "" if self.member_id is None else str(self.member_id),
             self.benefit_status or "",
         )
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+        return "|".join(parts)
 
 
 def _d(value: date | None) -> str:
     return value.isoformat() if value is not None else ""
+
+
+def member_reading(
+    member: MemberFacts | None, registration_deadline: date | None
+) -> tuple[bool, bool] | None:
+    """All :func:`evaluate` reads of a unit's member besides its id, once the unit is
+    eligible and its registration deadline known: (active member, registered before the
+    deadline). Two eligible units with the same other facts and the same reading get the
+    same verdict but for ``member_id`` (what :class:`vipsync.eligibility.judge.Judge` relies
+    on). None: no member."""
+    if member is None:
+        return None
+    registered_on = member.registered_on
+    if registered_on is None or not member.active:
+        return (False, False)
+    return (True, registration_deadline is None or registered_on < registration_deadline)
 
 
 def evaluate(facts: UnitFacts, policy: Policy) -> Verdict:
@@ -180,21 +210,16 @@ def evaluate(facts: UnitFacts, policy: Policy) -> Verdict:
         )
 
     deadline = original_end if policy.registration.deadline == "original_warranty_end" else None
-    active = member is not None and member.active
+    active, in_time = member_reading(member, deadline) or (False, False)
     extended_end = trade_opens = trade_closes = None
     if active:
-        registered_on = member.registered_on  # type: ignore[union-attr]
-        in_time = deadline is None or registered_on < deadline  # type: ignore[operator]
         if in_time:
             extended_end = add_years(purchase, policy.warranty.extended_years)
         t = policy.trade_in
         trade_opens = add_days(add_months(purchase, t.opens_after_months), t.opens_after_days)
         if t.closes_after_months is not None:
             trade_closes = add_months(purchase, t.closes_after_months)
-        if member is not None and not in_time:
-            status = "registered_too_late"
-        else:
-            status = "available"
+        status = "available" if in_time else "registered_too_late"
     elif member is None:
         status = "not_member"
     else:

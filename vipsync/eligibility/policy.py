@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -195,6 +195,30 @@ class PolicySet:
 
     def select(self, purchase_date: date) -> Policy:
         return select_policy(self.policies, purchase_date)
+
+    def selection_steps(self) -> tuple[tuple[date | None, str | None], ...]:
+        """The version :meth:`select` picks, as steps in date order: ``(first day,
+        version)``, the first step from the beginning (day None), a version None where
+        none applies. Selection reads only the date and changes only on an
+        ``effective_from``, so the steps say it for every date."""
+        starts = sorted({p.effective_from for p in self.enabled})
+        if not starts:
+            return ((None, None),)
+        steps: list[tuple[date | None, str | None]] = []
+        first = starts[0]
+        before = self._version_on(first - timedelta(days=1)) if first > date.min else None
+        steps.append((None, before))
+        for day in starts:
+            version = self._version_on(day)
+            if version != steps[-1][1]:
+                steps.append((day, version))
+        return tuple(steps)
+
+    def _version_on(self, day: date) -> str | None:
+        try:
+            return self.select(day).version
+        except PolicyError:
+            return None
 
 
 def select_policy(policies: Iterable[Policy], purchase_date: date) -> Policy:

@@ -46,6 +46,7 @@ __all__ = [
     "ProofDecision",
     "RawPayload",
     "SyncCursor",
+    "TagRules",
     "TradeInQuote",
     "Unit",
     "UnitTag",
@@ -202,6 +203,18 @@ class UnitTag(Base):
     benefit_status: Mapped[str | None] = mapped_column(String(32))
     facts_hash: Mapped[str] = mapped_column(String(64))
     tagged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TagRules(Base):
+    """The fingerprint of the rules each policy version was last applied with by a
+    completed re-tagging run: a version whose fingerprint differs now has its units judged
+    again; the others only where the version a date selects has changed."""
+
+    __tablename__ = "tag_rules"
+
+    policy_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Member(Base):

@@ -9,16 +9,29 @@ module: the member is its pseudonymous id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, false, func, literal, or_, select, true
+from sqlalchemy.orm import Session, aliased
 
-from vipsync.store.models import Order, OrderLineRow, Product, Unit, UnitTag
+from vipsync.store.models import Claim, Member, Order, OrderLineRow, OrderMemberLink, Product, Unit, UnitTag
+from vipsync.store.sql import in_values
 
-__all__ = ["STATUS_FIELDS", "UNIT_FIELDS", "iter_units", "unclassified_skus"]
+__all__ = [
+    "STATUS_FIELDS",
+    "UNIT_FACT_COLUMNS",
+    "UNIT_FIELDS",
+    "RefundFacts",
+    "UnitSelection",
+    "iter_units",
+    "refund_facts",
+    "unclassified_skus",
+    "unit_fact_rows",
+]
 
 # The documented fields of `vipsync units`, in output order (docs/eligibility.md).
 UNIT_FIELDS = (
@@ -176,3 +189,184 @@ def unclassified_skus(session: Session) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class UnitSelection:
+    """Which units a tagging batch reads. A unit is taken when any part says so.
+
+    - ``pending``: flagged ``needs_tag``, or without a tag yet;
+    - ``version_by_date``: tagged under another version than the one its tag's purchase
+      date now selects: ``(first day, version)`` steps in date order, the first step's day
+      None (from the beginning), a version None where no version applies;
+    - ``stale_versions``: tagged under one of these versions;
+    - ``skus``: units of these SKUs;
+    - ``everything``: every unit.
+    """
+
+    pending: bool = True
+    version_by_date: tuple[tuple[date | None, str | None], ...] | None = None
+    stale_versions: tuple[str, ...] = ()
+    skus: tuple[str, ...] = ()
+    everything: bool = False
+
+
+def _selected(selection: UnitSelection, *, pg: bool) -> Any:
+    if selection.everything:
+        return true()
+    parts: list[Any] = []
+    if selection.pending:
+        parts += [Unit.needs_tag.is_(True), UnitTag.unit_id.is_(None)]
+    if selection.version_by_date:
+        steps = selection.version_by_date
+        whens = [
+            (UnitTag.purchase_date < nxt, version or "")
+            for (_, version), (nxt, _) in itertools.pairwise(steps)
+            if nxt is not None
+        ]
+        now = case(*whens, else_=steps[-1][1] or "") if whens else literal(steps[-1][1] or "")
+        parts.append(and_(UnitTag.unit_id.is_not(None), UnitTag.policy_version != now))
+    if selection.stale_versions:
+        parts.append(in_values(UnitTag.policy_version, list(selection.stale_versions), pg=pg))
+    if selection.skus:
+        parts.append(in_values(Unit.sku, list(selection.skus), pg=pg))
+    return or_(*parts) if parts else false()
+
+
+# The columns of unit_fact_rows, in order (the tagging job unpacks them by position).
+UNIT_FACT_COLUMNS = (
+    "id",
+    "order_id",
+    "sku",
+    "ordinal",
+    "removed",
+    "needs_tag",
+    "source",
+    "store_key",
+    "marketplace_id",
+    "purchase_date",
+    "country",
+    "is_cancelled",
+    "is_test",
+    "payment_pending",
+    "member_id",
+    "member_registered_at",
+    "member_registered_ts",
+    "member_exited_at",
+    "member_exited_ts",
+    "claim_kind",
+    "claimed_on",
+    "facts_hash",
+)
+
+
+def unit_fact_rows(
+    session: Session,
+    *,
+    selection: UnitSelection | None = None,
+    after_id: int = 0,
+    limit: int = 2000,
+    unit_ids: Sequence[int] | None = None,
+    lock: bool = False,
+) -> list[Any]:
+    """The facts tagging reads about units, one row per unit in id order, in one query:
+    the unit, its order, its claim, its member (by the order's e-mail digest for web-store
+    orders, else by the earliest verified proof of purchase) and its current tag's digest.
+
+    Either the next ``limit`` units after ``after_id`` that ``selection`` takes, or the
+    units ``unit_ids``. ``lock`` (PostgreSQL) locks the unit rows, skipping locked ones."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    by_email = aliased(Member, name="by_email")
+    by_link = aliased(Member, name="by_link")
+    first_link = (
+        select(OrderMemberLink.member_id)
+        .where(OrderMemberLink.order_id == Order.id)
+        .order_by(OrderMemberLink.verified_at, OrderMemberLink.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    email_found = by_email.id.is_not(None)
+
+    def member_col(name: str) -> Any:
+        return case((email_found, getattr(by_email, name)), else_=getattr(by_link, name)).label(
+            f"member_{name}"
+        )
+
+    q = (
+        select(
+            Unit.id,
+            Unit.order_id,
+            Unit.sku,
+            Unit.ordinal,
+            Unit.removed,
+            Unit.needs_tag,
+            Order.source,
+            Order.store_key,
+            Order.marketplace_id,
+            Order.purchase_date,
+            Order.country,
+            Order.is_cancelled,
+            Order.is_test,
+            Order.payment_pending,
+            member_col("id"),
+            member_col("registered_at"),
+            member_col("registered_ts"),
+            member_col("exited_at"),
+            member_col("exited_ts"),
+            Claim.kind.label("claim_kind"),
+            Claim.claimed_on,
+            UnitTag.facts_hash,
+        )
+        .join(Order, Order.id == Unit.order_id)
+        .outerjoin(UnitTag, UnitTag.unit_id == Unit.id)
+        .outerjoin(Claim, Claim.unit_id == Unit.id)
+        .outerjoin(by_email, and_(Order.source != "amazon", by_email.email_hash == Order.email_hash))
+        .outerjoin(by_link, and_(~email_found, by_link.id == first_link))
+        .order_by(Unit.id)
+    )
+    if unit_ids is not None:
+        q = q.where(in_values(Unit.id, list(unit_ids), pg=pg))
+    else:
+        q = q.where(Unit.id > after_id, _selected(selection or UnitSelection(), pg=pg)).limit(limit)
+    if lock and pg:
+        q = q.with_for_update(of=Unit, skip_locked=True)
+    return list(session.execute(q).all())
+
+
+@dataclass(frozen=True)
+class RefundFacts:
+    """What refund allocation reads for some orders: the refunded quantity per (order,
+    SKU), the live units of those (order, SKU) pairs as (unit id, ordinal), and which of
+    those units carry a claim."""
+
+    refunded: dict[tuple[int, str], int]
+    pools: dict[tuple[int, str], list[tuple[int, int]]]
+    claimed: set[int]
+
+
+def refund_facts(session: Session, order_ids: Sequence[int]) -> RefundFacts:
+    """Refund facts of the orders among ``order_ids`` that have refunded lines (two small
+    queries, none when no line is refunded)."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    refunded: dict[tuple[int, str], int] = {}
+    for oid, sku, qty in session.execute(
+        select(OrderLineRow.order_id, OrderLineRow.sku, func.sum(OrderLineRow.refunded_quantity))
+        .where(in_values(OrderLineRow.order_id, list(order_ids), pg=pg), OrderLineRow.refunded_quantity > 0)
+        .group_by(OrderLineRow.order_id, OrderLineRow.sku)
+    ):
+        refunded[(oid, sku)] = int(qty)
+    pools: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    claimed: set[int] = set()
+    if refunded:
+        for uid, oid, sku, ordinal, claim in session.execute(
+            select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Claim.id)
+            .outerjoin(Claim, Claim.unit_id == Unit.id)
+            .where(
+                in_values(Unit.order_id, sorted({oid for oid, _ in refunded}), pg=pg), Unit.removed.is_(False)
+            )
+        ):
+            if (oid, sku) in refunded:
+                pools.setdefault((oid, sku), []).append((uid, ordinal))
+                if claim is not None:
+                    claimed.add(uid)
+    return RefundFacts(refunded, pools, claimed)

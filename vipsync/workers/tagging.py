@@ -3,11 +3,18 @@ write ``unit_tags``.
 
 - :func:`tag_pending` tags every unit flagged ``needs_tag`` (the repository flags units when
   their order changes or their member's membership changes) or without a tag yet.
-- :func:`retag_all` recomputes every unit after a policy or catalog change and rewrites only
-  the rows whose verdict changed (``facts_hash`` compare); the result counts them.
+- :func:`retag_all`, after a policy or catalog change, judges again the units the change
+  can affect (``full``: every unit) and rewrites only the rows whose verdict changed
+  (``facts_hash`` compare); the result counts them. What a change can affect: units tagged
+  under a version their purchase date no longer selects, every unit of a version whose
+  rules fingerprint (:func:`rules_fingerprints`, kept in ``tag_rules`` by the last
+  completed run) differs, and the units of re-classified products.
 
-Both stream units in id order, ``batch_size`` at a time, one transaction per batch, so
-memory stays flat whatever the number of units. On PostgreSQL a batch locks its unit rows
+Both take units in id order, ``batch_size`` at a time, one transaction per batch, so
+memory stays flat. A batch's facts are one query (:func:`vipsync.store.read_models.
+unit_fact_rows`) and its refunded lines another; units sharing the same facts are judged
+once (:class:`vipsync.eligibility.judge.Judge`); tags are written set-based (COPY on
+PostgreSQL, one executemany on SQLite). On PostgreSQL a batch locks its unit rows
 (``FOR UPDATE SKIP LOCKED``): an order upsert that flags a unit while it is being tagged
 waits for the batch to commit and flags it again, so no change is lost, and two tagging
 workers never take the same units.
@@ -18,6 +25,8 @@ reason ``refunded`` (the quantity is no longer part of the order), every window 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import time
@@ -26,30 +35,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.eligibility.calendar import local_date
 from vipsync.eligibility.catalog import Catalog
-from vipsync.eligibility.engine import ClaimFacts, ClaimKind, MemberFacts, UnitFacts, Verdict, evaluate
+from vipsync.eligibility.engine import ClaimFacts, ClaimKind, MemberFacts, UnitFacts, Verdict
+from vipsync.eligibility.judge import Judge, with_member
 from vipsync.eligibility.loader import load_catalog, load_policies
-from vipsync.eligibility.policy import Policy, PolicySet
+from vipsync.eligibility.policy import PolicySet
 from vipsync.eligibility.refunds import allocate_refunds
 from vipsync.eligibility.status import unit_statuses
 from vipsync.errors import PolicyError
-from vipsync.store.models import (
-    Claim,
-    ImportError_,
-    Member,
-    Order,
-    OrderLineRow,
-    OrderMemberLink,
-    Product,
-    Unit,
-    UnitTag,
-    table_of,
-)
-from vipsync.store.read_models import iter_units
+from vipsync.store.models import ImportError_, Product, TagRules, Unit, UnitTag, table_of
+from vipsync.store.read_models import UnitSelection, iter_units, refund_facts, unit_fact_rows
 from vipsync.store.repository import Repository
 from vipsync.store.sql import in_values
 
@@ -59,6 +58,7 @@ __all__ = [
     "classify_products",
     "load_rules",
     "retag_all",
+    "rules_fingerprints",
     "tag_pending",
     "tag_units",
     "tag_units_now",
@@ -152,15 +152,17 @@ def tag_pending(ctx, *, batch_size: int | None = None) -> TagResult:
     )
 
 
-def retag_all(ctx, *, batch_size: int | None = None, dry_run: bool = False) -> TagResult:
-    """Recompute every unit (after a policy or catalog change); rewrite only changed tags.
-    ``dry_run`` counts what would change and writes nothing (a policy what-if)."""
+def retag_all(ctx, *, batch_size: int | None = None, dry_run: bool = False, full: bool = False) -> TagResult:
+    """After a policy or catalog change: judge again every unit the change can affect
+    (``full``: every unit); rewrite only changed tags. ``dry_run`` counts what would
+    change and writes nothing (a policy what-if)."""
     return tag_units(
         ctx.session_factory,
         load_rules(ctx),
         mode="all",
         batch_size=batch_size or _batch(ctx),
         dry_run=dry_run,
+        full=full,
     )
 
 
@@ -172,10 +174,12 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def classify_products(session: Session, catalog: Catalog, *, flag_units: bool) -> tuple[dict[str, str], int]:
-    """Fill ``products.category`` from the catalog; returns (sku -> category, changed count).
-    With ``flag_units``, the already tagged units of (re-)classified products are flagged
-    for tagging."""
+def classify_products(
+    session: Session, catalog: Catalog, *, flag_units: bool
+) -> tuple[dict[str, str], list[str]]:
+    """Fill ``products.category`` from the catalog; returns (sku -> category, SKUs whose
+    category changed). With ``flag_units``, the already tagged units of (re-)classified
+    products are flagged for tagging."""
     categories: dict[str, str] = {}
     changes: list[dict[str, Any]] = []
     changed_skus: list[str] = []
@@ -199,7 +203,23 @@ def classify_products(session: Session, catalog: Catalog, *, flag_units: bool) -
                 .values(needs_tag=True)
                 .execution_options(synchronize_session=False)
             )
-    return categories, len(changes)
+    return categories, changed_skus
+
+
+def rules_fingerprints(rules: Rules) -> dict[str, str]:
+    """policy version -> a digest of everything besides the store a verdict under it
+    depends on: the version's terms, the official stores and the stores' zones (the
+    catalog is followed through ``products.category``)."""
+    shared = json.dumps(
+        {
+            "official": sorted(rules.official_stores),
+            "zones": sorted(f"{key}/{market or ''}={zone}" for (key, market), zone in rules.zones.items()),
+        }
+    )
+    return {
+        p.version: hashlib.sha256(f"{p.model_dump_json()}|{shared}".encode()).hexdigest()
+        for p in rules.policies.policies
+    }
 
 
 def tag_units(
@@ -210,51 +230,46 @@ def tag_units(
     batch_size: int = DEFAULT_BATCH,
     now: datetime | None = None,
     dry_run: bool = False,
+    full: bool = False,
 ) -> TagResult:
     """The tagging loop behind both jobs (``mode`` ``pending`` or ``all``). With
-    ``dry_run`` every batch is rolled back: the result counts what a real run would write."""
+    ``dry_run`` every batch is rolled back: the result counts what a real run would write.
+
+    ``all`` judges the pending units and those the rules changed since the last completed
+    ``all`` run can affect: units tagged under a version that a date no longer selects, or
+    under a version whose rules fingerprint changed (or was never recorded), and units of
+    re-classified products; ``full`` judges every unit."""
     if mode not in ("pending", "all"):
         raise ValueError("mode is 'pending' or 'all'")
     started = time.perf_counter()
     result = TagResult(mode=mode)
     tagged_at = now or _utcnow()
+    fingerprints = rules_fingerprints(rules)
     with factory() as session:
-        categories, result.products_reclassified = classify_products(
-            session, rules.catalog, flag_units=mode == "pending"
-        )
+        categories, changed_skus = classify_products(session, rules.catalog, flag_units=not full)
+        result.products_reclassified = len(changed_skus)
+        selection = _selection(session, rules, mode, full, changed_skus, fingerprints)
         session.rollback() if dry_run else session.commit()
-    policy_cache: dict[date, Policy | PolicyError] = {}
-    with factory() as session:
-        max_id = session.execute(select(func.max(Unit.id))).scalar_one() or 0
         pg = session.get_bind().dialect.name == "postgresql"
-    # Batches are ranges of unit ids: each query reads one primary-key range, so the whole
-    # run is linear in the number of units however many of them are pending.
-    lo = 0
-    while lo < max_id:
-        hi = lo + batch_size
+    judge = Judge(rules.policies)
+    last = 0
+    while True:
         with factory() as session:
-            q = select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(
-                Unit.id > lo, Unit.id <= hi
-            )
-            lo = hi
-            if mode == "pending":
-                q = q.outerjoin(UnitTag, UnitTag.unit_id == Unit.id).where(
-                    or_(Unit.needs_tag.is_(True), UnitTag.unit_id.is_(None))
-                )
-            q = q.order_by(Unit.id)
             if pg:
-                q = q.with_for_update(of=Unit, skip_locked=True)
-            units = session.execute(q).all()
-            if not units:
-                continue
+                # A batch is a short indexed scan: starting parallel workers costs more than it saves.
+                session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+            rows = unit_fact_rows(session, selection=selection, after_id=last, limit=batch_size, lock=pg)
+            if not rows:
+                break
+            last = rows[-1][0]
             result.batches += 1
-            result.scanned += len(units)
-            verdicts, errors = _judge(session, units, rules, categories, policy_cache, pg)
+            result.scanned += len(rows)
+            verdicts, errors = _judge(session, rows, rules, categories, judge)
             _write(session, verdicts, tagged_at, result, pg)
             for unit_id, store_key, message in errors:
                 result.errors += 1
                 _record_tag_error(session, unit_id, store_key, message)
-            flagged = [u.id for u in units if u.needs_tag]
+            flagged = [r[0] for r in rows if r[5]]
             for chunk in _in_chunks(flagged):
                 session.execute(
                     update(Unit)
@@ -263,9 +278,44 @@ def tag_units(
                     .execution_options(synchronize_session=False)
                 )
             session.rollback() if dry_run else session.commit()
+    if mode == "all" and not dry_run:
+        with factory() as session:
+            _record_fingerprints(session, fingerprints, tagged_at)
+            session.commit()
     result.elapsed_s = time.perf_counter() - started
     log.info("tagging done", extra=dict(result.as_dict()))
     return result
+
+
+def _selection(
+    session: Session,
+    rules: Rules,
+    mode: str,
+    full: bool,
+    changed_skus: list[str],
+    fingerprints: dict[str, str],
+) -> UnitSelection:
+    if mode == "pending":
+        return UnitSelection(pending=True)
+    if full:
+        return UnitSelection(everything=True)
+    recorded = dict(session.execute(select(TagRules.policy_version, TagRules.fingerprint)).all())
+    stale = sorted(v for v, fp in fingerprints.items() if recorded.get(v) != fp)
+    return UnitSelection(
+        pending=True,
+        version_by_date=rules.policies.selection_steps(),
+        stale_versions=tuple(stale),
+        skus=tuple(changed_skus),
+    )
+
+
+def _record_fingerprints(session: Session, fingerprints: dict[str, str], at: datetime) -> None:
+    session.execute(delete(TagRules))
+    if fingerprints:
+        session.execute(
+            insert(TagRules),
+            [{"policy_version": v, "fingerprint": fp, "recorded_at": at} for v, fp in fingerprints.items()],
+        )
 
 
 def _record_tag_error(session: Session, unit_id: int, store_key: str | None, message: str) -> None:
@@ -293,197 +343,92 @@ def _in_chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any
         yield values[i : i + size]
 
 
+# (unit id, shared verdict, the unit's member id, digest, existing digest or None)
+_Judged = tuple[int, Verdict, int | None, str, str | None]
+
+
 def _judge(
     session: Session,
-    units: Sequence[Any],
+    rows: Sequence[Any],
     rules: Rules,
     categories: dict[str, str],
-    policy_cache: dict[date, Policy | PolicyError],
-    pg: bool = False,
-) -> tuple[list[tuple[int, Verdict]], list[tuple[int, str | None, str]]]:
-    """Resolve the facts of a batch of units and judge each one."""
-    order_ids = sorted({u.order_id for u in units})
-    unit_ids = [u.id for u in units]
-    orders: dict[int, Any] = {}
-    for chunk in _in_chunks(order_ids):
-        for o in session.execute(
-            select(
-                Order.id,
-                Order.source,
-                Order.store_key,
-                Order.purchase_date,
-                Order.country,
-                Order.is_cancelled,
-                Order.is_test,
-                Order.payment_pending,
-                Order.email_hash,
-                Order.marketplace_id,
-            ).where(in_values(Order.id, chunk, pg=pg))
-        ):
-            orders[o.id] = o
-
-    # Refunded quantities per (order, SKU), and the live units and claims they choose among.
-    refunded_qty: dict[tuple[int, str], int] = {}
-    for chunk in _in_chunks(order_ids):
-        for oid, sku, qty in session.execute(
-            select(OrderLineRow.order_id, OrderLineRow.sku, func.sum(OrderLineRow.refunded_quantity))
-            .where(in_values(OrderLineRow.order_id, chunk, pg=pg), OrderLineRow.refunded_quantity > 0)
-            .group_by(OrderLineRow.order_id, OrderLineRow.sku)
-        ):
-            refunded_qty[(oid, sku)] = int(qty)
-    claims: dict[int, ClaimFacts] = {}
-    pool_ids: list[int] = list(unit_ids)
-    pools: dict[tuple[int, str], list[tuple[int, int]]] = {}
-    if refunded_qty:
-        refund_orders = sorted({oid for oid, _ in refunded_qty})
-        for chunk in _in_chunks(refund_orders):
-            for uid, oid, sku, ordinal in session.execute(
-                select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal).where(
-                    in_values(Unit.order_id, chunk, pg=pg), Unit.removed.is_(False)
-                )
-            ):
-                if (oid, sku) in refunded_qty:
-                    pools.setdefault((oid, sku), []).append((uid, ordinal))
-                    pool_ids.append(uid)
-    for chunk in _in_chunks(sorted(set(pool_ids))):
-        for uid, kind, on in session.execute(
-            select(Claim.unit_id, Claim.kind, Claim.claimed_on).where(in_values(Claim.unit_id, chunk, pg=pg))
-        ):
-            claims[uid] = ClaimFacts(cast(ClaimKind, kind), on)
+    judge: Judge,
+) -> tuple[list[_Judged], list[tuple[int, str | None, str]]]:
+    """Judge a batch of fact rows (:func:`vipsync.store.read_models.unit_fact_rows`,
+    columns in the order of its ``UNIT_FACT_COLUMNS``)."""
     refunded_units: set[int] = set()
-    for key, pool in pools.items():
+    refunds = refund_facts(session, sorted({r[1] for r in rows}))
+    for key, pool in refunds.pools.items():
         by_ordinal = {ordinal: uid for uid, ordinal in pool}
-        claimed = [ordinal for uid, ordinal in pool if uid in claims]
-        for ordinal in allocate_refunds(by_ordinal, refunded_qty[key], claimed):
+        claimed = [ordinal for uid, ordinal in pool if uid in refunds.claimed]
+        for ordinal in allocate_refunds(by_ordinal, refunds.refunded[key], claimed):
             refunded_units.add(by_ordinal[ordinal])
 
-    # Members: by e-mail for web-store orders, by a verified proof of purchase otherwise.
-    # Rows are kept as read; their dates become store-zone dates per unit below.
-    by_email: dict[str, Any] = {}
-    hashes = sorted({o.email_hash for o in orders.values() if o.email_hash and o.source != "amazon"})
-    member_cols = (Member.id, Member.registered_at, Member.registered_ts, Member.exited_at, Member.exited_ts)
-    for chunk in _in_chunks(hashes):
-        for member_row in session.execute(
-            select(Member.email_hash, *member_cols).where(in_values(Member.email_hash, chunk, pg=pg))
-        ):
-            by_email[member_row.email_hash] = member_row
-    by_link: dict[int, Any] = {}
-    for chunk in _in_chunks(order_ids):
-        for link_row in session.execute(
-            select(OrderMemberLink.order_id, *member_cols)
-            .join(Member, Member.id == OrderMemberLink.member_id)
-            .where(in_values(OrderMemberLink.order_id, chunk, pg=pg))
-            .order_by(OrderMemberLink.order_id, OrderMemberLink.verified_at.desc(), OrderMemberLink.id.desc())
-        ):
-            by_link[link_row.order_id] = link_row  # the earliest verified link wins (last written)
-
-    verdicts: list[tuple[int, Verdict]] = []
+    judged: list[_Judged] = []
     errors: list[tuple[int, str | None, str]] = []
     official = rules.official_stores
-    for u in units:
-        o = orders[u.order_id]
-        row = by_email.get(o.email_hash) if o.source != "amazon" and o.email_hash else None
-        if row is None:
-            row = by_link.get(o.id)
+    members: dict[tuple[int, str, str | None], MemberFacts] = {}
+    claims: dict[tuple[str, date], ClaimFacts] = {}
+    for (
+        uid,
+        _order_id,
+        sku,
+        _ordinal,
+        removed,
+        _needs_tag,
+        _source,
+        store_key,
+        marketplace_id,
+        purchase_date,
+        country,
+        cancelled,
+        test,
+        payment_pending,
+        member_id,
+        registered_at,
+        registered_ts,
+        exited_at,
+        exited_ts,
+        claim_kind,
+        claimed_on,
+        old_digest,
+    ) in rows:
         member = None
-        if row is not None:
-            zone = rules.zone(o.store_key, o.marketplace_id)
-            member = MemberFacts(
-                row.id,
-                _membership_date(row.registered_at, row.registered_ts, zone),
-                _membership_date(row.exited_at, row.exited_ts, zone),
-            )
+        if member_id is not None:
+            mkey = (member_id, store_key, marketplace_id)
+            member = members.get(mkey)
+            if member is None:
+                zone = rules.zone(store_key, marketplace_id)
+                member = members[mkey] = MemberFacts(
+                    member_id,
+                    _membership_date(registered_at, registered_ts, zone),
+                    _membership_date(exited_at, exited_ts, zone),
+                )
+        claim = None
+        if claim_kind is not None:
+            claim = claims.get((claim_kind, claimed_on))
+            if claim is None:
+                claim = claims[(claim_kind, claimed_on)] = ClaimFacts(cast(ClaimKind, claim_kind), claimed_on)
         facts = UnitFacts(
-            purchase_date=o.purchase_date,
-            country=o.country,
-            category=categories.get(u.sku, "unknown"),
-            official=o.store_key in official,
-            cancelled=o.is_cancelled,
-            test=o.is_test,
-            payment_pending=o.payment_pending,
-            refunded=u.id in refunded_units,
-            removed=u.removed,
-            member=member,
-            claim=claims.get(u.id),
+            purchase_date,
+            country,
+            categories.get(sku, "unknown"),
+            store_key in official,
+            cancelled,
+            test,
+            payment_pending,
+            uid in refunded_units,
+            removed,
+            member,
+            claim,
         )
-        policy = policy_cache.get(o.purchase_date)
-        if policy is None:
-            try:
-                policy = rules.policies.select(o.purchase_date)
-            except PolicyError as exc:
-                policy = exc
-            policy_cache[o.purchase_date] = policy
-        if isinstance(policy, PolicyError):
-            errors.append((u.id, o.store_key, str(policy)))
+        try:
+            shared, unit_member_id, digest = judge.judge(facts)
+        except PolicyError as exc:
+            errors.append((uid, store_key, str(exc)))
             continue
-        verdicts.append((u.id, evaluate(facts, policy)))
-    return verdicts, errors
-
-
-def _row(unit_id: int, v: Verdict, digest: str, tagged_at: datetime) -> dict[str, Any]:
-    return {
-        "unit_id": unit_id,
-        "policy_version": v.policy_version,
-        "category": v.category,
-        "country": v.country,
-        "purchase_date": v.purchase_date,
-        "eligible": v.eligible,
-        "reasons": list(v.reasons),
-        "valid_purchase": v.valid_purchase,
-        "original_warranty_end": v.original_warranty_end,
-        "registration_deadline": v.registration_deadline,
-        "extended_warranty_end": v.extended_warranty_end,
-        "trade_in_opens": v.trade_in_opens,
-        "member_id": v.member_id,
-        "benefit_status": v.benefit_status,
-        "facts_hash": digest,
-        "tagged_at": tagged_at,
-    }
-
-
-def _write(
-    session: Session, verdicts: list[tuple[int, Verdict]], tagged_at: datetime, result: TagResult, pg: bool
-) -> None:
-    if not verdicts:
-        return
-    existing: dict[int, str] = {}
-    ids = [uid for uid, _ in verdicts]
-    for chunk in _in_chunks(ids):
-        existing.update(
-            (r[0], r[1])
-            for r in session.execute(
-                select(UnitTag.unit_id, UnitTag.facts_hash).where(in_values(UnitTag.unit_id, chunk, pg=pg))
-            )
-        )
-    inserts, updates = [], []
-    for uid, v in verdicts:
-        digest = v.digest()
-        result.by_version[v.policy_version] = result.by_version.get(v.policy_version, 0) + 1
-        old = existing.get(uid)
-        if old is None:
-            inserts.append(_row(uid, v, digest, tagged_at))
-        elif old != digest:
-            updates.append(_row(uid, v, digest, tagged_at))
-        else:
-            result.unchanged += 1
-    if updates:
-        # A rewrite is delete + insert: one statement per chunk on both databases, where a
-        # per-row UPDATE would be one round trip per row.
-        for chunk in _in_chunks([r["unit_id"] for r in updates]):
-            session.execute(
-                delete(UnitTag)
-                .where(in_values(UnitTag.unit_id, chunk, pg=pg))
-                .execution_options(synchronize_session=False)
-            )
-    result.inserted += len(inserts)
-    result.rewritten += len(updates)
-    rows = inserts + updates
-    if not rows:
-        return
-    if pg:
-        _copy_tags(session, rows)
-    else:
-        session.execute(insert(table_of(UnitTag)), rows)  # sqlite3's executemany is in-process
+        judged.append((uid, shared, unit_member_id, digest, old_digest))
+    return judged, errors
 
 
 _TAG_COLUMNS = (
@@ -506,33 +451,112 @@ _TAG_COLUMNS = (
 )
 
 
-def _copy_tags(session: Session, rows: list[dict[str, Any]]) -> None:
+def _tag_row(
+    unit_id: int, v: Verdict, member_id: int | None, digest: str, tagged_at: datetime
+) -> tuple[Any, ...]:
+    """A ``unit_tags`` row in :data:`_TAG_COLUMNS` order (``reasons`` a tuple)."""
+    return (
+        unit_id,
+        v.policy_version,
+        v.category,
+        v.country,
+        v.purchase_date,
+        v.eligible,
+        v.reasons,
+        v.valid_purchase,
+        v.original_warranty_end,
+        v.registration_deadline,
+        v.extended_warranty_end,
+        v.trade_in_opens,
+        member_id,
+        v.benefit_status,
+        digest,
+        tagged_at,
+    )
+
+
+_REASONS_AT = _TAG_COLUMNS.index("reasons")
+
+
+@functools.lru_cache(maxsize=256)
+def _reasons_json(reasons: tuple[str, ...]) -> str:
+    return json.dumps(list(reasons))
+
+
+def _write(session: Session, judged: list[_Judged], tagged_at: datetime, result: TagResult, pg: bool) -> None:
+    """Write the new and changed tags: the changed ones deleted by one statement per
+    chunk, then every row inserted at once (COPY on PostgreSQL, one executemany on
+    SQLite). Unchanged tags (same digest) are left as they are."""
+    rows: list[tuple[Any, ...]] = []
+    rewritten: list[int] = []
+    by_version = result.by_version
+    for uid, shared, member_id, digest, old in judged:
+        by_version[shared.policy_version] = by_version.get(shared.policy_version, 0) + 1
+        if old == digest:
+            result.unchanged += 1
+            continue
+        if old is not None:
+            rewritten.append(uid)
+        rows.append(_tag_row(uid, shared, member_id, digest, tagged_at))
+    result.inserted += len(rows) - len(rewritten)
+    result.rewritten += len(rewritten)
+    for chunk in _in_chunks(rewritten):
+        session.execute(
+            delete(UnitTag)
+            .where(in_values(UnitTag.unit_id, chunk, pg=pg))
+            .execution_options(synchronize_session=False)
+        )
+    if not rows:
+        return
+    if pg:
+        _copy_tags(session, rows)
+    else:
+        # Through the table's own types (dates, the JSON column) in one executemany.
+        session.execute(
+            insert(table_of(UnitTag)),
+            [
+                dict(
+                    zip(
+                        _TAG_COLUMNS,
+                        (*r[:_REASONS_AT], list(r[_REASONS_AT]), *r[_REASONS_AT + 1 :]),
+                        strict=True,
+                    )
+                )
+                for r in rows
+            ],
+        )
+
+
+def _copy_tags(session: Session, rows: list[tuple[Any, ...]]) -> None:
     """PostgreSQL: COPY the rows in the session's own transaction (an INSERT per row, or
     a compiled multi-row VALUES, costs far more per row than the engine itself)."""
     raw = session.connection().connection.driver_connection
     assert raw is not None, "a live DBAPI connection"
     with raw.cursor() as cur, cur.copy(f"COPY unit_tags ({', '.join(_TAG_COLUMNS)}) FROM STDIN") as copy:
         for r in rows:
-            copy.write_row(tuple(json.dumps(r[c]) if c == "reasons" else r[c] for c in _TAG_COLUMNS))
+            copy.write_row((*r[:_REASONS_AT], _reasons_json(r[_REASONS_AT]), *r[_REASONS_AT + 1 :]))
+
+
+def _judge_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> list[_Judged]:
+    rows = unit_fact_rows(session, unit_ids=list(unit_ids))
+    categories = {}
+    for sku, title in session.execute(
+        select(Product.sku, Product.title).where(Product.sku.in_({r.sku for r in rows}))
+    ):
+        categories[sku] = rules.catalog.classify(sku, title or "")
+    judged, errors = _judge(session, rows, rules, categories, Judge(rules.policies))
+    if errors:
+        raise PolicyError(errors[0][2])
+    return judged
 
 
 def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
     """The live verdict of some units, computed from the store as it is now (for claim and
     proof checks: pass the verdict to :func:`vipsync.eligibility.claims.check_claim`)."""
-    categories = {}
-    units = session.execute(
-        select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.needs_tag).where(
-            Unit.id.in_(list(unit_ids))
-        )
-    ).all()
-    for sku, title in session.execute(
-        select(Product.sku, Product.title).where(Product.sku.in_({u.sku for u in units}))
-    ):
-        categories[sku] = rules.catalog.classify(sku, title or "")
-    verdicts, errors = _judge(session, units, rules, categories, {})
-    if errors:
-        raise PolicyError(errors[0][2])
-    return dict(verdicts)
+    return {
+        uid: with_member(shared, member_id)
+        for uid, shared, member_id, _, _ in _judge_units(session, rules, unit_ids)
+    }
 
 
 def tag_units_now(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
@@ -541,8 +565,8 @@ def tag_units_now(session: Session, rules: Rules, unit_ids: Sequence[int]) -> di
     if not unit_ids:
         return {}
     pg = session.get_bind().dialect.name == "postgresql"
-    verdicts = verdicts_for_units(session, rules, unit_ids)
-    _write(session, list(verdicts.items()), _utcnow(), TagResult(mode="now"), pg)
+    judged = _judge_units(session, rules, unit_ids)
+    _write(session, judged, _utcnow(), TagResult(mode="now"), pg)
     for chunk in _in_chunks(list(unit_ids)):
         session.execute(
             update(Unit)
@@ -550,7 +574,7 @@ def tag_units_now(session: Session, rules: Rules, unit_ids: Sequence[int]) -> di
             .values(needs_tag=False)
             .execution_options(synchronize_session=False)
         )
-    return verdicts
+    return {uid: with_member(shared, member_id) for uid, shared, member_id, _, _ in judged}
 
 
 def unit_view(session: Session, *, as_of: date, **filters: Any) -> Iterator[dict[str, Any]]:

@@ -1,15 +1,15 @@
 """members, proofs and claims: registration reasons, claim details, ordinary warranty
 exchanges, trade-in quotes and the proof-of-purchase decision log
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,146 @@
+"""Judging many units at once: units that share the same facts are judged once.
+
+A :class:`Judge` wraps :func:`~vipsync.eligibility.engine.evaluate` with caches that are
+pure (same facts and policies in, same verdict out):
+
+- the policy version of each purchase date (selection reads only the date);
+- the verdict of each distinct set of facts without the member;
+- for an eligible unit with a member, the verdict of those facts and the member's
+  :func:`~vipsync.eligibility.engine.member_reading` (active, registered in time): the
+  member's id is the only other thing the verdict takes from the member, and it is copied
+  in as it is. Units of thousands of members thus share a few evaluations.
+
+:meth:`Judge.judge` returns the shared verdict, the unit's member id and the unit's digest;
+:meth:`Judge.verdict` builds the unit's own :class:`Verdict`. Both equal
+``evaluate(facts, policy)`` and its ``digest()`` exactly (``tests/unit/test_eligibility_judge.py``
+checks it on generated facts). The caches are bounded (``max_entries``), so a long run
+stays flat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+from vipsync.eligibility.engine import MemberFacts, UnitFacts, Verdict, evaluate, member_reading
+from vipsync.eligibility.policy import Policy, PolicySet
+from vipsync.errors import PolicyError
+
+__all__ = ["Judge", "with_member"]
+
+_Key = tuple[object, ...]
+# A shared verdict, its digest, and its digest text before and after the member id.
+_Entry = tuple[Verdict, str, str, str]
+
+
+class Judge:
+    """Verdicts and digests of units under one policy set, each distinct set of facts
+    evaluated once."""
+
+    def __init__(self, policies: PolicySet, *, max_entries: int = 200_000) -> None:
+        self._policies = policies
+        self._max_entries = max_entries
+        self._by_date: dict[date, Policy | PolicyError] = {}
+        self._verdicts: dict[_Key, _Entry] = {}
+        self.evaluations = 0
+
+    def policy(self, purchase_date: date) -> Policy:
+        """The version judging a purchase of that date; PolicyError when none does."""
+        found = self._by_date.get(purchase_date)
+        if found is None:
+            try:
+                found = self._policies.select(purchase_date)
+            except PolicyError as exc:
+                found = exc
+            self._by_date[purchase_date] = found
+        if isinstance(found, PolicyError):
+            raise found
+        return found
+
+    def judge(self, facts: UnitFacts) -> tuple[Verdict, int | None, str]:
+        """``(shared verdict, member id, digest)`` of one unit: its verdict is the shared
+        one with ``member_id`` set to the member id (:func:`with_member`). Raises
+        PolicyError when no version covers the purchase date."""
+        key: _Key = (
+            facts.purchase_date,
+            facts.country,
+            facts.category,
+            facts.official,
+            facts.cancelled,
+            facts.test,
+            facts.payment_pending,
+            facts.refunded,
+            facts.removed,
+            facts.claim,
+        )
+        entry = self._verdicts.get(key)
+        if entry is None:
+            entry = self._evaluate(key, facts, None)
+        member = facts.member
+        if member is None:
+            return entry[0], None, entry[1]
+        shared = entry[0]
+        if shared.eligible:
+            reading = (key, member_reading(member, shared.registration_deadline))
+            found = self._verdicts.get(reading)
+            entry = found if found is not None else self._evaluate(reading, facts, member)
+        member_id = member.member_id
+        return entry[0], member_id, hashlib.sha256(f"{entry[2]}{member_id}{entry[3]}".encode()).hexdigest()
+
+    def verdict(self, facts: UnitFacts) -> tuple[Verdict, str]:
+        """The unit's own verdict and its digest."""
+        shared, member_id, digest = self.judge(facts)
+        return with_member(shared, member_id), digest
+
+    def _evaluate(self, key: _Key, facts: UnitFacts, member: MemberFacts | None) -> _Entry:
+        policy = self.policy(facts.purchase_date)
+        self.evaluations += 1
+        shared = evaluate(_with_member_facts(facts, member), policy)
+        text = shared.digest_text()
+        # The member id is the second-to-last part of the digest text, the status the last.
+        rest, _, status = text.rpartition("|")
+        head = rest.rpartition("|")[0]
+        entry = (shared, hashlib.sha256(text.encode()).hexdigest(), f"{head}|", f"|{status}")
+        if len(self._verdicts) >= self._max_entries:
+            self._verdicts.clear()
+        self._verdicts[key] = entry
+        return entry
+
+
+def with_member(shared: Verdict, member_id: int | None) -> Verdict:
+    """A shared verdict with a unit's member id."""
+    if shared.member_id == member_id:
+        return shared
+    return Verdict(
+        shared.policy_version,
+        shared.category,
+        shared.country,
+        shared.purchase_date,
+        shared.eligible,
+        shared.reasons,
+        shared.valid_purchase,
+        shared.original_warranty_end,
+        shared.registration_deadline,
+        shared.extended_warranty_end,
+        shared.trade_in_opens,
+        shared.trade_in_closes,
+        member_id,
+        shared.benefit_status,
+    )
+
+
+def _with_member_facts(facts: UnitFacts, member: MemberFacts | None) -> UnitFacts:
+    """The facts with the member replaced (its id left out: id 0), or without a member."""
+    return UnitFacts(
+        facts.purchase_date,
+        facts.country,
+        facts.category,
+        facts.official,
+        facts.cancelled,
+        facts.test,
+        facts.payment_pending,
+        facts.refunded,
+        facts.removed,
+        None if member is None else MemberFacts(0, member.registered_on, member.exited_on),
+        facts.claim,
+    )
