@@ -98,6 +98,9 @@ class ShopifyShop(_StoreBase):
     # identifiers are read without them.
     order_name_prefix: str = "#"
     order_name_suffix: str = ""
+    # An order at zero total carrying this tag is a free replacement (POLICY.md,
+    # replacement_order); None: the shop marks no replacements.
+    replacement_tag: str | None = None
 
     _tz = field_validator("timezone")(_zone)
     _cc = field_validator("country")(_country)

@@ -132,6 +132,12 @@ class OrderRecord:
     country_source: Literal["shipping", "billing", "store"] = "store"
     shipping_postal_code: str | None = None
     discount_codes: tuple[str, ...] = ()
+    # A free replacement of an earlier order (Amazon IsReplacementOrder, or a Shopify order
+    # carrying the store's replacement tag): not a purchase, its units get no windows.
+    is_replacement: bool = False
+    replaced_order_id: str | None = None
+    # What ops must look at (e.g. "replacement_with_total"); never personal data.
+    ops_flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("purchased_at", "updated_at", "cancelled_at"):
@@ -145,7 +151,7 @@ class OrderRecord:
 
     def content_hash(self) -> str:
         """A digest of everything stored for this version, raw payload included."""
-        body = {
+        body: dict[str, Any] = {
             "name": self.name,
             "purchased_at": self.purchased_at.astimezone(UTC).isoformat(),
             "purchase_date": self.purchase_date.isoformat(),
@@ -178,6 +184,11 @@ class OrderRecord:
             "raw": payload_sha256(self.raw),
             "raw_kind": self.raw_kind,
         }
+        # Added later: only when set, so the digests of earlier versions stay the same.
+        if self.is_replacement or self.replaced_order_id:
+            body["replacement"] = [self.is_replacement, self.replaced_order_id]
+        if self.ops_flags:
+            body["flags"] = list(self.ops_flags)
         return payload_sha256(body)
 
     def unit_keys(self) -> list[tuple[str, int]]:

@@ -7,6 +7,13 @@ Shopify only promises that a child comes *after* its parent, not right after it,
 lines are first spilled to a temporary SQLite file on disk (indexed by parent id) and the
 orders are then read back one by one with their children. Memory stays flat whatever
 the file's size; disk holds one copy of the file.
+
+Each child is placed by its type, read from ``__typename`` or else from its ``gid://``
+id: ``LineItem`` children become the order's ``lineItems``, ``RefundLineItem`` children
+their refund's ``refundLineItems`` (files of older queries; a refund-line child without an
+id is recognised by its parent being a ``Refund``). A child of any other type (another
+query's result, a ``DiscountCodeApplication`` line) is never taken for a line item: it is
+skipped and counted per type in the ``skipped`` counter the caller passes in.
 """
 
 from __future__ import annotations
@@ -15,12 +22,13 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vipsync.connectors.records import Rejected
 
-__all__ = ["assemble_bulk_orders", "gid_type", "is_bulk_line"]
+__all__ = ["assemble_bulk_orders", "child_type", "gid_type", "is_bulk_line"]
 
 _INSERT_BATCH = 2_000
 
@@ -39,18 +47,30 @@ def is_bulk_line(obj: Any) -> bool:
     return isinstance(obj, dict) and ("__parentId" in obj or gid_type(obj.get("id")) is not None)
 
 
-def _child_key(child: dict) -> str:
+def child_type(child: dict, parent_id: str | None = None) -> str | None:
+    """The GraphQL type of a child line: its ``__typename``, else its gid's type, else
+    ``RefundLineItem`` for an id-less child of a ``Refund`` that names its ``lineItem``."""
+    name = child.get("__typename")
+    if isinstance(name, str) and name:
+        return name
     kind = gid_type(child.get("id"))
-    if kind == "RefundLineItem" or ("lineItem" in child and kind != "LineItem"):
-        return "refundLineItems"
-    return "lineItems"
+    if kind is not None:
+        return kind
+    if gid_type(parent_id) == "Refund" and "lineItem" in child:
+        return "RefundLineItem"
+    return None
 
 
-def assemble_bulk_orders(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[dict | Rejected]:
+def assemble_bulk_orders(
+    lines: Iterable[tuple[int, bytes | str]], *, skipped: Counter[str] | None = None
+) -> Iterator[dict | Rejected]:
     """Yield each ``Order`` line with its children joined in (``lineItems`` as a list,
-    each refund's ``refundLineItems`` as a list), in file order. ``lines`` gives
-    (line number, text). A line that is not JSON becomes a :class:`Rejected`; a child
-    whose parent never appears becomes one too."""
+    each refund's ``refundLineItems`` as a list when the file has them), in file order.
+    ``lines`` gives (line number, text). A line that is not JSON becomes a
+    :class:`Rejected`; a child whose parent never appears becomes one too. Children of
+    other types are skipped and counted in ``skipped`` (by type; ``"unknown"`` when the
+    line names none)."""
+    skipped = skipped if skipped is not None else Counter()
     with tempfile.TemporaryDirectory(prefix="vipsync-bulk-") as tmp:
         db = sqlite3.connect(os.path.join(tmp, "join.sqlite3"))
         try:
@@ -94,12 +114,19 @@ def assemble_bulk_orders(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[d
 
             lookup = db.cursor()
 
-            def kids(parent_id: str) -> list[dict]:
+            def kids(parent_id: str, wanted: str) -> list[dict]:
                 rows = lookup.execute("SELECT body FROM children WHERE parent = ? ORDER BY seq", (parent_id,))
                 out = []
                 for (body,) in rows:
                     child = json.loads(body)
+                    if not isinstance(child, dict):
+                        continue
+                    kind = child_type(child, parent_id)
+                    if kind != wanted:
+                        skipped[kind or "unknown"] += 1
+                        continue
                     child.pop("__parentId", None)
+                    child.pop("__typename", None)
                     out.append(child)
                 return out
 
@@ -107,17 +134,16 @@ def assemble_bulk_orders(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[d
                 "SELECT seq, id, body FROM parents ORDER BY seq"
             ):
                 node = json.loads(body)
-                line_items: list[dict] = []
-                for child in kids(node_id):
-                    if _child_key(child) == "lineItems":
-                        line_items.append(child)
+                line_items = kids(node_id, "LineItem")
                 if line_items or "lineItems" not in node:
                     node["lineItems"] = line_items
                 refunds = node.get("refunds")
                 if isinstance(refunds, list):
                     for refund in refunds:
                         if isinstance(refund, dict) and refund.get("id") and "refundLineItems" not in refund:
-                            refund["refundLineItems"] = kids(str(refund["id"]))
+                            refund_lines = kids(str(refund["id"]), "RefundLineItem")
+                            if refund_lines:  # absent: the query did not select them
+                                refund["refundLineItems"] = refund_lines
                 yield node
 
             # Children whose parent is no order line (and no refund of one) are reported.
