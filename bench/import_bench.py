@@ -86,12 +86,13 @@ def child_import(url: str, file: Path) -> dict:
     from vipsync.config.settings import CONFIG_DIR
     from vipsync.config.stores import load_stores
     from vipsync.connectors.shopify.files import read_orders_file
+    from vipsync.privacy import Digester, PiiKey
     from vipsync.store.db import make_engine, make_session_factory, upgrade
     from vipsync.workers.imports import import_records
 
     engine = make_engine(url)
     upgrade(engine)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, digester=Digester(PiiKey(key_id="bench", secret=b"k" * 48)))
     shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
     base = rss_mib()
     t = time.perf_counter()

@@ -1,8 +1,10 @@
 """The web application: ``create_app(ctx)`` builds the FastAPI app from a context.
 
-Routes live in small modules, one per audience (``api/webhooks.py``, ``api/health.py``,
-and the ``/v1`` customer API: ``api/members.py``, ``api/proofs.py``, ``api/claims.py``);
-each exposes a ``router`` that reads the context from ``request.app.state.ctx``.
+Routes live in small modules, one per audience (``api/webhooks.py``: Shopify;
+``api/members.py``, ``api/proofs.py``, ``api/claims.py``: the ``/v1`` customer API;
+``api/read.py``: the read API; ``api/ops.py``: ops decisions; ``api/dashboard.py``: the ops
+page; ``api/health.py``: health and metrics); each exposes a ``router`` that reads the
+context from ``request.app.state.ctx``. OpenAPI at ``/docs``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ __all__ = ["create_app"]
 
 def create_app(ctx: Context | None = None) -> FastAPI:
     """The app, wired to ``ctx`` (default: the process-wide context)."""
-    from vipsync.api import claims, health, members, proofs, webhooks
+    from vipsync.api import claims, dashboard, health, members, ops, proofs, read, webhooks
     from vipsync.api.errors import install_error_handlers
     from vipsync.api.limits import BodyLimit
 
@@ -27,6 +29,10 @@ def create_app(ctx: Context | None = None) -> FastAPI:
     app.include_router(members.router)
     app.include_router(proofs.router)
     app.include_router(claims.router)
+    app.include_router(read.router)
+    app.include_router(ops.router)
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=lambda: app.state.ctx.settings.api_max_body_bytes)
     return app

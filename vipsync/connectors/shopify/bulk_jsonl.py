@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vipsync.connectors.records import Rejected
+from vipsync.downloads import current_workspace
 
 __all__ = ["assemble_bulk_orders", "child_type", "gid_type", "is_bulk_line"]
 
@@ -71,7 +72,8 @@ def assemble_bulk_orders(
     other types are skipped and counted in ``skipped`` (by type; ``"unknown"`` when the
     line names none)."""
     skipped = skipped if skipped is not None else Counter()
-    with tempfile.TemporaryDirectory(prefix="vipsync-bulk-") as tmp:
+    # Inside a job's private workspace of the data folder when there is one (downloads.py).
+    with tempfile.TemporaryDirectory(prefix="vipsync-bulk-", dir=current_workspace()) as tmp:
         db = sqlite3.connect(os.path.join(tmp, "join.sqlite3"))
         try:
             db.execute("PRAGMA journal_mode=OFF")
