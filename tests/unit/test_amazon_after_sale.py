@@ -155,7 +155,8 @@ def test_a_hostile_refund_event_is_rejected_alone_naming_its_field(field, value)
     assert {f.order_external_id for f in good} >= {"303-1234567-1234567", "303-0000000-0000002"}
     for item in out:
         if isinstance(item, Rejected):
-            assert item.field is not None and item.record_id in ("303-0000000-0000001", "refund event 0:1")
+            assert item.field is not None
+            assert item.record_id in ("303-0000000-0000001", "refund event 0:1") or field == "AmazonOrderId"
             assert item.raw == {"refund_event": bad}
 
 
@@ -237,3 +238,24 @@ def test_the_returns_report_is_read_by_column_name_and_bad_rows_are_rejected_alo
 def test_a_file_that_is_not_a_returns_report_is_refused_plainly():
     with pytest.raises(ValueError, match="not a returns report"):
         list(read_returns_report(io.BytesIO(b"amazon-order-id\tpurchase-date\n1\t2\n"), NA))
+
+
+def test_a_refund_event_the_store_cannot_hold_is_rejected_alone_never_truncated():
+    long_id = "303-" + "9" * 70
+    out = map_refund_events([_event(order_id=long_id), _event()], NA)
+    rejected = [r for r in out if isinstance(r, Rejected)]
+    assert [(r.field, r.record_id) for r in rejected] == [("order_external_id", long_id)]
+    assert [f.order_external_id for f in out if isinstance(f, OrderFact)] == ["303-1234567-1234567"]
+    huge = map_refund_events([_event(principal=-1e13)], NA)
+    assert [(r.field) for r in huge if isinstance(r, Rejected)] == ["principal"]
+
+
+def test_a_returns_row_with_an_overlong_sku_is_rejected_naming_it():
+    text = (
+        "Order ID\tReturn request date\tMerchant SKU\tReturn quantity\n"
+        f"303-1234567-1234567\t2026-01-05\t{'S' * 200}\t1\n"
+        "303-1234567-1234567\t2026-01-05\tHKS0401A3U\t1\n"
+    ).encode()
+    out = list(read_returns_report(io.BytesIO(text), NA))
+    assert [type(i).__name__ for i in out] == ["Rejected", "OrderFact"]
+    assert isinstance(out[0], Rejected) and out[0].field == "sku"

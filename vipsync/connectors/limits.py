@@ -28,7 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from vipsync.connectors.records import OrderRecord, Rejected
+from vipsync.connectors.records import OrderFact, OrderRecord, Rejected
 from vipsync.errors import RecordError
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_LINES",
     "WIDTHS",
     "Limits",
+    "check_fact",
     "check_order",
     "current_limits",
     "map_or_reject",
@@ -65,6 +66,12 @@ WIDTHS: Mapping[str, int] = {
     "line_key": 255,
     "title": MAX_TITLE,
     "discount_code": 255,
+    "replaced_order_id": 64,
+    # order_facts
+    "order_external_id": 64,
+    "fact_key": 200,
+    "fact_line_key": 128,
+    "fact_sku": 128,
 }
 
 
@@ -110,6 +117,23 @@ def _when(value: datetime | None, *, record_id: str, field: str) -> None:
         raise RecordError(f"year outside {MIN_YEAR}..{MAX_YEAR}", record_id=record_id, field=field)
 
 
+def check_fact(fact: OrderFact) -> OrderFact:
+    """Raise RecordError naming the first field of a fact after the sale that the store's
+    columns cannot hold; else return it."""
+    rid = fact.order_external_id.replace("\x00", "\ufffd")[:128]
+    _text(fact.order_external_id, record_id=rid, field="order_external_id")
+    _text(fact.fact_key, record_id=rid, field="fact_key")
+    _text(fact.line_key, record_id=rid, field="line_key", width_key="fact_line_key")
+    _text(fact.sku, record_id=rid, field="sku", width_key="fact_sku")
+    _text(fact.currency, record_id=rid, field="currency")
+    _when(fact.posted_at, record_id=rid, field="posted_at")
+    _amount(fact.principal, record_id=rid, field="principal")
+    _amount(fact.amount, record_id=rid, field="amount")
+    if not 0 <= fact.quantity <= DEFAULT_MAX_LINE_QUANTITY:
+        raise RecordError(f"quantity outside 0..{DEFAULT_MAX_LINE_QUANTITY}", record_id=rid, field="quantity")
+    return fact
+
+
 def check_order(rec: OrderRecord, limits: Limits | None = None) -> OrderRecord:
     """Raise RecordError naming the first field of ``rec`` out of limits; else return the
     record, its raw payload freed of NUL characters."""
@@ -127,6 +151,7 @@ def check_order(rec: OrderRecord, limits: Limits | None = None) -> OrderRecord:
         "email_hash",
         "country",
         "shipping_postal_code",
+        "replaced_order_id",
     ):
         _text(getattr(rec, name), record_id=rid, field=name)
     for name in ("purchased_at", "updated_at", "cancelled_at"):

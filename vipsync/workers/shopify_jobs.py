@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from vipsync.config.stores import ShopifyShop
-from vipsync.connectors.limits import map_or_reject
+from vipsync.connectors.limits import check_fact, map_or_reject
 from vipsync.connectors.records import OrderFact, OrderRecord, Rejected
 from vipsync.connectors.shopify.bulk import iter_bulk_file, refunds_without_lines, run_bulk_query
 from vipsync.connectors.shopify.client import ShopifyClient
@@ -34,7 +34,7 @@ from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action, verify_hmac
 from vipsync.downloads import workspace
-from vipsync.errors import ConfigError, StoreError, TransientSourceError
+from vipsync.errors import ConfigError, RecordError, StoreError, TransientSourceError
 from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import Repository, utcnow
 from vipsync.store.writer import is_unavailable, write_page
@@ -343,15 +343,20 @@ def _order_deleted(ctx, shop: ShopifyShop, payload: Any) -> tuple[str, str | Non
     order_id = legacy_id(payload.get("id")) if isinstance(payload, dict) else None
     if not order_id:
         return "failed", "orders/delete: no order id in the payload"
-    fact = OrderFact(
-        source="shopify",
-        store_key=shop.key,
-        order_external_id=order_id[:64],
-        kind="deleted",
-        fact_key=order_id[:200],
-        posted_at=utcnow(),
-        raw={"topic": "orders/delete", "id": order_id[:64]},
-    )
+    try:
+        fact = check_fact(
+            OrderFact(
+                source="shopify",
+                store_key=shop.key,
+                order_external_id=order_id,
+                kind="deleted",
+                fact_key=order_id,
+                posted_at=utcnow(),
+                raw={"topic": "orders/delete", "id": order_id},
+            )
+        )
+    except RecordError as exc:
+        return "failed", f"orders/delete: {exc}"
     with ctx.session_factory() as session:
         Repository(session).record_facts([fact])
         session.commit()

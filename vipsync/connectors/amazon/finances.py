@@ -18,6 +18,7 @@ mappers plus the paging loop; the job writes what comes out and moves the bookma
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import IO, Any
 from vipsync.config.stores import AmazonAccount
 from vipsync.connectors.amazon.client import SpApiClient
 from vipsync.connectors.amazon.flatfile import parse_amazon_timestamp
+from vipsync.connectors.limits import check_fact
 from vipsync.connectors.records import OrderFact, Rejected
 from vipsync.errors import PermanentSourceError, RecordError
 
@@ -69,12 +71,20 @@ def _money(value: Any, *, record_id: str, field: str) -> tuple[Decimal, str | No
     return amount, str(code) if code else None
 
 
+def _key(text: str) -> str:
+    """A fact key that fits its column: the text itself, or its SHA-256 when longer."""
+    return text if len(text) <= 200 else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def map_refund_event(event: Any, account: AmazonAccount, *, where: str) -> list[OrderFact]:
     """The facts of one ``ShipmentEvent`` of ``RefundEventList``; raises RecordError naming
     the event and the field."""
     if not isinstance(event, Mapping):
         raise RecordError("a refund event must be an object", record_id=where, field=None)
-    order_id = str(event.get("AmazonOrderId") or "").strip()
+    raw_id = event.get("AmazonOrderId")
+    if raw_id is not None and not isinstance(raw_id, str):
+        raise RecordError("not a string", record_id=where, field="AmazonOrderId")
+    order_id = (raw_id or "").strip()
     if not order_id:
         raise RecordError("missing", record_id=where, field="AmazonOrderId")
     try:
@@ -123,7 +133,7 @@ def map_refund_event(event: Any, account: AmazonAccount, *, where: str) -> list[
                 store_key=account.key,
                 order_external_id=order_id,
                 kind="refund",
-                fact_key="|".join(key_parts)[:200],
+                fact_key=_key("|".join(key_parts)),
                 posted_at=posted,
                 line_key=item_id,
                 sku=sku,
@@ -157,7 +167,7 @@ def map_refund_event(event: Any, account: AmazonAccount, *, where: str) -> list[
                 store_key=account.key,
                 order_external_id=order_id,
                 kind="refund",
-                fact_key=f"{order_id}|order|{posted.isoformat()}",
+                fact_key=_key(f"{order_id}|order|{posted.isoformat()}"),
                 posted_at=posted,
                 raw={
                     "format": "refund_event_v0",
@@ -175,7 +185,7 @@ def map_refund_events(events: list, account: AmazonAccount, *, page: int = 0) ->
     for n, event in enumerate(events):
         where = f"refund event {page}:{n}"
         try:
-            out.extend(map_refund_event(event, account, where=where))
+            out.extend([check_fact(f) for f in map_refund_event(event, account, where=where)])
         except RecordError as exc:
             out.append(Rejected(exc.record_id or where, exc.field, exc.reason, {"refund_event": event}))
     return out
@@ -302,19 +312,21 @@ def _returns_fact(kept: Mapping[str, str], account: AmazonAccount, *, where: str
             if not refunded.is_finite():
                 raise RecordError("not a finite amount", record_id=order_id, field="refunded amount")
         key = "|".join((order_id, cell("rma") or "-", sku, posted.date().isoformat(), str(qty)))
-        return OrderFact(
-            source="amazon",
-            store_key=account.key,
-            order_external_id=order_id[:64],
-            kind="return",
-            fact_key=key[:200],
-            posted_at=posted,
-            sku=sku[:128],
-            quantity=qty,
-            principal=refunded or None,
-            amount=refunded or None,
-            currency=cell("currency")[:3] or None,
-            raw={"format": "returns_report", "row": dict(kept)},
+        return check_fact(
+            OrderFact(
+                source="amazon",
+                store_key=account.key,
+                order_external_id=order_id,
+                kind="return",
+                fact_key=_key(key),
+                posted_at=posted,
+                sku=sku,
+                quantity=qty,
+                principal=refunded or None,
+                amount=refunded or None,
+                currency=cell("currency") or None,
+                raw={"format": "returns_report", "row": dict(kept)},
+            )
         )
     except RecordError as exc:
         return Rejected(
