@@ -216,6 +216,14 @@ def test_the_order_facts_arrive_in_never_changes_the_result(facts, data):
         assert 0 < qty <= sum(line.quantity for line in LINES if line.sku == sku)
 
 
+def test_events_naming_an_unknown_item_with_different_skus_never_overwrite_each_other():
+    cable = FactRow("refund", "999", "CAB-HDMI-KVM-5FT", 1, Decimal("14.98"), None)
+    switch = FactRow("refund", "999", "HKS0401A3U", 0, None, None)
+    first = after_sale([cable, switch], LINES, Decimal("394.97"))
+    assert first == after_sale([switch, cable], LINES, Decimal("394.97"))
+    assert first.refunded_by_sku == {"CAB-HDMI-KVM-5FT": 1}
+
+
 # ----------------------------------------------------------------------------- returns report
 def test_the_returns_report_is_read_by_column_name_and_bad_rows_are_rejected_alone():
     text = (

@@ -122,8 +122,9 @@ def after_sale(facts: Iterable[FactRow], lines: Iterable[LineRow], paid: Decimal
         by_sku.setdefault(row.sku, row)
         ordered[row.sku] = ordered.get(row.sku, 0) + row.quantity
     deleted = False
-    item_events: dict[str, list[RefundEvent]] = {}
-    item_sku: dict[str, str] = {}
+    # Events per order item: (OrderItemId, SKU), so two events naming an unknown item with
+    # different SKUs never overwrite each other (the result must not depend on their order).
+    item_events: dict[tuple[str, str], list[RefundEvent]] = {}
     return_events: dict[str, list[RefundEvent]] = {}
     refunded_money = Decimal(0)
     for fact in facts:
@@ -137,9 +138,9 @@ def after_sale(facts: Iterable[FactRow], lines: Iterable[LineRow], paid: Decimal
             sku = known.sku if known is not None else fact.sku
             if not sku:
                 continue
-            key = fact.line_key or f"sku:{sku}"
-            item_sku[key] = sku
-            item_events.setdefault(key, []).append(RefundEvent(fact.quantity, fact.principal))
+            item_events.setdefault((fact.line_key or "", sku), []).append(
+                RefundEvent(fact.quantity, fact.principal)
+            )
         elif fact.kind == "return" and money:  # a return that records a refund
             refunded_money += abs(money)
             if fact.sku:
@@ -147,9 +148,8 @@ def after_sale(facts: Iterable[FactRow], lines: Iterable[LineRow], paid: Decimal
                     RefundEvent(fact.quantity, fact.principal or money)
                 )
     per_sku: dict[str, int] = {}
-    for key, events in item_events.items():
-        sku = item_sku[key]
-        item = by_line.get(key)
+    for (line_key, sku), events in item_events.items():
+        item = by_line.get(line_key)
         price = item.unit_price if item is not None else (by_sku[sku].unit_price if sku in by_sku else None)
         qty = amazon_refunded_quantity(events, price, ordered=item.quantity if item is not None else None)
         per_sku[sku] = per_sku.get(sku, 0) + qty
