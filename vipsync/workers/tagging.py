@@ -47,6 +47,7 @@ from vipsync.eligibility.policy import PolicySet
 from vipsync.eligibility.refunds import allocate_refunds
 from vipsync.eligibility.status import unit_statuses
 from vipsync.errors import PolicyError
+from vipsync.store.bulk import dbapi_errors, raw_connection
 from vipsync.store.models import ImportError_, Product, TagRules, Unit, UnitTag, table_of
 from vipsync.store.read_models import UnitSelection, iter_units, refund_facts, unit_fact_rows
 from vipsync.store.repository import Repository
@@ -529,9 +530,12 @@ def _write(session: Session, judged: list[_Judged], tagged_at: datetime, result:
 def _copy_tags(session: Session, rows: list[tuple[Any, ...]]) -> None:
     """PostgreSQL: COPY the rows in the session's own transaction (an INSERT per row, or
     a compiled multi-row VALUES, costs far more per row than the engine itself)."""
-    raw = session.connection().connection.driver_connection
-    assert raw is not None, "a live DBAPI connection"
-    with raw.cursor() as cur, cur.copy(f"COPY unit_tags ({', '.join(_TAG_COLUMNS)}) FROM STDIN") as copy:
+    statement = f"COPY unit_tags ({', '.join(_TAG_COLUMNS)}) FROM STDIN"
+    with (
+        dbapi_errors(session, statement),
+        raw_connection(session).cursor() as cur,
+        cur.copy(statement) as copy,
+    ):
         for r in rows:
             copy.write_row((*r[:_REASONS_AT], _reasons_json(r[_REASONS_AT]), *r[_REASONS_AT + 1 :]))
 
