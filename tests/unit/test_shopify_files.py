@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 
 import pytest
 
@@ -130,14 +131,17 @@ def test_bulk_result_children_are_joined_to_their_order_even_when_late():
     assert first.raw_kind == "graphql_order"
 
 
-def test_official_bulk_example_joins_variants_to_their_products(fixtures_dir):
+def test_official_bulk_example_children_are_never_taken_for_line_items(fixtures_dir):
     path = fixtures_dir / "shopify/bulk_operation_products_example.jsonl"
     lines = enumerate(path.read_bytes().splitlines(), start=1)
-    products = list(assemble_bulk_orders(lines))
+    skipped: Counter[str] = Counter()
+    products = list(assemble_bulk_orders(lines, skipped=skipped))
     assert len(products) == 5
     first = products[0]
     assert first["id"] == "gid://shopify/Product/1921569226808"
-    assert [v["title"] for v in first["lineItems"]] == ["70", "52"]  # the last line of the file joins here
+    assert first["lineItems"] == []  # its two ProductVariant children are not line items
+    variants = sum(1 for raw in path.read_bytes().splitlines() if b"ProductVariant" in raw)
+    assert skipped == Counter({"ProductVariant": variants})
 
 
 def test_bulk_child_without_parent_is_rejected():

@@ -94,6 +94,9 @@ class ShopifyShop(_StoreBase):
     timezone: str
     country: str
     api_version: str = "2025-10"
+    # An order at zero total carrying this tag is a free replacement (POLICY.md,
+    # replacement_order); None: the shop marks no replacements.
+    replacement_tag: str | None = None
 
     _tz = field_validator("timezone")(_zone)
     _cc = field_validator("country")(_country)

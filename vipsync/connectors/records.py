@@ -120,6 +120,12 @@ class OrderRecord:
     country_source: Literal["shipping", "billing", "store"] = "store"
     shipping_postal_code: str | None = None
     discount_codes: tuple[str, ...] = ()
+    # A free replacement of an earlier order (Amazon IsReplacementOrder, or a Shopify order
+    # carrying the store's replacement tag): not a purchase, its units get no windows.
+    is_replacement: bool = False
+    replaced_order_id: str | None = None
+    # What ops must look at (e.g. "replacement_with_total"); never personal data.
+    ops_flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("purchased_at", "updated_at", "cancelled_at"):
@@ -134,7 +140,7 @@ class OrderRecord:
     def content_hash(self, *, raw_sha256: str | None = None) -> str:
         """A digest of everything stored for this version, raw payload included
         (``raw_sha256``: the payload's digest when the caller has it already)."""
-        body = {
+        body: dict[str, Any] = {
             "name": self.name,
             "purchased_at": self.purchased_at.astimezone(UTC).isoformat(),
             "purchase_date": self.purchase_date.isoformat(),
@@ -167,6 +173,11 @@ class OrderRecord:
             "raw": raw_sha256 or payload_sha256(self.raw),
             "raw_kind": self.raw_kind,
         }
+        # Added later: only when set, so the digests of earlier versions stay the same.
+        if self.is_replacement or self.replaced_order_id:
+            body["replacement"] = [self.is_replacement, self.replaced_order_id]
+        if self.ops_flags:
+            body["flags"] = list(self.ops_flags)
         return payload_sha256(body)
 
     def unit_keys(self) -> list[tuple[str, int]]:

@@ -57,6 +57,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from vipsync.devtools.bulk_rules import BulkQueryRefused, check_bulk_query
+
 __all__ = ["KVM_CATALOG", "FakeOrder", "FakeShopify", "sign_webhook"]
 
 API_VERSION = "2025-10"
@@ -92,6 +94,7 @@ class FakeLine:
     quantity: int
     current: int
     price: str
+    discount: str = "0.00"  # allocated to the line (its share of the order's discount code)
 
 
 @dataclass
@@ -116,13 +119,18 @@ class FakeOrder:
         default_factory=list
     )  # id, at, (rli id, line id, qty)
     currency: str = "USD"
+    tags: list[str] = field(default_factory=list)
+    zero_total: bool = False  # a free order (a replacement): total 0 whatever the lines
 
     @property
     def gid(self) -> str:
         return f"gid://shopify/Order/{self.id}"
 
     def total(self) -> str:
-        return f"{sum(float(line.price) * line.quantity for line in self.lines):.2f}"
+        if self.zero_total:
+            return "0.00"
+        gross = sum(float(line.price) * line.quantity - float(line.discount) for line in self.lines)
+        return f"{gross:.2f}"
 
 
 class _Bucket:
@@ -188,6 +196,7 @@ class FakeShopify:
                 "slow",
                 "truncated",
                 "bulk_runs",
+                "bulk_refused",
                 "bulk_downloads",
                 "orders_served",
                 "unauthorized",
@@ -259,7 +268,7 @@ class FakeShopify:
             lines.append(FakeLine(self._next_child, sku, title, qty, qty, price))
         self._next_id += 1
         self._next_number += 1
-        return FakeOrder(
+        order = FakeOrder(
             id=self._next_id,
             number=self._next_number,
             processed_at=processed,
@@ -277,6 +286,10 @@ class FakeShopify:
             if country in ("DE", "FR", "IT", "ES", "NL")
             else ("JPY" if country == "JP" else "USD"),
         )
+        if order.codes:  # the code takes 10% of every line (no extra draws: same orders per seed)
+            for line in order.lines:
+                line.discount = f"{float(line.price) * line.quantity * 0.1:.2f}"
+        return order
 
     def add_orders(self, n: int) -> list[int]:
         """Add ``n`` generated orders (deterministic for the seed); returns their ids."""
@@ -305,6 +318,8 @@ class FakeShopify:
         remove: dict[int, int] | None = None,
         email: str | None = None,
         financial: str | None = None,
+        tags: list[str] | None = None,
+        zero_total: bool | None = None,
     ) -> FakeOrder:
         """Change an order; its ``updatedAt`` becomes ``at`` (default: now)."""
         with self._lock:
@@ -331,6 +346,10 @@ class FakeShopify:
                 order.email = email
             if financial is not None:
                 order.financial = financial
+            if tags is not None:
+                order.tags = list(tags)
+            if zero_total is not None:
+                order.zero_total = zero_total
             order.updated_at = now
             self._sorted = None
             return order
@@ -401,6 +420,7 @@ class FakeShopify:
             "email": o.email,
             "currencyCode": o.currency,
             "discountCodes": list(o.codes),
+            "tags": list(o.tags),
             "totalPriceSet": {"shopMoney": {"amount": o.total(), "currencyCode": o.currency}},
             "shippingAddress": {"countryCodeV2": o.country, "zip": o.zip} if o.country else None,
             "billingAddress": {"countryCodeV2": o.billing_country} if o.billing_country else None,
@@ -415,6 +435,9 @@ class FakeShopify:
             "quantity": line.quantity,
             "currentQuantity": line.current,
             "originalUnitPriceSet": {"shopMoney": {"amount": line.price}},
+            "discountAllocations": [{"allocatedAmountSet": {"shopMoney": {"amount": line.discount}}}]
+            if line.discount != "0.00"
+            else [],
         }
 
     def rest_order(self, order_id: int) -> dict:
@@ -438,6 +461,19 @@ class FakeShopify:
             "currency": o.currency,
             "total_price": o.total(),
             "discount_codes": [{"code": c, "amount": "10.00", "type": "percentage"} for c in o.codes],
+            "discount_applications": [
+                {
+                    "target_type": "line_item",
+                    "type": "discount_code",
+                    "value": "10.0",
+                    "value_type": "percentage",
+                    "allocation_method": "across",
+                    "target_selection": "all",
+                    "code": c,
+                }
+                for c in o.codes
+            ],
+            "tags": ", ".join(o.tags),
             "shipping_address": {"country_code": o.country, "zip": o.zip} if o.country else None,
             "billing_address": {"country_code": o.billing_country} if o.billing_country else None,
             "line_items": [
@@ -449,6 +485,19 @@ class FakeShopify:
                     "quantity": line.quantity,
                     "current_quantity": line.current,
                     "price": line.price,
+                    "total_discount": "0.00",
+                    "discount_allocations": [
+                        {
+                            "amount": line.discount,
+                            "discount_application_index": 0,
+                            "amount_set": {
+                                "shop_money": {"amount": line.discount, "currency_code": o.currency},
+                                "presentment_money": {"amount": line.discount, "currency_code": o.currency},
+                            },
+                        }
+                    ]
+                    if line.discount != "0.00"
+                    else [],
                 }
                 for line in o.lines
             ],
@@ -601,19 +650,25 @@ class FakeShopify:
         if page:
             last = page[-1]
             end = base64.b64encode(f"{last.updated_at.isoformat()}|{last.id}".encode()).decode()
-        actual = 2 + sum(self._actual_cost(n) for n in nodes)
+        actual = 2 + sum(self._actual_cost(n, self._line_cost(query)) for n in nodes)
         self.counters["orders_served"] += len(nodes)
         return {"orders": {"pageInfo": {"hasNextPage": more, "endCursor": end}, "nodes": nodes}}, actual
 
     @staticmethod
-    def _node_cost(lines: int, refunds: int, rli: int) -> int:
-        return 5 + (3 + 3 * lines) + refunds * (1 + 3 + 2 * rli)
+    def _line_cost(query: str) -> int:
+        """A line item (1) and its price (2), plus a discount allocation with its amount (3)
+        when the query selects them (a list field: counted as one element)."""
+        return 3 + (3 if "discountAllocations" in query else 0)
 
     @staticmethod
-    def _actual_cost(node: dict) -> int:
+    def _node_cost(lines: int, refunds: int, rli: int, line_cost: int = 3) -> int:
+        return 5 + (3 + line_cost * lines) + refunds * (1 + 3 + 2 * rli)
+
+    @staticmethod
+    def _actual_cost(node: dict, line_cost: int = 3) -> int:
         lines = len(node["lineItems"]["nodes"])
         refunds = node["refunds"]
-        return 5 + 3 + 3 * lines + sum(4 + 2 * len(r["refundLineItems"]["nodes"]) for r in refunds)
+        return 5 + 3 + line_cost * lines + sum(4 + 2 * len(r["refundLineItems"]["nodes"]) for r in refunds)
 
     def _one_order(self, query: str, variables: dict) -> tuple[dict, int]:
         _, lf, rf, rlf = self._page_sizes(query, variables)
@@ -622,7 +677,7 @@ class FakeShopify:
         if o is None:
             return {"order": None}, 1
         node = self.graphql_node(o, line_first=lf, refund_first=rf, rli_first=rlf)
-        return {"order": node}, self._actual_cost(node)
+        return {"order": node}, self._actual_cost(node, self._line_cost(query))
 
     # ------------------------------------------------------------------ bulk
     def start_foreign_bulk(self, *, duration_s: float = 0.5) -> None:
@@ -654,6 +709,16 @@ class FakeShopify:
                                 "message": f"A bulk query operation for this app and shop is already in progress: {self._bulk['id']}.",
                             }
                         ],
+                    }
+                }
+            try:
+                check_bulk_query(inner)
+            except BulkQueryRefused as exc:
+                self.counters["bulk_refused"] += 1
+                return {
+                    "bulkOperationRunQuery": {
+                        "bulkOperation": None,
+                        "userErrors": [{"field": ["query"], "code": "INVALID", "message": str(exc)}],
                     }
                 }
             m = re.search(r'orders\(query:\s*("(?:[^"\\]|\\.)*")', inner)
@@ -727,20 +792,8 @@ class FakeShopify:
                     count += 1
                 pending = []
                 children = []
-                for rid, _, items in o.refunds:
-                    for _rli, lid, q in items:
-                        children.append(
-                            json.dumps(
-                                {
-                                    "quantity": q,
-                                    "lineItem": {"id": f"gid://shopify/LineItem/{lid}"},
-                                    "__parentId": f"gid://shopify/Refund/{rid}",
-                                }
-                            )
-                            + "\n"
-                        )
                 for fake_line in o.lines:
-                    child = self._line(fake_line) | {"__parentId": o.gid}
+                    child = {"__typename": "LineItem"} | self._line(fake_line) | {"__parentId": o.gid}
                     children.append(json.dumps(child, separators=(",", ":")) + "\n")
                 if self.bulk_interleave:
                     pending = children
@@ -785,10 +838,11 @@ class FakeShopify:
             )
         if kind in ("orders", "order"):
             first, lf, rf, rlf = self._page_sizes(query, variables)
+            line_cost = self._line_cost(query)
             requested = (
-                (2 + first * self._node_cost(lf, rf, rlf))
+                (2 + first * self._node_cost(lf, rf, rlf, line_cost))
                 if kind == "orders"
-                else self._node_cost(lf, rf, rlf)
+                else self._node_cost(lf, rf, rlf, line_cost)
             )
         if requested > 1000:
             return (

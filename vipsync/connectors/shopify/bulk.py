@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,14 @@ from vipsync.connectors.shopify.queries import BULK_CURRENT_QUERY, BULK_ORDERS_Q
 from vipsync.connectors.shopify.throttle import backoff_s
 from vipsync.errors import PermanentSourceError, TransientSourceError
 
-__all__ = ["TERMINAL_STATUSES", "BulkResult", "download_result", "iter_bulk_file", "run_bulk_query"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "BulkResult",
+    "download_result",
+    "iter_bulk_file",
+    "refunds_without_lines",
+    "run_bulk_query",
+]
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +202,19 @@ class _Retry(Exception):
     """Internal: this download attempt failed in a way worth retrying."""
 
 
-def iter_bulk_file(path: Path, shop: ShopifyShop) -> Iterator[OrderRecord | Rejected]:
-    """The orders of a downloaded bulk result, joined and mapped, in constant memory."""
+def iter_bulk_file(
+    path: Path, shop: ShopifyShop, *, skipped: Counter[str] | None = None
+) -> Iterator[OrderRecord | Rejected]:
+    """The orders of a downloaded bulk result, joined and mapped, in constant memory.
+    ``skipped`` counts child lines of other types (never taken for line items)."""
     with open(path, "rb") as fh:
-        yield from read_orders_file(fh, shop)
+        yield from read_orders_file(fh, shop, skipped=skipped)
+
+
+def refunds_without_lines(raw: object) -> bool:
+    """True when an order node names refunds whose refunded lines it does not carry (a
+    bulk result: its query cannot select them); the order is then read again whole."""
+    refunds = raw.get("refunds") if isinstance(raw, dict) else None
+    if not isinstance(refunds, list):
+        return False
+    return any(isinstance(r, dict) and "refundLineItems" not in r for r in refunds)

@@ -11,7 +11,14 @@ so a large backfill fills the data disk, not the system's temporary folder), rem
 use, also when the reader stops early.
 
 Each line is parsed once: the parsed node is spilled in :mod:`marshal`'s binary form (our
-own file, read back only by this process), which loads several times faster than JSON.
+own file, read back only by this process), not as JSON text to parse again.
+
+Each child is placed by its type, read from ``__typename`` or else from its ``gid://``
+id: ``LineItem`` children become the order's ``lineItems``, ``RefundLineItem`` children
+their refund's ``refundLineItems`` (files of older queries; a refund-line child without an
+id is recognised by its parent being a ``Refund``). A child of any other type (another
+query's result, a ``DiscountCodeApplication`` line) is never taken for a line item: it is
+skipped and counted per type in the ``skipped`` counter the caller passes in.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ import json
 import marshal
 import sqlite3
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from vipsync.connectors.records import Rejected
 
-__all__ = ["assemble_bulk_orders", "default_work_dir", "gid_type", "is_bulk_line"]
+__all__ = ["assemble_bulk_orders", "child_type", "default_work_dir", "gid_type", "is_bulk_line"]
 
 _INSERT_BATCH = 2_000
 
@@ -45,6 +53,20 @@ def is_bulk_line(obj: Any) -> bool:
     return isinstance(obj, dict) and ("__parentId" in obj or gid_type(obj.get("id")) is not None)
 
 
+def child_type(child: dict, parent_id: str | None = None) -> str | None:
+    """The GraphQL type of a child line: its ``__typename``, else its gid's type, else
+    ``RefundLineItem`` for an id-less child of a ``Refund`` that names its ``lineItem``."""
+    name = child.get("__typename")
+    if isinstance(name, str) and name:
+        return name
+    kind = gid_type(child.get("id"))
+    if kind is not None:
+        return kind
+    if gid_type(parent_id) == "Refund" and "lineItem" in child:
+        return "RefundLineItem"
+    return None
+
+
 def default_work_dir() -> Path:
     """Where join files go: ``tmp`` under the data directory (VIPSYNC_DATA_DIR)."""
     from vipsync.config.settings import get_settings
@@ -52,32 +74,33 @@ def default_work_dir() -> Path:
     return Path(get_settings().data_dir) / "tmp"
 
 
-def _child_key(child: dict) -> str:
-    kind = gid_type(child.get("id"))
-    if kind == "RefundLineItem" or ("lineItem" in child and kind != "LineItem"):
-        return "refundLineItems"
-    return "lineItems"
-
-
 def assemble_bulk_orders(
-    lines: Iterable[tuple[int, bytes | str]], *, work_dir: Path | None = None
+    lines: Iterable[tuple[int, bytes | str]],
+    *,
+    skipped: Counter[str] | None = None,
+    work_dir: Path | None = None,
 ) -> Iterator[dict | Rejected]:
     """Yield each ``Order`` line with its children joined in (``lineItems`` as a list,
-    each refund's ``refundLineItems`` as a list), in file order. ``lines`` gives
-    (line number, text). A line that is not JSON becomes a :class:`Rejected`; a child
-    whose parent never appears becomes one too. The join file lives in ``work_dir``
-    (default :func:`default_work_dir`) and is removed when the iteration ends."""
+    each refund's ``refundLineItems`` as a list when the file has them), in file order.
+    ``lines`` gives (line number, text). A line that is not JSON becomes a
+    :class:`Rejected`; a child whose parent never appears becomes one too. Children of
+    other types are skipped and counted in ``skipped`` (by type; ``"unknown"`` when the
+    line names none). The join file lives in ``work_dir`` (default
+    :func:`default_work_dir`) and is removed when the iteration ends."""
+    skipped = skipped if skipped is not None else Counter()
     base = work_dir if work_dir is not None else default_work_dir()
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vipsync-bulk-", dir=base) as tmp:
         db = sqlite3.connect(Path(tmp) / "join.sqlite3")
         try:
-            yield from _join(db, lines)
+            yield from _join(db, lines, skipped)
         finally:
             db.close()
 
 
-def _join(db: sqlite3.Connection, lines: Iterable[tuple[int, bytes | str]]) -> Iterator[dict | Rejected]:
+def _join(
+    db: sqlite3.Connection, lines: Iterable[tuple[int, bytes | str]], skipped: Counter[str]
+) -> Iterator[dict | Rejected]:
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
     db.execute("CREATE TABLE parents (seq INTEGER PRIMARY KEY, id TEXT, body BLOB)")
@@ -119,20 +142,31 @@ def _join(db: sqlite3.Connection, lines: Iterable[tuple[int, bytes | str]]) -> I
     lookup = db.cursor()
     loads = marshal.loads
 
-    def kids(parent_id: str) -> list[dict]:
+    def kids(parent_id: str, wanted: str) -> list[dict]:
         rows = lookup.execute("SELECT body FROM children WHERE parent = ? ORDER BY seq", (parent_id,))
-        return [loads(body) for (body,) in rows]
+        out = []
+        for (body,) in rows:
+            child = loads(body)
+            kind = child_type(child, parent_id)
+            if kind != wanted:
+                skipped[kind or "unknown"] += 1
+                continue
+            child.pop("__typename", None)
+            out.append(child)
+        return out
 
     for _number, node_id, body in db.cursor().execute("SELECT seq, id, body FROM parents ORDER BY seq"):
         node = loads(body)
-        line_items = [child for child in kids(node_id) if _child_key(child) == "lineItems"]
+        line_items = kids(node_id, "LineItem")
         if line_items or "lineItems" not in node:
             node["lineItems"] = line_items
         refunds = node.get("refunds")
         if isinstance(refunds, list):
             for refund in refunds:
                 if isinstance(refund, dict) and refund.get("id") and "refundLineItems" not in refund:
-                    refund["refundLineItems"] = kids(str(refund["id"]))
+                    refund_lines = kids(str(refund["id"]), "RefundLineItem")
+                    if refund_lines:  # absent: the query did not select them
+                        refund["refundLineItems"] = refund_lines
         yield node
 
     # Children whose parent is no order line (and no refund of one) are reported.

@@ -16,6 +16,7 @@ cannot be read at all raises ``ValueError``.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -156,8 +157,11 @@ def _iter_document(reader: _Prefixed, shop: ShopifyShop) -> Iterator[OrderRecord
     yield from _unwrap(top, shop, "document")
 
 
-def read_orders_file(fh: IO[bytes], shop: ShopifyShop) -> Iterator[OrderRecord | Rejected]:
-    """Stream the orders of a Shopify file (any accepted shape) as records or rejects."""
+def read_orders_file(
+    fh: IO[bytes], shop: ShopifyShop, *, skipped: Counter[str] | None = None
+) -> Iterator[OrderRecord | Rejected]:
+    """Stream the orders of a Shopify file (any accepted shape) as records or rejects.
+    ``skipped`` counts the bulk-result child lines of types that are not order lines."""
     head = b""
     while b"\n" not in head and len(head) < _PEEK_BYTES:
         chunk = fh.read(_CHUNK)
@@ -181,7 +185,7 @@ def read_orders_file(fh: IO[bytes], shop: ShopifyShop) -> Iterator[OrderRecord |
             first = None
     try:
         if isinstance(first, dict) and is_bulk_line(first):
-            yield from _read_bulk(reader, shop)
+            yield from _read_bulk(reader, shop, skipped)
         elif isinstance(first, (dict, list)):
             yield from _read_json_lines(reader, shop)
         else:
@@ -205,8 +209,10 @@ def _read_json_lines(reader: _Prefixed, shop: ShopifyShop) -> Iterator[OrderReco
         yield from _unwrap(obj, shop, f"line {number}")
 
 
-def _read_bulk(reader: _Prefixed, shop: ShopifyShop) -> Iterator[OrderRecord | Rejected]:
-    for item in assemble_bulk_orders(_lines(reader)):
+def _read_bulk(
+    reader: _Prefixed, shop: ShopifyShop, skipped: Counter[str] | None
+) -> Iterator[OrderRecord | Rejected]:
+    for item in assemble_bulk_orders(_lines(reader), skipped=skipped):
         if isinstance(item, Rejected):
             yield item
         elif gid_type(item.get("id")) not in (None, "Order"):

@@ -10,9 +10,15 @@ Two shapes arrive:
 
 Rules (POLICY.md): the purchase time is ``processed_at`` (``created_at`` only when it is
 absent); the purchase date is its calendar date in the shop's zone; the country is the
-shipping address's, else the billing address's, else the shop's own; ``pending`` and
-``authorized`` payments are pending; refunds with line quantities take units, money-only
-refunds none. Both shapes give the same line keys (the numeric line item id), so an order
+shipping address's, else the billing address's, else the shop's own; ``pending``,
+``authorized`` and ``partially_paid`` payments are pending (not captured in full); refunds
+with line quantities take units, money-only refunds none. A line's discount is the sum of
+its discount allocations (REST ``discount_allocations``, GraphQL ``discountAllocations``):
+line-level discounts and its share of order-level discount applications (codes, automatic
+and manual discounts), as Shopify allocated them; ``total_discount``/``totalDiscountSet``
+only when an order carries no allocations. An order carrying the shop's configured
+replacement tag is a free replacement (POLICY.md ``replacement_order``); one with a
+non-zero total is still one, flagged for ops. Both shapes give the same line keys (the numeric line item id), so an order
 seen first by webhook and later through the API keeps its lines.
 
 A line's ``quantity`` here is the number of units the order still has after order edits:
@@ -49,7 +55,7 @@ __all__ = [
     "parse_timestamp",
 ]
 
-PENDING_FINANCIAL_STATUSES = frozenset({"pending", "authorized"})
+PENDING_FINANCIAL_STATUSES = frozenset({"pending", "authorized", "partially_paid"})
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -224,6 +230,9 @@ class _Shape:
     current_quantity: str
     price: str
     discount: str
+    allocations: str
+    allocation_amount: tuple[str, str, str]
+    tags: str
     refund_lines: str
     country_keys: tuple[str, ...]
     shipping: str
@@ -246,6 +255,9 @@ REST = _Shape(
     current_quantity="current_quantity",
     price="price",
     discount="total_discount",
+    allocations="discount_allocations",
+    allocation_amount=("amount_set", "shop_money", "amount"),
+    tags="tags",
     refund_lines="refund_line_items",
     country_keys=("country_code",),
     shipping="shipping_address",
@@ -267,6 +279,9 @@ GRAPHQL = _Shape(
     current_quantity="currentQuantity",
     price="originalUnitPriceSet",
     discount="totalDiscountSet",
+    allocations="discountAllocations",
+    allocation_amount=("allocatedAmountSet", "shopMoney", "amount"),
+    tags="tags",
     refund_lines="refundLineItems",
     country_keys=("countryCodeV2", "countryCode"),
     shipping="shippingAddress",
@@ -308,6 +323,55 @@ def _refunded(order: dict, shape: _Shape, record_id: str) -> dict[str, int]:
     return out
 
 
+def _line_discount(item: dict, shape: _Shape, record_id: str, where: str) -> Decimal | None:
+    """The sum of the line's discount allocations (shop money); the line's own total
+    discount field when it carries no allocation list."""
+    allocations = item.get(shape.allocations)
+    if allocations is None or allocations == []:
+        return _money(item.get(shape.discount), record_id=record_id, field=f"{where}.{shape.discount}")
+    if not isinstance(allocations, list):
+        raise RecordError("not a list", record_id=record_id, field=f"{where}.{shape.allocations}")
+    bag, currency, amount_key = shape.allocation_amount
+    total = Decimal(0)
+    for n, alloc in enumerate(allocations):
+        field = f"{where}.{shape.allocations}[{n}]"
+        if not isinstance(alloc, dict):
+            raise RecordError("not an object", record_id=record_id, field=field)
+        value = _obj(_obj(alloc.get(bag)).get(currency)).get(amount_key)
+        if value is None:
+            value = alloc.get("amount")  # REST's plain amount (shop currency)
+            amount = _decimal(value, record_id=record_id, field=f"{field}.amount")
+        else:
+            amount = _decimal(value, record_id=record_id, field=f"{field}.{bag}.{currency}.{amount_key}")
+        if amount is None:
+            raise RecordError("missing", record_id=record_id, field=f"{field}.{bag}")
+        total += amount
+    return total
+
+
+def _tags(value: Any) -> set[str]:
+    """Order tags, lower case: REST writes one comma-separated string, GraphQL a list."""
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list):
+        items = value
+    else:
+        return set()
+    return {str(t).strip().lower() for t in items if str(t).strip()}
+
+
+def _replacement(
+    order: dict, shape: _Shape, shop: ShopifyShop, total: Decimal | None
+) -> tuple[bool, tuple[str, ...]]:
+    """(is a replacement, ops flags): the configured tag decides; a total above zero is
+    still a replacement, flagged for ops."""
+    tag = (shop.replacement_tag or "").strip().lower()
+    if not tag or tag not in _tags(order.get(shape.tags)):
+        return False, ()
+    flags = ("replacement_with_total",) if total is not None and total != 0 else ()
+    return True, flags
+
+
 def _lines(order: dict, shape: _Shape, record_id: str) -> tuple[OrderLine, ...]:
     refunded = _refunded(order, shape, record_id)
     items = order.get(shape.line_items)
@@ -335,9 +399,7 @@ def _lines(order: dict, shape: _Shape, record_id: str) -> tuple[OrderLine, ...]:
                 quantity=units,
                 refunded_quantity=min(refunded_q, units),
                 unit_price=_money(item.get(shape.price), record_id=record_id, field=f"{where}.{shape.price}"),
-                discount=_money(
-                    item.get(shape.discount), record_id=record_id, field=f"{where}.{shape.discount}"
-                ),
+                discount=_line_discount(item, shape, record_id, where),
             )
         )
     return tuple(lines)
@@ -366,6 +428,8 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
     total = order.get(shape.total)
     currency = order.get(shape.currency) or _obj(_obj(total).get("shopMoney")).get("currencyCode") or None
     name = order.get("name") or (f"#{order['order_number']}" if order.get("order_number") else record_id)
+    total_amount = _money(total, record_id=record_id, field=shape.total)
+    is_replacement, flags = _replacement(order, shape, shop, total_amount)
     return OrderRecord(
         source="shopify",
         store_key=shop.key,
@@ -378,7 +442,7 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
         raw=order,
         raw_kind=shape.raw_kind,
         currency=currency,
-        total_amount=_money(total, record_id=record_id, field=shape.total),
+        total_amount=total_amount,
         financial_status=financial,
         order_status=str(order[shape.fulfillment]).lower() if order.get(shape.fulfillment) else None,
         payment_pending=financial in PENDING_FINANCIAL_STATUSES,
@@ -390,6 +454,8 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
         country_source=country_source,  # type: ignore[arg-type]
         shipping_postal_code=_zip(ship),
         discount_codes=_codes(order.get(shape.discount_codes) or ()),
+        is_replacement=is_replacement,
+        ops_flags=flags,
     )
 
 

@@ -35,7 +35,7 @@ __all__ = [
 
 LINE_ITEMS_PER_ORDER = 5
 REFUNDS_PER_ORDER = 2
-REFUND_LINES_PER_REFUND = 5
+REFUND_LINES_PER_REFUND = 1  # a refund of more lines is read whole (keeps 19 orders a page)
 MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost is above this
 MAX_PAGE_SIZE = 250
 
@@ -53,11 +53,15 @@ _ORDER_SCALARS = """
       email
       currencyCode
       discountCodes
+      tags
       totalPriceSet { shopMoney { amount currencyCode } }
       shippingAddress { countryCodeV2 zip }
       billingAddress { countryCodeV2 }"""
 
-_LINE_FIELDS = "id sku title quantity currentQuantity originalUnitPriceSet { shopMoney { amount } }"
+_LINE_FIELDS = (
+    "id sku title quantity currentQuantity originalUnitPriceSet { shopMoney { amount } }"
+    " discountAllocations { allocatedAmountSet { shopMoney { amount } } }"
+)
 
 ORDERS_PAGE_QUERY = f"""
 query VipsyncOrders($first: Int!, $after: String, $query: String!) {{
@@ -78,7 +82,7 @@ query VipsyncOrders($first: Int!, $after: String, $query: String!) {{
 
 # One order with room for many lines and refunds: asked for the rare order whose lines or
 # refunds did not fit in its page (requested cost stays under the maximum).
-FULL_LINE_ITEMS = 100
+FULL_LINE_ITEMS = 90  # with each line's discount allocation, 100 lines would pass the maximum
 FULL_REFUNDS = 10
 FULL_REFUND_LINES = 20
 ORDER_FULL_QUERY = f"""
@@ -96,17 +100,19 @@ query VipsyncOrder($id: ID!) {{
 """
 
 # The inner query of a bulk operation: no page sizes (bulk operations ignore them) and
-# connections written with edges/node, as Shopify's bulk-operation guide shows.
+# connections written with edges/node, as Shopify's bulk-operation guide shows. Within the
+# documented restrictions (checked by :mod:`vipsync.devtools.bulk_rules`): two connections,
+# one level of nesting, none inside a list field. ``refunds`` is a list field, so its
+# ``refundLineItems`` connection cannot be selected here: the bulk result names each
+# order's refunds, and the backfill reads the orders that have any again with
+# :data:`ORDER_FULL_QUERY` for their refunded quantities.
 BULK_ORDERS_QUERY_TEMPLATE = """
 {{
   orders(query: {search}, sortKey: UPDATED_AT) {{
     edges {{
       node {{{scalars}
-        refunds {{
-          id
-          refundLineItems {{ edges {{ node {{ quantity lineItem {{ id }} }} }} }}
-        }}
-        lineItems {{ edges {{ node {{ {line} }} }} }}
+        refunds {{ id }}
+        lineItems {{ edges {{ node {{ __typename {line} }} }} }}
       }}
     }}
   }}
@@ -155,7 +161,9 @@ def order_node_cost(
 ) -> int:
     """Requested cost of one order node of :data:`ORDERS_PAGE_QUERY`."""
     objects = 1 + 2 + 2  # the order, totalPriceSet.shopMoney, the two addresses
-    line = 1 + 2  # the line item, originalUnitPriceSet.shopMoney
+    # the line item, originalUnitPriceSet.shopMoney, one discount allocation with its
+    # allocatedAmountSet.shopMoney (a list field: counted as one element)
+    line = 1 + 2 + 3
     line_conn = 2 + 1 + line_items * line  # the connection, its pageInfo, the lines
     refund = 1 + (2 + 1 + refund_lines * (1 + 1))  # a refund, its refund lines with their line item
     return objects + line_conn + refunds * refund
