@@ -82,26 +82,17 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
             fh.write(json.dumps(order) + "\n")
 
 
-def _bench_digester(url: str):
-    """The keyed digests the store requires, under a key made for the benchmark."""
-    from vipsync.privacy import Digester, load_pii_key
-
-    key = load_pii_key(
-        "bench-only-pii-key-of-the-import-benchmark", "bench", database_url=url, data_dir=Path(".")
-    )
-    return Digester(key)
-
-
 def child_import(url: str, file: Path) -> dict:
     from vipsync.config.settings import CONFIG_DIR
     from vipsync.config.stores import load_stores
     from vipsync.connectors.shopify.files import read_orders_file
+    from vipsync.privacy import Digester, PiiKey
     from vipsync.store.db import make_engine, make_session_factory, upgrade
     from vipsync.workers.imports import import_records
 
     engine = make_engine(url)
     upgrade(engine)
-    factory = make_session_factory(engine, digester=_bench_digester(url))
+    factory = make_session_factory(engine, digester=Digester(PiiKey(key_id="bench", secret=b"k" * 48)))
     shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
     base = rss_mib()
     t = time.perf_counter()

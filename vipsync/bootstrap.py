@@ -6,6 +6,7 @@ The CLI, the workers and the web app all start from :func:`get_context`; tests b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.config.settings import Settings, get_settings
 from vipsync.config.stores import Stores, load_stores
+from vipsync.downloads import sweep
 from vipsync.privacy import Digester, load_pii_key, parse_retired_keys
 from vipsync.store.db import ensure_schema, make_engine, make_session_factory
 
@@ -92,10 +94,18 @@ _context: Context | None = None
 
 
 def get_context() -> Context:
-    """The process-wide context, built on first use from the environment."""
+    """The process-wide context, built on first use from the environment (which also
+    sweeps the downloads a crashed job left, see vipsync/downloads.py)."""
     global _context
     if _context is None:
-        _context = Context(settings=get_settings())
+        settings = get_settings()
+        # Downloads a crashed job left behind (buyers' data) go at the next start.
+        removed = sweep(settings.data_dir)
+        if removed:
+            logging.getLogger(__name__).warning(
+                "removed downloads left by a crashed job", extra={"entries": removed}
+            )
+        _context = Context(settings=settings)
     return _context
 
 

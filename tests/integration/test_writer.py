@@ -43,11 +43,24 @@ def test_the_same_page_again_changes_nothing_but_rejects_the_bad_record_again(se
     assert (again.inserted, again.updated, again.unchanged, again.rejected) == (0, 0, 1, 1)
 
 
-def test_an_unreachable_database_raises_and_rejects_nothing():
+def test_an_unreachable_database_raises_and_rejects_nothing(digester):
     # Port 1 on loopback: nothing listens, the connection is refused at once.
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, digester=digester)
     with pytest.raises(Exception) as info:
         write_page(factory, [order_record(1)], source="shopify", store_key="shopify-us")
     assert type(info.value).__name__ == "OperationalError"
     engine.dispose()
+
+
+def test_without_the_pii_key_a_write_stops_with_the_variable_to_set_and_rejects_nothing(session_factory):
+    from sqlalchemy.orm import sessionmaker
+
+    from vipsync.errors import ConfigError
+    from vipsync.store.models import ImportError_
+
+    keyless = sessionmaker(session_factory.kw["bind"], expire_on_commit=False)
+    with pytest.raises(ConfigError, match="VIPSYNC_PII_KEY"):
+        write_page(keyless, [order_record(1), order_record(2)], source="shopify", store_key="shopify-us")
+    with session_factory() as s:
+        assert s.query(ImportError_).count() == 0

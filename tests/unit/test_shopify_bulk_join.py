@@ -43,12 +43,12 @@ def test_default_work_dir_is_under_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VIPSYNC_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
     try:
-        assert default_work_dir() == tmp_path / "data" / "tmp"
+        assert default_work_dir() == tmp_path / "data" / "downloads"
         assert [n["id"] for n in assemble_bulk_orders(_lines(2))] == [
             "gid://shopify/Order/1",
             "gid://shopify/Order/2",
         ]
-        assert list((tmp_path / "data" / "tmp").iterdir()) == []
+        assert list((tmp_path / "data" / "downloads").iterdir()) == []
     finally:
         get_settings.cache_clear()
 

@@ -89,6 +89,7 @@ COMMANDS: tuple[Lazy, ...] = (
     Lazy("dlq", "vipsync.cli.commands_workers"),
     Lazy("errors", "vipsync.cli.commands_core"),
     Lazy("api", "vipsync.cli.commands_api", "The HTTP API: bearer tokens."),
+    Lazy("pii", "vipsync.cli.commands_pii", "Personal data: keyed digests, rekey, data requests, erasure."),
 )
 
 GROUP_HELP: dict[str, str] = {

@@ -140,6 +140,7 @@ _SHOPIFY_ORDER = (
         "edges",
         "node",
         "__parentId",
+        "__typename",
         # line items
         "line_items",
         "lineItems",
@@ -194,8 +195,11 @@ _AMAZON = (
     _COMMON
     | _MONEY
     | {
-        # stored forms
+        # stored forms, report windows
         "format",
+        "start",
+        "end",
+        "report_id",
         "store_key",
         "order",
         "items",
@@ -292,7 +296,7 @@ _AMAZON = (
 _MEMBERS_ROW = frozenset(
     {"registered_at", "exited_at", "country", "line", "source", "reason", EMAIL_DIGEST, EMAIL_KEY_ID}
 )
-_FALLBACK = _COMMON | {"order_id", "record_id"}
+_FALLBACK = _COMMON | {"order_id", "record_id", "unit_id", "start", "end", "report_id"}
 
 ALLOWLISTS: dict[str, frozenset[str]] = {
     "shopify_order": frozenset(_SHOPIFY_ORDER),
@@ -316,12 +320,12 @@ def shape_of(payload: Any, *, source: str | None = None, topic: str | None = Non
         return _TOPIC_SHAPES.get(topic, "shopify_order" if "/" in topic else "fallback")
     if source and source.startswith("members"):
         return "members_row"
-    if isinstance(payload, Mapping) and "format" in payload:
-        return "amazon"
     if source and source.startswith("amazon"):
         return "amazon"
     if source and source.startswith("shopify"):
         return "shopify_order"
+    if isinstance(payload, Mapping) and "format" in payload:
+        return "amazon"
     return "fallback"
 
 
@@ -357,16 +361,20 @@ def stored_email_digest(payload: Any, digester: Digester | None) -> tuple[str | 
 
 
 def _keep(value: Any, allowed: frozenset[str], key: str | None) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         if key in ADDRESS_OBJECTS:
             return {k: v for k, v in value.items() if k in ADDRESS_KEPT and not isinstance(v, (dict, list))}
         if key in PERSON_OBJECTS:
             return {k: v for k, v in value.items() if k in PERSON_KEPT and not isinstance(v, (dict, list))}
         if key == "recipient":
             return {"deliveryAddress": _keep(value.get("deliveryAddress") or {}, allowed, "deliveryAddress")}
-        return {str(k): _keep(v, allowed, str(k)) for k, v in value.items() if str(k) in allowed}
+        return {
+            k: (_keep(v, allowed, k) if isinstance(v, (dict, list)) else v)
+            for k, v in value.items()
+            if k in allowed
+        }
     if isinstance(value, list):
-        return [_keep(v, allowed, key) for v in value]
+        return [_keep(v, allowed, key) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
@@ -385,7 +393,9 @@ def minimize(
     hold anything."""
     if isinstance(payload, (str, bytes)):
         return {"dropped": f"{type(payload).__name__} of {len(payload)} characters, not kept"}
-    if not isinstance(payload, (Mapping, list)):
+    if isinstance(payload, Mapping) and not isinstance(payload, dict):
+        payload = dict(payload)
+    if not isinstance(payload, (dict, list)):
         return payload if payload is None or isinstance(payload, (bool, int, float)) else None
     allowed = ALLOWLISTS[shape or shape_of(payload, source=source, topic=topic)]
     if isinstance(payload, list):

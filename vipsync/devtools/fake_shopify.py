@@ -119,6 +119,9 @@ class FakeOrder:
         default_factory=list
     )  # id, at, (rli id, line id, qty)
     currency: str = "USD"
+    # The buyer's contact details (keys: first_name, last_name, street, city, phone, ip,
+    # note), sent in Shopify's own fields when set: what the store must never keep.
+    personal: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     zero_total: bool = False  # a free order (a replacement): total 0 whatever the lines
 
@@ -318,6 +321,7 @@ class FakeShopify:
         remove: dict[int, int] | None = None,
         email: str | None = None,
         financial: str | None = None,
+        personal: dict[str, str] | None = None,
         tags: list[str] | None = None,
         zero_total: bool | None = None,
     ) -> FakeOrder:
@@ -346,6 +350,8 @@ class FakeShopify:
                 order.email = email
             if financial is not None:
                 order.financial = financial
+            if personal is not None:
+                order.personal = dict(personal)
             if tags is not None:
                 order.tags = list(tags)
             if zero_total is not None:
@@ -406,6 +412,32 @@ class FakeShopify:
         return node
 
     def _scalars(self, o: FakeOrder) -> dict:
+        node = self._scalars_base(o)
+        p = o.personal
+        if p:
+            node["customer"] = {
+                "id": f"gid://shopify/Customer/{o.id}",
+                "firstName": p.get("first_name"),
+                "lastName": p.get("last_name"),
+                "email": o.email,
+                "phone": p.get("phone"),
+            }
+            node["phone"] = p.get("phone")
+            node["clientIp"] = p.get("ip")
+            node["note"] = p.get("note")
+            for key in ("shippingAddress", "billingAddress"):
+                node[key] = dict(
+                    node.get(key) or {},
+                    name=f"{p.get('first_name')} {p.get('last_name')}",
+                    firstName=p.get("first_name"),
+                    lastName=p.get("last_name"),
+                    address1=p.get("street"),
+                    city=p.get("city"),
+                    phone=p.get("phone"),
+                )
+        return node
+
+    def _scalars_base(self, o: FakeOrder) -> dict:
         return {
             "id": o.gid,
             "legacyResourceId": str(o.id),
@@ -512,6 +544,35 @@ class FakeShopify:
                 }
                 for rid, at, items in o.refunds
             ],
+        } | self._rest_personal(o)
+
+    @staticmethod
+    def _rest_personal(o: FakeOrder) -> dict:
+        p = o.personal
+        if not p:
+            return {}
+        address = {
+            "name": f"{p.get('first_name')} {p.get('last_name')}",
+            "first_name": p.get("first_name"),
+            "last_name": p.get("last_name"),
+            "address1": p.get("street"),
+            "city": p.get("city"),
+            "phone": p.get("phone"),
+        }
+        return {
+            "phone": p.get("phone"),
+            "browser_ip": p.get("ip"),
+            "note": p.get("note"),
+            "client_details": {"browser_ip": p.get("ip"), "user_agent": "Mozilla/5.0"},
+            "customer": {
+                "id": o.id,
+                "email": o.email,
+                "first_name": p.get("first_name"),
+                "last_name": p.get("last_name"),
+                "phone": p.get("phone"),
+            },
+            "shipping_address": {"country_code": o.country, "zip": o.zip} | address,
+            "billing_address": {"country_code": o.billing_country} | address,
         }
 
     def stores_toml(

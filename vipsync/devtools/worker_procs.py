@@ -171,6 +171,9 @@ def worker_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Drills and benchmarks on PostgreSQL need a PII key like production does; a fixed,
+    # public one is fine for their throwaway databases.
+    env.setdefault("VIPSYNC_PII_KEY", "devtools-only-pii-key-for-drills-and-benchmarks")
     env.update(extra or {})
     return env
 

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, Inter
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.connectors.records import MemberRecord, OrderRecord, Rejected
-from vipsync.errors import RecordError
+from vipsync.errors import ConfigError, RecordError
 from vipsync.store.repository import Repository, UpsertCounts
 
 __all__ = ["PageOutcome", "is_unavailable", "write_batch", "write_page"]
@@ -118,7 +118,7 @@ def write_page(
         try:
             outcome.add_counts(write_batch(factory, records))
         except Exception as exc:
-            if is_unavailable(exc):
+            if is_unavailable(exc) or isinstance(exc, ConfigError):  # no record is at fault
                 raise
             log.warning(
                 "batch write failed; writing record by record",
@@ -128,7 +128,7 @@ def write_page(
                 try:
                     outcome.add_counts(write_batch(factory, [rec]))
                 except Exception as one:
-                    if is_unavailable(one):
+                    if is_unavailable(one) or isinstance(one, ConfigError):
                         raise
                     rejects.append(_rejected(rec, one))
     for item in rejects:

@@ -37,6 +37,7 @@ from vipsync.connectors.amazon.sync import (
     safe_until,
 )
 from vipsync.connectors.records import OrderLine, OrderRecord, Rejected
+from vipsync.downloads import workspace
 from vipsync.errors import PermanentSourceError
 from vipsync.store.models import Order, OrderLineRow
 from vipsync.store.repository import Repository
@@ -269,7 +270,9 @@ def _backfill(ctx, client, account, *, since, until, cursor, result, progress, p
             result.notes.append(
                 f"report {window.report_id} ({lo:%Y-%m-%d}..{hi:%Y-%m-%d}) CANCELLED: Amazon had no data"
             )
-        with open_report_records(client, account, window) as records:
+        # The report document (buyers' data) spools into a private workspace of the data
+        # folder, removed once its orders are committed (vipsync/downloads.py).
+        with workspace(ctx.settings.data_dir), open_report_records(client, account, window) as records:
             batch: list[OrderRecord | Rejected] = []
             for rec in records:
                 batch.append(rec)

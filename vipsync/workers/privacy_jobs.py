@@ -84,7 +84,10 @@ def handle_compliance(ctx, shop: ShopifyShop, topic: str, payload: Any, delivery
         elif topic == "shop/redact":
             request.report = erase_store(session, shop.key).as_dict()
             request.status, request.completed_at = "done", utcnow()
-        # customers/data_request stays "received" until ops export it.
+        # customers/data_request stays "received" until ops export it; a request carried
+        # out forgets whom it was about (the digest is personal data too).
+        if request.status == "done":
+            request.subject_digest = request.subject_key_id = None
         session.commit()
         log.info(
             "privacy request recorded",
@@ -133,6 +136,7 @@ def data_request_export(ctx, *, email: str | None = None, request_id: int | None
             named = set((request.report or {}).get("orders_named") or [])
             data["orders_named_by_the_request"] = sorted(named)
             request.status, request.completed_at = "done", utcnow()
+            request.subject_digest = request.subject_key_id = None
             session.commit()
             return data
         if not email:

@@ -19,7 +19,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
@@ -34,6 +33,7 @@ from vipsync.connectors.shopify.queries import shopify_time
 from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action, verify_hmac
+from vipsync.downloads import workspace
 from vipsync.errors import ConfigError, RecordError
 from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import Repository, utcnow
@@ -166,6 +166,38 @@ def _incremental(ctx, shop, client, result: SyncResult, *, since, started, cap, 
         progress(len(page.records) + len(page.rejected))
 
 
+def _write_bulk(ctx, shop, client, bulk, result: SyncResult, progress) -> None:
+    result.pages = 1
+    if bulk.path is None:
+        return
+    try:
+        batch_size = ctx.settings.batch_size
+        records: list[OrderRecord] = []
+        rejected: list[Rejected] = []
+        skipped: Counter[str] = Counter()
+        refetched = 0
+        for item in iter_bulk_file(bulk.path, shop, skipped=skipped):
+            if isinstance(item, OrderRecord) and refunds_without_lines(item.raw):
+                # The bulk query cannot select refunded lines (a connection in the
+                # refunds list): the few orders with refunds are read again whole.
+                item = _refetch(client, shop, item)
+                refetched += 1
+            (rejected if isinstance(item, Rejected) else records).append(item)  # type: ignore[arg-type]
+            if len(records) + len(rejected) >= batch_size:
+                _write_page(ctx, shop, records, rejected, result)
+                progress(len(records) + len(rejected))
+                records, rejected = [], []
+        _write_page(ctx, shop, records, rejected, result)
+        progress(len(records) + len(rejected))
+        if refetched:
+            result.notes.append(f"{refetched} orders with refunds read again for their refunded lines")
+        if skipped:
+            kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(skipped.items()))
+            result.notes.append(f"bulk result lines that are not order lines were skipped ({kinds})")
+    finally:
+        bulk.path.unlink(missing_ok=True)
+
+
 def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, progress, poll_s) -> None:
     scopes = fetch_access_scopes(client)
     if lacks_all_orders(scopes):
@@ -173,40 +205,15 @@ def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, pro
     search = f"updated_at:<='{shopify_time(started)}'"
     if since is not None:
         search += f" AND created_at:>='{shopify_time(since)}'"
-    dest = Path(ctx.settings.data_dir) / "downloads"
-    bulk = run_bulk_query(client, search=search, dest_dir=dest, poll_s=poll_s)
+    # The bulk result (buyers' data) lives in a private workspace of the data folder,
+    # removed once its orders are committed (or the job fails); see vipsync/downloads.py.
+    with workspace(ctx.settings.data_dir) as dest:
+        bulk = run_bulk_query(client, search=search, dest_dir=dest, poll_s=poll_s)
+        _write_bulk(ctx, shop, client, bulk, result, progress)
     if bulk.waited_for_other:
         result.notes.append(
             "another bulk operation was running on this shop; it was waited for, not cancelled"
         )
-    result.pages = 1
-    if bulk.path is not None:
-        try:
-            batch_size = ctx.settings.batch_size
-            records: list[OrderRecord] = []
-            rejected: list[Rejected] = []
-            skipped: Counter[str] = Counter()
-            refetched = 0
-            for item in iter_bulk_file(bulk.path, shop, skipped=skipped):
-                if isinstance(item, OrderRecord) and refunds_without_lines(item.raw):
-                    # The bulk query cannot select refunded lines (a connection in the
-                    # refunds list): the few orders with refunds are read again whole.
-                    item = _refetch(client, shop, item)
-                    refetched += 1
-                (rejected if isinstance(item, Rejected) else records).append(item)  # type: ignore[arg-type]
-                if len(records) + len(rejected) >= batch_size:
-                    _write_page(ctx, shop, records, rejected, result)
-                    progress(len(records) + len(rejected))
-                    records, rejected = [], []
-            _write_page(ctx, shop, records, rejected, result)
-            progress(len(records) + len(rejected))
-            if refetched:
-                result.notes.append(f"{refetched} orders with refunds read again for their refunded lines")
-            if skipped:
-                kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(skipped.items()))
-                result.notes.append(f"bulk result lines that are not order lines were skipped ({kinds})")
-        finally:
-            bulk.path.unlink(missing_ok=True)
     # A whole-history backfill covers everything updated before the sync started; a
     # partial one (--since) leaves the bookmark where it was.
     if since is None:

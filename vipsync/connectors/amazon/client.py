@@ -43,6 +43,7 @@ from sp_api.base.exceptions import SellingApiException
 
 from vipsync.config.stores import AmazonAccount
 from vipsync.connectors.amazon.pacing import Clock, Pacer, RealClock, backoff_s
+from vipsync.downloads import current_workspace
 from vipsync.errors import PermanentSourceError, RateLimited, TransientSourceError
 
 __all__ = ["DEFAULT_LWA_URL", "REGION_MARKETPLACE", "OrdersPage", "SpApiClient", "iso_z"]
@@ -419,7 +420,9 @@ class SpApiClient:
         """Download a report document (streamed to a spooled temporary file), gunzip it
         when ``compressionAlgorithm`` says so; yields (binary file, charset or None)."""
         url = document["url"]
-        with tempfile.SpooledTemporaryFile(max_size=spool_bytes) as tmp:
+        # Past spool_bytes the document goes to a file: in the job's private workspace of
+        # the data folder when there is one (vipsync/downloads.py).
+        with tempfile.SpooledTemporaryFile(max_size=spool_bytes, dir=_dir_or_none()) as tmp:
             charset = None
             for attempt in range(1, self.max_attempts + 1):
                 tmp.seek(0)
@@ -446,3 +449,8 @@ class SpApiClient:
                     yield cast(IO[bytes], gz), charset
             else:
                 yield tmp, charset
+
+
+def _dir_or_none() -> str | None:
+    path = current_workspace()
+    return str(path) if path is not None else None

@@ -25,6 +25,7 @@ from vipsync.connectors.shopify.client import ShopifyClient
 from vipsync.connectors.shopify.files import read_orders_file
 from vipsync.connectors.shopify.queries import BULK_CURRENT_QUERY, BULK_ORDERS_QUERY, BULK_RUN_MUTATION
 from vipsync.connectors.shopify.throttle import backoff_s
+from vipsync.downloads import open_private
 from vipsync.errors import PermanentSourceError, TransientSourceError
 
 __all__ = [
@@ -143,7 +144,7 @@ def run_bulk_query(
     url = final.get("url")
     if not url:
         return BulkResult(operation_id=op_id, object_count=0, path=None, waited_for_other=waited)
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = dest_dir / f"bulk-{key}-{op_id.rsplit('/', 1)[-1]}.jsonl"
     expected = int(final["fileSize"]) if final.get("fileSize") not in (None, "") else None
     download_result(url, path, expected_bytes=expected, session=session, sleep=sleep)
@@ -175,7 +176,7 @@ def download_result(
                 if resp.status_code >= 400:
                     raise PermanentSourceError(f"bulk result download refused: HTTP {resp.status_code}")
                 written = 0
-                with open(tmp, "wb") as out:
+                with open_private(tmp) as out:
                     for chunk in resp.iter_content(chunk_size=chunk_bytes):
                         out.write(chunk)
                         written += len(chunk)

@@ -6,9 +6,9 @@ their ``Refund`` (which stays nested in the order line, ``refunds`` being a list
 Shopify only promises that a child comes *after* its parent, not right after it, so the
 lines are first spilled to a SQLite file on disk (indexed by parent id) and the orders are
 then read back one by one with their children. Memory stays flat whatever the file's size;
-disk holds about one copy of the file, in ``work_dir`` (by default ``VIPSYNC_DATA_DIR``/tmp,
-so a large backfill fills the data disk, not the system's temporary folder), removed after
-use, also when the reader stops early.
+disk holds about one copy of the file, in ``work_dir`` (by default the running job's private
+workspace, else ``VIPSYNC_DATA_DIR/downloads``: the data disk, never the system's temporary
+folder), removed after use, also when the reader stops early.
 
 Each line is parsed once: the parsed node is spilled in :mod:`marshal`'s binary form (our
 own file, read back only by this process), not as JSON text to parse again.
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from vipsync.connectors.records import Rejected
+from vipsync.downloads import current_workspace, downloads_dir
 
 __all__ = ["assemble_bulk_orders", "child_type", "default_work_dir", "gid_type", "is_bulk_line"]
 
@@ -68,10 +69,11 @@ def child_type(child: dict, parent_id: str | None = None) -> str | None:
 
 
 def default_work_dir() -> Path:
-    """Where join files go: ``tmp`` under the data directory (VIPSYNC_DATA_DIR)."""
+    """Where join files go outside a job's workspace: the private downloads folder of the
+    data directory (VIPSYNC_DATA_DIR/downloads, ``0700``)."""
     from vipsync.config.settings import get_settings
 
-    return Path(get_settings().data_dir) / "tmp"
+    return downloads_dir(get_settings().data_dir)
 
 
 def assemble_bulk_orders(
@@ -88,7 +90,8 @@ def assemble_bulk_orders(
     line names none). The join file lives in ``work_dir`` (default
     :func:`default_work_dir`) and is removed when the iteration ends."""
     skipped = skipped if skipped is not None else Counter()
-    base = work_dir if work_dir is not None else default_work_dir()
+    # A job's private workspace of the data folder when there is one (downloads.py).
+    base = work_dir or current_workspace() or default_work_dir()
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vipsync-bulk-", dir=base) as tmp:
         db = sqlite3.connect(Path(tmp) / "join.sqlite3")
