@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit-tests install lock lock-upgrade bench clean
+.PHONY: demo test check lint typecheck unit-tests browser install lock lock-upgrade bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/vipsync demo
 
 # The README's test command: static checks first (they take seconds), then the suite.
-test: check unit-tests
+test: check browser unit-tests
 
 check: lint typecheck
 
@@ -33,6 +33,12 @@ typecheck: $(STAMP)
 
 unit-tests: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The dashboard's browser test drives Debian's Chromium through its chromedriver
+# (tests/e2e/test_dashboard_browser.py): installed from the distribution when missing
+# (CI runs `make test` as root), never downloaded by the test itself.
+browser:
+	@test -x /usr/bin/chromedriver || { apt-get update && apt-get install -y chromium chromium-driver; }
 
 # Re-resolve requirements.lock from pyproject.toml after changing a dependency, keeping
 # every other pin (`make lock`), or taking newer releases of everything

@@ -137,4 +137,4 @@ def test_health_check_answers(web):
 
     _, url = web
     with urllib.request.urlopen(f"{url}/healthz") as resp:
-        assert json.load(resp) == {"status": "ok", "database": "ok"}
+        assert json.load(resp) == {"status": "ok", "database": "ok", "redis": "ok"}

@@ -1,7 +1,9 @@
 """The web application: ``create_app(ctx)`` builds the FastAPI app from a context.
 
-Routes live in small modules (``api/webhooks.py``, ``api/health.py``); each exposes a
-``router`` that reads the context from ``request.app.state.ctx``.
+Routes live in small modules, one per audience (``api/webhooks.py``: Shopify;
+``api/read.py``: the read API; ``api/ops.py``: ops decisions; ``api/dashboard.py``: the ops
+page; ``api/health.py``: health and metrics); each exposes a ``router`` that reads the
+context from ``request.app.state.ctx``. OpenAPI at ``/docs``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ __all__ = ["create_app"]
 
 def create_app(ctx: Context | None = None) -> FastAPI:
     """The app, wired to ``ctx`` (default: the process-wide context)."""
-    from vipsync.api import health, webhooks
+    from vipsync.api import dashboard, health, ops, read, webhooks
 
     app = FastAPI(title="vipsync", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.ctx = ctx or get_context()
+    # The key of the e-mail digests is read now: on PostgreSQL without VIPSYNC_PII_KEY the
+    # web process refuses to start (ConfigError naming the variable), not at the first webhook.
+    _ = app.state.ctx.digester
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(read.router)
+    app.include_router(ops.router)
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
     return app

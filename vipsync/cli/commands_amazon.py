@@ -64,6 +64,7 @@ def sync_amazon_accounts(store: str | None, *, backfill: bool, since: str | None
     from vipsync.cli.commands_core import print_sync_result, sync_targets
     from vipsync.store.repository import Repository
     from vipsync.workers.amazon_jobs import HISTORY_DAYS, STREAM, sync_account
+    from vipsync.workers.sync_health import tracked
 
     ctx = get_context()
     keys = sync_targets(ctx, "amazon", store, backfill=backfill, since=since)
@@ -97,7 +98,7 @@ def sync_amazon_accounts(store: str | None, *, backfill: bool, since: str | None
                 advance(max(0, done - seen["orders"]), total=total)
                 seen["orders"] = done
 
-            result = sync_account(ctx, key, backfill=backfill, since=since, progress=progress)
+            result = tracked(ctx, key, sync_account, backfill=backfill, since=since, progress=progress)
         results.append(result)
         print_sync_result(result, kind="amazon", errors_source="amazon-api")
     return results

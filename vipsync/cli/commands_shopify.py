@@ -54,6 +54,7 @@ def sync_shopify_stores(store: str | None, *, backfill: bool, since: str | None)
     """Run the sync job of one shop, or of every Shopify shop; print each result."""
     from vipsync.cli.commands_core import print_sync_result, sync_targets
     from vipsync.workers.shopify_jobs import sync_shop
+    from vipsync.workers.sync_health import tracked
 
     ctx = get_context()
     keys = sync_targets(ctx, "shopify", store, backfill=backfill, since=since)
@@ -61,7 +62,7 @@ def sync_shopify_stores(store: str | None, *, backfill: bool, since: str | None)
     for key in keys:
         mode = "backfill" if backfill else "incremental"
         with progress_bar(f"{key}: {mode} sync (orders)") as advance:
-            result = sync_shop(ctx, key, backfill=backfill, since=since, progress=advance)
+            result = tracked(ctx, key, sync_shop, backfill=backfill, since=since, progress=advance)
         results.append(result)
         print_sync_result(result, kind="shopify", errors_source="shopify")
     return results

@@ -86,6 +86,13 @@ COMMANDS: tuple[Lazy, ...] = (
     Lazy("sync", "vipsync.cli.commands_shopify"),
     Lazy("sync", "vipsync.cli.commands_amazon"),
     Lazy("catalog", "vipsync.cli.commands_eligibility"),
+    Lazy("catalog", "vipsync.cli.commands_ops"),
+    Lazy("db", "vipsync.cli.commands_ops"),
+    Lazy(
+        "policy",
+        "vipsync.cli.commands_ops",
+        "Policy versions: list, enable, disable (ops decisions in the store).",
+    ),
     Lazy("dlq", "vipsync.cli.commands_workers"),
     Lazy("errors", "vipsync.cli.commands_core"),
     Lazy("api", "vipsync.cli.commands_api", "The HTTP API: bearer tokens."),

@@ -7,10 +7,18 @@ ops (``vipsync catalog unclassified``); it is never silently in scope.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
-__all__ = ["CATEGORIES", "CLASSIFIED", "Catalog", "KeywordRule", "SkuPattern", "normalize_sku"]
+__all__ = [
+    "CATEGORIES",
+    "CLASSIFIED",
+    "Catalog",
+    "KeywordRule",
+    "SkuPattern",
+    "normalize_sku",
+    "title_key",
+]
 
 CLASSIFIED = ("kvm_switch", "matrix", "hdmi_splitter", "kvm_extender", "accessory", "other")
 CATEGORIES = (*CLASSIFIED, "unknown")
@@ -19,6 +27,11 @@ CATEGORIES = (*CLASSIFIED, "unknown")
 def normalize_sku(sku: str) -> str:
     """SKUs compare trimmed and upper-cased."""
     return (sku or "").strip().upper()
+
+
+def title_key(title: str) -> str:
+    """Titles (of order lines without a SKU) compare trimmed, case-folded, spaces collapsed."""
+    return " ".join((title or "").split()).casefold()[:512]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +77,17 @@ class Catalog:
     exact: dict[str, str]
     patterns: tuple[SkuPattern, ...] = ()
     keywords: tuple[KeywordRule, ...] = ()
+    # Order lines without a SKU, by their title (see :func:`title_key`): ops decisions.
+    titles: dict[str, str] = field(default_factory=dict)
+
+    def with_decisions(self, skus: Mapping[str, str], titles: Mapping[str, str]) -> Catalog:
+        """This catalog with ops decisions on top: exact SKUs and SKU-less titles that win
+        over every rule of the file."""
+        return replace(
+            self,
+            exact={**self.exact, **{normalize_sku(k): v for k, v in skus.items()}},
+            titles={**self.titles, **{title_key(k): v for k, v in titles.items()}},
+        )
 
     def classify(self, sku: str, title: str = "") -> str:
         """The category of a product: the first matching rule wins, else ``unknown``."""
@@ -72,6 +96,10 @@ class Catalog:
     def explain(self, sku: str, title: str = "") -> tuple[str, str]:
         """(category, which rule decided: ``sku``, ``pattern:<regex>``, ``keyword:<n>`` or ``none``)."""
         key = normalize_sku(sku)
+        if not key:
+            by_title = self.titles.get(title_key(title))
+            if by_title is not None:
+                return by_title, "title"
         hit = self.exact.get(key)
         if hit is not None:
             return hit, "sku"

@@ -3,7 +3,8 @@
 A :class:`Judge` wraps :func:`~vipsync.eligibility.engine.evaluate` with caches that are
 pure (same facts and policies in, same verdict out):
 
-- the policy version of each purchase date (selection reads only the date);
+- the policy version of each purchase date (and store and country, when a version is
+  limited to some);
 - the verdict of each distinct set of facts without the member;
 - for an eligible unit with a member, the verdict of those facts and the member's
   :func:`~vipsync.eligibility.engine.member_reading` (active, registered in time): the
@@ -40,28 +41,35 @@ class Judge:
     def __init__(self, policies: PolicySet, *, max_entries: int = 200_000) -> None:
         self._policies = policies
         self._max_entries = max_entries
-        self._by_date: dict[date, Policy | PolicyError] = {}
+        self._by_date: dict[tuple[date, str | None, str | None], Policy | PolicyError] = {}
         self._verdicts: dict[_Key, _Entry] = {}
         self.evaluations = 0
+        # A version limited to stores or countries makes the selection read them too.
+        self._scoped = any(p.stores or p.countries for p in policies.policies)
 
-    def policy(self, purchase_date: date) -> Policy:
-        """The version judging a purchase of that date; PolicyError when none does."""
-        found = self._by_date.get(purchase_date)
+    def policy(
+        self, purchase_date: date, *, store_key: str | None = None, country: str | None = None
+    ) -> Policy:
+        """The version judging a purchase of that date (in that store, for that country,
+        when a version is limited to some); PolicyError when none does."""
+        key = (purchase_date, store_key, country) if self._scoped else (purchase_date, None, None)
+        found = self._by_date.get(key)
         if found is None:
             try:
-                found = self._policies.select(purchase_date)
+                found = self._policies.select(purchase_date, store_key=key[1], country=key[2])
             except PolicyError as exc:
                 found = exc
-            self._by_date[purchase_date] = found
+            self._by_date[key] = found
         if isinstance(found, PolicyError):
             raise found
         return found
 
-    def judge(self, facts: UnitFacts) -> tuple[Verdict, int | None, str]:
-        """``(shared verdict, member id, digest)`` of one unit: its verdict is the shared
-        one with ``member_id`` set to the member id (:func:`with_member`). Raises
-        PolicyError when no version covers the purchase date."""
+    def judge(self, facts: UnitFacts, *, store_key: str | None = None) -> tuple[Verdict, int | None, str]:
+        """``(shared verdict, member id, digest)`` of one unit of ``store_key``: its verdict
+        is the shared one with ``member_id`` set to the member id (:func:`with_member`).
+        Raises PolicyError when no version covers the purchase date."""
         key: _Key = (
+            store_key if self._scoped else None,
             facts.purchase_date,
             facts.country,
             facts.category,
@@ -75,7 +83,7 @@ class Judge:
         )
         entry = self._verdicts.get(key)
         if entry is None:
-            entry = self._evaluate(key, facts, None)
+            entry = self._evaluate(key, facts, None, store_key)
         member = facts.member
         if member is None:
             return entry[0], None, entry[1]
@@ -83,17 +91,19 @@ class Judge:
         if shared.eligible:
             reading = (key, member_reading(member, shared.registration_deadline))
             found = self._verdicts.get(reading)
-            entry = found if found is not None else self._evaluate(reading, facts, member)
+            entry = found if found is not None else self._evaluate(reading, facts, member, store_key)
         member_id = member.member_id
         return entry[0], member_id, hashlib.sha256(f"{entry[2]}{member_id}{entry[3]}".encode()).hexdigest()
 
-    def verdict(self, facts: UnitFacts) -> tuple[Verdict, str]:
+    def verdict(self, facts: UnitFacts, *, store_key: str | None = None) -> tuple[Verdict, str]:
         """The unit's own verdict and its digest."""
-        shared, member_id, digest = self.judge(facts)
+        shared, member_id, digest = self.judge(facts, store_key=store_key)
         return with_member(shared, member_id), digest
 
-    def _evaluate(self, key: _Key, facts: UnitFacts, member: MemberFacts | None) -> _Entry:
-        policy = self.policy(facts.purchase_date)
+    def _evaluate(
+        self, key: _Key, facts: UnitFacts, member: MemberFacts | None, store_key: str | None
+    ) -> _Entry:
+        policy = self.policy(facts.purchase_date, store_key=store_key, country=facts.country)
         self.evaluations += 1
         shared = evaluate(_with_member_facts(facts, member), policy)
         text = shared.digest_text()

@@ -163,11 +163,28 @@ class Policy(_Strict):
     enabled: bool
     retroactive: bool = False
     description: str = ""
+    # Where this version applies at all (empty: everywhere). A unit of another store or
+    # country is judged by the other versions, as if this one were not enabled.
+    stores: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
     scope: Scope
     warranty: Warranty
     registration: Registration
     exchange: Exchange
     trade_in: TradeIn
+
+    @field_validator("countries", mode="before")
+    @classmethod
+    def _countries(cls, value: Any) -> frozenset[str]:
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise ValueError("must be a list of ISO country codes")
+        return frozenset(_country_code(str(v)) for v in value)
+
+    def applies_to(self, store_key: str | None, country: str | None) -> bool:
+        """Whether this version judges units of this store and country at all."""
+        if self.stores and store_key not in self.stores:
+            return False
+        return not self.countries or country in self.countries
 
 
 @dataclass(frozen=True)
@@ -193,8 +210,10 @@ class PolicySet:
                 return p
         raise PolicyError(f"unknown policy version {version!r}")
 
-    def select(self, purchase_date: date) -> Policy:
-        return select_policy(self.policies, purchase_date)
+    def select(
+        self, purchase_date: date, *, store_key: str | None = None, country: str | None = None
+    ) -> Policy:
+        return select_policy(self.policies, purchase_date, store_key=store_key, country=country)
 
     def selection_steps(self) -> tuple[tuple[date | None, str | None], ...]:
         """The version :meth:`select` picks, as steps in date order: ``(first day,
@@ -221,14 +240,24 @@ class PolicySet:
             return None
 
 
-def select_policy(policies: Iterable[Policy], purchase_date: date) -> Policy:
-    """The version that judges a unit bought on ``purchase_date``.
+def select_policy(
+    policies: Iterable[Policy],
+    purchase_date: date,
+    *,
+    store_key: str | None = None,
+    country: str | None = None,
+) -> Policy:
+    """The version that judges a unit bought on ``purchase_date`` in ``store_key`` for
+    ``country``.
 
-    Among enabled versions: the latest ``effective_from`` on or before the purchase, unless
+    Among enabled versions that apply to the store and country: the latest ``effective_from`` on or before the purchase, unless
     a later one (or, before every version, any one) is retroactive: then the latest such
     retroactive version. Raises PolicyError when none applies.
     """
-    enabled = sorted((p for p in policies if p.enabled), key=lambda p: p.effective_from)
+    enabled = sorted(
+        (p for p in policies if p.enabled and p.applies_to(store_key, country)),
+        key=lambda p: p.effective_from,
+    )
     base = None
     for p in enabled:
         if p.effective_from <= purchase_date:

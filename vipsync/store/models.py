@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -34,6 +35,7 @@ from vipsync.store.types import JSONType, UTCDateTime
 
 __all__ = [
     "Base",
+    "CatalogDecision",
     "Claim",
     "ImportError_",
     "ImportRun",
@@ -41,12 +43,16 @@ __all__ = [
     "Order",
     "OrderLineRow",
     "OrderMemberLink",
+    "PolicyDecision",
     "PrivacyRequest",
     "Product",
     "RawPayload",
+    "StoreSyncHealth",
     "SyncCursor",
     "TagRules",
     "Unit",
+    "UnitCount",
+    "UnitCountsState",
     "UnitTag",
     "WebhookDelivery",
     "table_of",
@@ -162,6 +168,15 @@ class Unit(Base):
         UniqueConstraint("store_key", "order_external_id", "sku", "ordinal"),
         Index("ix_units_order_id", "order_id"),
         Index("ix_units_needs_tag", "needs_tag"),
+        Index("ix_units_store_key", "store_key"),
+        # The live units of a SKU, counted by the unclassified queue without the heap.
+        Index(
+            "ix_units_live_sku",
+            "sku",
+            "order_id",
+            postgresql_where=text("NOT removed"),
+            sqlite_where=text("NOT removed"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -182,7 +197,13 @@ class UnitTag(Base):
     Statuses that depend on today (active, expired, closing soon) are computed on read."""
 
     __tablename__ = "unit_tags"
-    __table_args__ = (Index("ix_unit_tags_policy_version", "policy_version"),)
+    __table_args__ = (
+        Index("ix_unit_tags_policy_version", "policy_version"),
+        Index("ix_unit_tags_original_warranty_end", "original_warranty_end", "unit_id"),
+        Index("ix_unit_tags_registration_deadline", "registration_deadline", "unit_id"),
+        Index("ix_unit_tags_extended_warranty_end", "extended_warranty_end", "unit_id"),
+        Index("ix_unit_tags_tagged_at", "tagged_at"),
+    )
 
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
     policy_version: Mapped[str] = mapped_column(String(64))
@@ -333,6 +354,88 @@ class WebhookDelivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CatalogDecision(Base):
+    """An ops decision classifying a SKU (or, for order lines without a SKU, a title); the
+    latest decision per key wins over the packaged catalog. Kept forever: who, when, why."""
+
+    __tablename__ = "catalog_decisions"
+    __table_args__ = (Index("ix_catalog_decisions_key", "sku", "title_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(128))  # normalized; "" for a title decision
+    title_key: Mapped[str] = mapped_column(String(512), server_default="")  # casefolded title, or ""
+    category: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PolicyDecision(Base):
+    """An ops decision enabling or disabling a policy version, optionally limited to stores
+    and countries; the latest decision per version wins over the shipped policy file."""
+
+    __tablename__ = "policy_decisions"
+    __table_args__ = (Index("ix_policy_decisions_version", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    stores: Mapped[Any] = mapped_column(
+        JSONType, nullable=True
+    )  # list of store keys, or null: as the file says
+    countries: Mapped[Any] = mapped_column(
+        JSONType, nullable=True
+    )  # list of ISO codes, or null: as the file says
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoreSyncHealth(Base):
+    """How each store's syncs go: the last success, the bookmark's lag then, the errors
+    since, and the time waited on the source's rate limits. One row per store."""
+
+    __tablename__ = "store_sync_health"
+
+    store_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_cursor: Mapped[str | None] = mapped_column(Text)
+    syncs_ok: Mapped[int] = mapped_column(Integer, server_default="0")
+    errors_total: Mapped[int] = mapped_column(Integer, server_default="0")
+    errors_since_success: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rate_limit_wait_s: Mapped[Decimal] = mapped_column(Numeric(14, 1), server_default="0")
+    orders_read: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class UnitCount(Base):
+    """The units of ``ops_units`` counted by the dashboard's dimensions: a summary rebuilt
+    on the first read after the tagged data changed (see vipsync.store.ops_queries)."""
+
+    __tablename__ = "unit_counts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
+    category: Mapped[str] = mapped_column(String(32))
+    eligible: Mapped[bool | None] = mapped_column(Boolean)
+    benefit_status: Mapped[str | None] = mapped_column(String(32))
+    policy_version: Mapped[str | None] = mapped_column(String(64))
+    units: Mapped[int] = mapped_column(BigInteger)
+
+
+class UnitCountsState(Base):
+    """One row: what ``unit_counts`` was built from (the newest tag time and unit id)."""
+
+    __tablename__ = "unit_counts_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marker: Mapped[str] = mapped_column(String(128))
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PrivacyRequest(Base):

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, literal, or_, select, true
+from sqlalchemy import and_, case, false, func, literal, or_, select, text, true
 from sqlalchemy.orm import Session, aliased
 
-from vipsync.store.models import Claim, Member, Order, OrderLineRow, OrderMemberLink, Product, Unit, UnitTag
+from vipsync.store.models import Claim, Member, Order, OrderLineRow, OrderMemberLink, Unit, UnitTag
 from vipsync.store.sql import in_values
 
 __all__ = [
@@ -164,26 +164,19 @@ def _unit_dict(r: Any, as_of: date, statuses) -> dict[str, Any]:
 
 
 def unclassified_skus(session: Session) -> list[dict[str, Any]]:
-    """Products the catalog cannot place (category ``unknown`` or not classified yet), with
-    how many orders and units carry them, most ordered first."""
+    """Products the catalog cannot place (category ``unknown`` or not classified yet), and
+    order lines without a SKU (``sku`` empty, by title) no decision placed, with how many
+    orders and units carry them, most ordered first (the ``ops_unclassified`` view)."""
     rows = session.execute(
-        select(
-            Product.sku,
-            Product.title,
-            Product.category,
-            func.count(func.distinct(OrderLineRow.order_id)).label("orders"),
-            func.coalesce(func.sum(OrderLineRow.quantity), 0).label("units"),
+        text(
+            "SELECT sku, title, category, orders, units FROM ops_unclassified ORDER BY orders DESC, sku, title"
         )
-        .outerjoin(OrderLineRow, OrderLineRow.sku == Product.sku)
-        .where(or_(Product.category.is_(None), Product.category == "unknown"))
-        .group_by(Product.sku, Product.title, Product.category)
-        .order_by(func.count(func.distinct(OrderLineRow.order_id)).desc(), Product.sku)
     ).all()
     return [
         {
             "sku": r.sku,
-            "title": r.title,
-            "category": r.category or "unclassified",
+            "title": r.title or "",
+            "category": r.category,
             "orders": int(r.orders),
             "units": int(r.units),
         }

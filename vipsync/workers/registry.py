@@ -8,7 +8,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["JOBS", "resolve", "run_job"]
+__all__ = ["JOBS", "TAG_JOBS", "resolve", "run_job"]
 
 JOBS: dict[str, str] = {
     # store_key, backfill: bool = False, since: "YYYY-MM-DD" | None = None
@@ -34,5 +34,30 @@ def resolve(name: str) -> Callable[..., Any]:
 
 
 def run_job(ctx, name: str, **kwargs: Any) -> Any:
-    """Run a job inline in this process."""
-    return resolve(name)(ctx, **kwargs)
+    """Run a job inline in this process; a sync job's outcome goes to its store's health."""
+    job = resolve(name)
+    from vipsync.workers.sync_health import SYNC_JOBS, tracked
+
+    if name in SYNC_JOBS and "store_key" in kwargs:
+        rest = {k: v for k, v in kwargs.items() if k != "store_key"}
+        return tracked(ctx, str(kwargs["store_key"]), job, **rest)
+    result = job(ctx, **kwargs)
+    if name in TAG_JOBS:
+        _refresh_counts(ctx)
+    return result
+
+
+# After these, the dashboard's counts summary is rebuilt here rather than by a reader.
+TAG_JOBS = frozenset({"tag_pending", "retag_all"})
+
+
+def _refresh_counts(ctx) -> None:
+    import logging
+
+    from vipsync.store.ops_queries import refresh_counts
+
+    try:
+        with ctx.session_factory() as session:
+            refresh_counts(session)
+    except Exception as exc:  # a reader rebuilds it then; the tagging itself is done
+        logging.getLogger(__name__).warning("unit counts not refreshed", extra={"error": type(exc).__name__})

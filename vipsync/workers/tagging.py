@@ -115,15 +115,19 @@ class Rules:
 
 
 def load_rules(ctx) -> Rules:
-    """Load the catalog and policy files named by the settings; official stores from the
+    """Load the catalog and policy files named by the settings, with the ops decisions kept
+    in the store on top (they win: see vipsync.workers.decisions); official stores from the
     stores file (a store is official only when listed with ``official = true``)."""
+    from vipsync.workers.decisions import with_store_decisions
+
     settings = ctx.settings
-    return Rules(
+    rules = Rules(
         catalog=load_catalog(settings.catalog_file),
         policies=load_policies(settings.policies_dir),
         official_stores=frozenset(s.key for s in ctx.stores if s.official),
         zones=store_zones(ctx.stores),
     )
+    return with_store_decisions(ctx, rules)
 
 
 def store_zones(stores) -> dict[tuple[str, str | None], tzinfo]:
@@ -367,6 +371,11 @@ def _judge(
     judged: list[_Judged] = []
     errors: list[tuple[int, str | None, str]] = []
     official = rules.official_stores
+    # Lines without a SKU are placed by their title (an ops decision), if at all.
+    no_sku = [r[0] for r in rows if not r[2]]
+    titles = (
+        dict(session.execute(select(Unit.id, Unit.title).where(Unit.id.in_(no_sku))).all()) if no_sku else {}
+    )
     members: dict[tuple[int, str, str | None], MemberFacts] = {}
     claims: dict[tuple[str, date], ClaimFacts] = {}
     for (
@@ -412,7 +421,7 @@ def _judge(
         facts = UnitFacts(
             purchase_date,
             country,
-            categories.get(sku, "unknown"),
+            categories.get(sku, "unknown") if sku else rules.catalog.classify("", titles.get(uid) or ""),
             store_key in official,
             cancelled,
             test,
@@ -423,7 +432,7 @@ def _judge(
             claim,
         )
         try:
-            shared, unit_member_id, digest = judge.judge(facts)
+            shared, unit_member_id, digest = judge.judge(facts, store_key=store_key)
         except PolicyError as exc:
             errors.append((uid, store_key, str(exc)))
             continue
