@@ -304,11 +304,17 @@ def _selection(
     if full:
         return UnitSelection(everything=True)
     recorded = dict(session.execute(select(TagRules.policy_version, TagRules.fingerprint)).all())
-    stale = sorted(v for v, fp in fingerprints.items() if recorded.get(v) != fp)
+    # Changed, new, and gone versions. With none, no unit's version or terms can differ:
+    # which version a unit gets depends only on the versions' fingerprinted terms.
+    stale = {v for v, fp in fingerprints.items() if recorded.get(v) != fp} | (
+        set(recorded) - set(fingerprints)
+    )
+    if not stale:
+        return UnitSelection(pending=True, skus=tuple(changed_skus))
     return UnitSelection(
         pending=True,
-        version_by_date=rules.policies.selection_steps(),
-        stale_versions=tuple(stale),
+        version_by_class=rules.policies.selection_classes(),
+        stale_versions=tuple(sorted(stale)),
         skus=tuple(changed_skus),
     )
 
