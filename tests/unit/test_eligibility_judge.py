@@ -151,9 +151,7 @@ def test_selection_classes_say_the_version_select_picks_for_every_unit(policies,
     classes = pset.selection_classes()
     assert classes[-1][:2] == (None, None)
     for day, store, country in units:
-        steps = next(
-            steps for s, c, steps in classes if s in (None, store) and (c is None or c == country)
-        )
+        steps = next(steps for s, c, steps in classes if s in (None, store) and (c is None or c == country))
         try:
             expected = pset.select(day, store_key=store, country=country).version
         except PolicyError:
