@@ -4,6 +4,9 @@ Rules kept here, for every way an order arrives (API page, webhook, file):
 - the same version twice changes no row (a content digest decides "unchanged");
 - a newer version (by the source's update time) replaces an older one; an older one
   never overwrites a newer one;
+- at equal update times the stored version stays, unless the other one only moves the
+  order forward: it cancels an order not yet cancelled, or refunds more units, and takes
+  back neither (a cancellation or a refund never reverts); such a conflict is logged;
 - units are keyed by (store, order id, SKU, ordinal) so every source yields the same units;
   a unit an edit takes away is marked ``removed``, never deleted;
 - each stored version keeps its raw payload, minimized by the allowlist of
@@ -27,6 +30,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +63,8 @@ from vipsync.store.sql import in_values
 __all__ = ["Repository", "UpsertCounts", "utcnow"]
 
 CHUNK = 500
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -95,6 +101,19 @@ def _insert_ignore(session: Session, table, rows: list[dict], index_elements: li
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     session.execute(ins.on_conflict_do_nothing(index_elements=index_elements), rows)
+
+
+def _refunded(rec: OrderRecord) -> int:
+    return sum(line.refunded_quantity for line in rec.lines)
+
+
+def _moves_forward(cancelled: bool, refunded: int, rec: OrderRecord) -> bool:
+    """True when ``rec`` only moves an order that is (``cancelled``, ``refunded`` units)
+    forward: more cancelled or more refunded, nothing taken back."""
+    more = _refunded(rec)
+    if rec.is_cancelled < cancelled or more < refunded:
+        return False
+    return rec.is_cancelled > cancelled or more > refunded
 
 
 def _printable(text: str) -> str:
@@ -153,7 +172,14 @@ class Repository:
         latest: dict[tuple[str, str], OrderRecord] = {}
         for rec in map(self._prepare, records):
             prev = latest.get(rec.identity)
-            if prev is None or rec.updated_at >= prev.updated_at:
+            if (
+                prev is None
+                or rec.updated_at > prev.updated_at
+                or (
+                    rec.updated_at == prev.updated_at
+                    and _moves_forward(prev.is_cancelled, _refunded(prev), rec)
+                )
+            ):
                 latest[rec.identity] = rec
         counts = UpsertCounts()
         batch = list(latest.values())
@@ -182,21 +208,35 @@ class Repository:
         # Each raw payload is serialized once: its digest (in the content digest and the
         # raw table's key) and, on the fast path, the stored JSON text come from this text.
         raw_texts: dict[tuple[str, str], tuple[str, str]] = {}
+        ties: list[tuple[OrderRecord, str, int]] = []
         for rec in records:
-            text = canonical_json(rec.raw)
-            sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            raw_texts[rec.identity] = (text, sha)
+            raw_text = canonical_json(rec.raw)
+            sha = hashlib.sha256(raw_text.encode("utf-8")).hexdigest()
+            raw_texts[rec.identity] = (raw_text, sha)
             digest = rec.content_hash(raw_sha256=sha)
             old = existing.get(rec.identity)
             if old is None:
                 new.append((rec, digest))
             elif old.content_hash == digest:
                 counts.unchanged += 1
-            elif rec.updated_at >= old.source_updated_at:
-                # Equal update times with other content: the later arrival wins.
+            elif rec.updated_at > old.source_updated_at:
                 replace.append((rec, digest, old.id))
+            elif rec.updated_at == old.source_updated_at:
+                ties.append((rec, digest, old.id))
             else:
                 counts.stale += 1
+        if ties:
+            stored = self._progress_of([oid for _, _, oid in ties])
+            for rec, digest, oid in ties:
+                cancelled, refunded = stored.get(oid, (False, 0))
+                if _moves_forward(cancelled, refunded, rec):
+                    replace.append((rec, digest, oid))
+                else:
+                    counts.stale += 1
+                    log.warning(
+                        "another version with the same update time; the stored one is kept",
+                        extra={"store": rec.store_key, "order": rec.external_id},
+                    )
         if not new and not replace:
             return counts
 
@@ -346,6 +386,23 @@ class Repository:
         self._insert(Order, [{"id": oid, **row} for oid, row in zip(ids, order_rows, strict=True)])
         return ids
 
+    def _progress_of(self, order_ids: Sequence[int]) -> dict[int, tuple[bool, int]]:
+        """(cancelled, refunded units) of stored orders."""
+        out: dict[int, tuple[bool, int]] = {}
+        for chunk in _chunks(list(order_ids)):
+            refunded = dict(
+                self.session.execute(
+                    select(OrderLineRow.order_id, func.coalesce(func.sum(OrderLineRow.refunded_quantity), 0))
+                    .where(in_values(OrderLineRow.order_id, chunk, pg=self.pg))
+                    .group_by(OrderLineRow.order_id)
+                ).all()
+            )
+            for oid, cancelled in self.session.execute(
+                select(Order.id, Order.is_cancelled).where(in_values(Order.id, chunk, pg=self.pg))
+            ).all():
+                out[oid] = (bool(cancelled), int(refunded.get(oid, 0)))
+        return out
+
     def _order_row(self, rec: OrderRecord, digest: str, raw_ids: dict, now: datetime) -> dict:
         return {
             "source": rec.source,
@@ -384,7 +441,7 @@ class Repository:
         rows = []
         keys = []
         for rec in records:
-            text, sha = (raw_texts or {}).get(rec.identity) or (None, payload_sha256(rec.raw))
+            raw_text, sha = (raw_texts or {}).get(rec.identity) or (None, payload_sha256(rec.raw))
             keys.append((rec.store_key, rec.raw_kind, rec.external_id, sha))
             rows.append(
                 {
@@ -393,7 +450,7 @@ class Repository:
                     "kind": rec.raw_kind,
                     "external_id": rec.external_id,
                     "sha256": sha,
-                    "payload": text if self.bulk and text is not None else rec.raw,
+                    "payload": raw_text if self.bulk and raw_text is not None else rec.raw,
                     "received_at": now,
                 }
             )
@@ -614,9 +671,12 @@ class Repository:
         kept as the columns can hold it: NUL characters (refused by PostgreSQL) become
         U+FFFD, the id and field are cut to their column width."""
         if isinstance(raw, str):
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):
                 raw = json.loads(raw)
-        raw = minimize(raw, digester=self.digester, source=source)
+        try:
+            kept = canonical_json(minimize(raw, digester=self.digester, source=source))
+        except (RecursionError, ValueError, TypeError):  # a record too odd to keep: its id stays
+            kept = canonical_json({"unkept": "the record could not be kept as received"})
         row = ImportError_(
             run_id=run_id,
             source=source,
@@ -624,7 +684,7 @@ class Repository:
             record_id=_printable(str(record_id))[:128],
             field=_printable(field)[:128] if field is not None else None,
             message=_printable(message)[:2000],
-            raw=_printable(canonical_json(raw)),
+            raw=_printable(kept),
             status="open",
             created_at=self.now(),
         )
