@@ -48,7 +48,9 @@ def test_every_unit_gets_exactly_the_engines_verdict_and_digest(batch):
     for facts in batch * 2:  # the second pass is served from the caches
         expected = evaluate(facts, BOTH.select(facts.purchase_date))
         assert judge.verdict(facts) == (expected, expected.digest())
-    assert judge.evaluations <= len(batch) * 2 + 2
+    # At most two evaluations per unit and pass (without and with the member's reading),
+    # even when the small cache is cleared under it.
+    assert judge.evaluations <= 4 * len(batch)
 
 
 def test_members_registered_alike_share_one_evaluation():
