@@ -7,7 +7,8 @@
   per table, so the stored bytes are the same as through a Core insert).
 
 Rows are tuples in the order of the ``columns`` given. A ``str`` given for a JSON column
-is taken as JSON text already serialized (a payload is serialized once). No ORM, no
+is taken as JSON text already serialized (a payload is serialized once); None in a JSON
+column is stored as SQLAlchemy stores it (JSON ``null`` unless ``none_as_null``). No ORM, no
 statement compiled per row, nothing parsed per row.
 """
 
@@ -55,6 +56,7 @@ def insert_rows(
         if on_conflict:
             raise ValueError("COPY has no ON CONFLICT: stage the rows and INSERT ... SELECT")
         json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+        json_null = {i: _json_none(table.c[columns[i]].type) for i in json_at}
         statement = f"COPY {table.name} ({cols}) FROM STDIN"
         with (
             dbapi_errors(session, statement),
@@ -65,7 +67,9 @@ def insert_rows(
                 for row in rows:
                     values = list(row)
                     for i in json_at:
-                        if values[i] is not None and not isinstance(values[i], str):
+                        if values[i] is None:
+                            values[i] = json_null[i]
+                        elif not isinstance(values[i], str):
                             values[i] = json.dumps(values[i])
                     copy.write_row(values)
             else:
@@ -101,11 +105,20 @@ def dbapi_errors(session: Session, statement: str) -> Iterator[None]:
         ) from exc
 
 
+def _json_none(col_type: Any) -> str | None:
+    """What a JSON column stores for None through SQLAlchemy: JSON ``null`` unless the
+    type says ``none_as_null`` (then SQL NULL)."""
+    return None if col_type.none_as_null else "null"
+
+
 def _apply(row: Sequence[Any], procs: tuple[tuple[int, Callable[[Any], Any], bool], ...]) -> tuple[Any, ...]:
     values = list(row)
     for i, proc, is_json in procs:
         value = values[i]
-        if value is not None and not (is_json and isinstance(value, str)):
+        if is_json:
+            if value is None or not isinstance(value, str):
+                values[i] = proc(value)
+        elif value is not None:
             values[i] = proc(value)
     return tuple(values)
 
