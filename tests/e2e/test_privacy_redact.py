@@ -97,16 +97,18 @@ def _scan_store(ctx, needles: list[str]) -> list[str]:
     return hits
 
 
-def _scan_files(folder: Path, needles: list[str]) -> list[str]:
+def _scan_files(folder: Path, needles: list[str], names: tuple[str, ...] = ()) -> list[str]:
     hits = []
     for path in folder.rglob("*"):
-        if path.is_file():
+        if path.is_file() and (not names or path.name in names):
             text = path.read_bytes().decode("utf-8", "replace").lower()
             hits += [f"{path.name}: {n}" for n in needles if n in text]
     return hits
 
 
-def test_customers_redact_leaves_no_personal_data_in_tables_files_or_logs(ctx, fake, tmp_path, caplog):
+def test_customers_redact_leaves_no_personal_data_in_tables_files_or_logs(
+    ctx, fake, db_url, tmp_path, caplog
+):
     caplog.set_level(logging.DEBUG)
     needles = _needles(ctx.digester)
     synced, hooked, filed = fake.order_ids[:3]
@@ -159,6 +161,9 @@ def test_customers_redact_leaves_no_personal_data_in_tables_files_or_logs(ctx, f
 
     assert _scan_store(ctx, needles) == []
     assert _scan_files(Path(ctx.settings.data_dir), needles) == []
+    if db_url.startswith("sqlite"):  # the database file and its write-ahead log too
+        database = Path(db_url.split("///", 1)[1])
+        assert _scan_files(database.parent, needles, names=(database.name, database.name + "-wal")) == []
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records).lower()
     assert [n for n in needles if n in logged] == []
     with ctx.session_factory() as s:

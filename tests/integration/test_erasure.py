@@ -12,7 +12,15 @@ from vipsync.connectors.records import MemberRecord, canonical_json, email_diges
 from vipsync.devtools.factories import order_record
 from vipsync.errors import StoreError
 from vipsync.store.erasure import erase_person, erase_store, person_data
-from vipsync.store.models import ImportError_, Member, Order, OrderMemberLink, RawPayload, UnitTag
+from vipsync.store.models import (
+    ImportError_,
+    Member,
+    Order,
+    OrderMemberLink,
+    RawPayload,
+    UnitTag,
+    WebhookDelivery,
+)
 from vipsync.store.repository import Repository
 from vipsync.workers.tagging import tag_pending
 
@@ -38,6 +46,17 @@ def _load(ctx, *, email: str = EMAIL) -> None:
             message="not an integer",
             raw={"id": 1000001, "email": email, "shipping_address": {"zip": "40202", "name": "Erase Me"}},
         )
+        for n, (oid, zip_code) in enumerate([(1000001, "40299"), ("1000002", "40288")]):
+            s.add(
+                WebhookDelivery(
+                    webhook_id=f"w-{n}",
+                    store_key="shopify-us",
+                    topic="orders/updated",
+                    payload={"id": oid, "shipping_address": {"country_code": "US", "zip": zip_code}},
+                    status="done",
+                    received_at=purchased,
+                )
+            )
         s.commit()
     tag_pending(ctx)
 
@@ -82,6 +101,8 @@ def test_erasing_a_member_leaves_a_pseudonymous_member_who_keeps_every_unit(cont
     assert after == before  # no unit changed owner
     text = _dump(context).lower()
     assert digest not in text and EMAIL not in text and "erase me" not in text
+    # A delivery that names the order by id alone is erased too; another order's is not.
+    assert report.webhook_deliveries == 1 and "40299" not in text and "40288" in text
 
 
 def test_a_data_request_lists_what_the_store_holds_without_the_address(context):

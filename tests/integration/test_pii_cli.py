@@ -98,3 +98,23 @@ def test_data_request_and_erase_through_the_cli(context, db_url, monkeypatch, tm
 
     refused = runner.invoke(app, ["pii", "data-request"])
     assert refused.exit_code != 0
+
+
+def test_without_the_key_the_web_app_and_the_cli_refuse_to_start_on_postgresql(pg_url, monkeypatch, tmp_path):
+    import pytest
+
+    from vipsync.api.app import create_app
+    from vipsync.errors import ConfigError
+
+    monkeypatch.delenv("VIPSYNC_PII_KEY", raising=False)
+    monkeypatch.setenv("VIPSYNC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VIPSYNC_DATABASE_URL", pg_url)
+    ctx = Context(settings=Settings(), database_url=pg_url)
+    with pytest.raises(ConfigError, match="VIPSYNC_PII_KEY is not set"):
+        create_app(ctx)
+    set_context(ctx)
+    try:
+        result = runner.invoke(app, ["pii", "status"])
+    finally:
+        set_context(None)
+    assert result.exit_code != 0 and isinstance(result.exception, ConfigError)

@@ -136,5 +136,48 @@ def test_customer_redaction_erases_personal_data_and_keeps_the_order(fake, ctx):
     assert len(payloads) == 3 and all("someone@example.com" not in str(p) for p in payloads)
 
 
+def test_a_data_request_is_recorded_then_exported_by_ops_and_forgets_its_subject(fake, ctx):
+    from vipsync.store.models import PrivacyRequest
+    from vipsync.workers.privacy_jobs import data_request_export
+
+    oid = fake.order_ids[0]
+    fake.update_order(oid, email="asks@example.com")
+    process_webhook(ctx, _store(ctx, "orders/create", fake.rest_order(oid), "w-10"))
+    request = {
+        "shop_id": 1,
+        "shop_domain": "tesmart-us.myshopify.com",
+        "customer": {"id": 42, "email": "asks@example.com", "phone": "+1 555 0100"},
+        "orders_requested": [oid],
+        "data_request": {"id": 9999},
+    }
+    assert process_webhook(ctx, _store(ctx, "customers/data_request", request, "w-11"))["status"] == "done"
+    with ctx.session_factory() as s:
+        row = s.execute(select(PrivacyRequest)).scalar_one()
+        delivery = s.execute(select(WebhookDelivery).where(WebhookDelivery.webhook_id == "w-11")).scalar_one()
+    assert (row.kind, row.status, row.customer_id) == ("customers_data_request", "received", "42")
+    assert row.subject_digest == ctx.digester.email("asks@example.com")
+    assert "asks@" not in str(delivery.payload) and "555" not in str(delivery.payload)
+
+    data = data_request_export(ctx, request_id=row.id)
+    assert [o["order_id"] for o in data["orders"]] == [str(oid)]
+    assert data["orders_named_by_the_request"] == [str(oid)]
+    with ctx.session_factory() as s:
+        row = s.execute(select(PrivacyRequest)).scalar_one()
+    assert (row.status, row.subject_digest) == ("done", None)
+
+
+def test_shop_redact_erases_the_shops_personal_data_and_keeps_its_orders(fake, ctx):
+    oid = fake.order_ids[0]
+    fake.update_order(oid, email="buyer@example.com")
+    process_webhook(ctx, _store(ctx, "orders/create", fake.rest_order(oid), "w-12"))
+    body = {"shop_id": 1, "shop_domain": "tesmart-us.myshopify.com"}
+    assert process_webhook(ctx, _store(ctx, "shop/redact", body, "w-13"))["status"] == "done"
+    row = _order(ctx, oid)
+    assert row.email_hash is None and row.shipping_postal_code is None and row.name
+    with ctx.session_factory() as s:
+        payloads = [p for (p,) in s.execute(select(RawPayload.payload))]
+    assert "email_digest" not in str(payloads)
+
+
 def test_unknown_delivery_id_is_a_no_op(ctx):
     assert process_webhook(ctx, 999_999)["status"] == "missing"

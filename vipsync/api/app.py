@@ -21,6 +21,9 @@ def create_app(ctx: Context | None = None) -> FastAPI:
 
     app = FastAPI(title="vipsync", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.ctx = ctx or get_context()
+    # The key of the e-mail digests is read now: on PostgreSQL without VIPSYNC_PII_KEY the
+    # web process refuses to start (ConfigError naming the variable), not at the first webhook.
+    _ = app.state.ctx.digester
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(read.router)

@@ -28,6 +28,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "make_session_factory",
+    "purge_freed_pages",
     "session_scope",
     "upgrade",
 ]
@@ -50,6 +51,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Deleted and overwritten content is zeroed, not left in free space (erasure).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine
@@ -108,6 +111,16 @@ def ensure_schema(engine: Engine) -> None:
         f"the database schema is at {current_revision(engine) or 'nothing'}, the code needs {head}: "
         "run `vipsync db upgrade`"
     )
+
+
+def purge_freed_pages(engine: Engine) -> None:
+    """SQLite: after an erasure, write the WAL back into the database and empty it, so
+    the erased values stop existing in any file (secure_delete zeroes them in the
+    database itself). Best effort: a long reader may keep the WAL; PostgreSQL: nothing."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Text, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID, minimize
@@ -155,6 +155,57 @@ def _link_email_owners(session: Session, order_ids: Sequence[int], pg: bool) -> 
     return created
 
 
+def _error_candidates(
+    session: Session, by_store: dict[str, list[str]], needles: Sequence[str], pg: bool
+) -> list[ImportError_]:
+    found: dict[int, ImportError_] = {}
+    for needle in needles:
+        for err in session.execute(
+            select(ImportError_).where(ImportError_.raw.icontains(needle, autoescape=True))
+        ).scalars():
+            found[err.id] = err
+    for store_key, ids in by_store.items():
+        for chunk in _chunks(sorted(ids)):
+            for err in session.execute(
+                select(ImportError_).where(
+                    ImportError_.store_key == store_key, in_values(ImportError_.record_id, chunk, pg=pg)
+                )
+            ).scalars():
+                found[err.id] = err
+    return list(found.values())
+
+
+# Beyond this many orders, every delivery of their stores is read instead of searched.
+_SEARCHED_IDS = 200
+
+
+def _delivery_candidates(
+    session: Session, by_store: dict[str, list[str]], needles: Sequence[str]
+) -> list[WebhookDelivery]:
+    text = cast(WebhookDelivery.payload, Text)  # JSON text: '"id": 123' on both databases
+    found: dict[int, WebhookDelivery] = {}
+    for needle in needles:
+        for d in session.execute(
+            select(WebhookDelivery).where(text.icontains(needle, autoescape=True))
+        ).scalars():
+            found[d.id] = d
+    for store_key, ids in by_store.items():
+        if len(ids) > _SEARCHED_IDS:
+            query = select(WebhookDelivery).where(WebhookDelivery.store_key == store_key)
+            found.update((d.id, d) for d in session.execute(query).scalars())
+            continue
+        for chunk in _chunks(sorted(ids), 25):
+            patterns = [
+                text.contains(f'"{key}": {quote}{i}{quote}', autoescape=True)
+                for i in chunk
+                for key in ("id", "order_id")
+                for quote in ("", '"')
+            ]
+            query = select(WebhookDelivery).where(WebhookDelivery.store_key == store_key, or_(*patterns))
+            found.update((d.id, d) for d in session.execute(query).scalars())
+    return list(found.values())
+
+
 def _redact_orders(
     session: Session, order_keys: set[tuple[str, str]], needles: Sequence[str], pg: bool
 ) -> ErasureReport:
@@ -192,13 +243,13 @@ def _redact_orders(
     report.orders = len(order_ids)
 
     # Kept payloads: rejected records and deliveries that name these orders or the person.
-    # Erasure is rare; every row is read so that nothing is missed whatever its shape.
+    # The database narrows the rows (text search, ids); each candidate is then checked.
     wanted = {(s, str(e)) for s, e in order_keys}
-    for err in session.execute(select(ImportError_)).scalars():
+    for err in _error_candidates(session, by_store, needles, pg):
         if (err.store_key, err.record_id) in wanted or _payload_mentions(err.raw, needles):
             err.raw = canonical_json(_erased(_loads(err.raw), source=err.source))
             report.import_errors += 1
-    for delivery in session.execute(select(WebhookDelivery)).scalars():
+    for delivery in _delivery_candidates(session, by_store, needles):
         payload = delivery.payload
         named = {
             str(payload.get(k)) for k in ("id", "order_id") if isinstance(payload, dict) and payload.get(k)

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.minimize import stored_email_digest
 from vipsync.errors import ConfigError, StoreError
+from vipsync.store.db import purge_freed_pages
 from vipsync.store.erasure import (
     ErasureReport,
     erase_digests,
@@ -89,6 +90,8 @@ def handle_compliance(ctx, shop: ShopifyShop, topic: str, payload: Any, delivery
         if request.status == "done":
             request.subject_digest = request.subject_key_id = None
         session.commit()
+        if request.status == "done":
+            purge_freed_pages(ctx.engine)
         log.info(
             "privacy request recorded",
             extra={
@@ -115,6 +118,7 @@ def erase_email(ctx, email: str, *, origin: str = "cli") -> tuple[int, ErasureRe
         )
         session.add(request)
         session.commit()
+        purge_freed_pages(ctx.engine)
         return request.id, report
 
 
