@@ -98,6 +98,8 @@ class UnitChange:
     store: str
     order_id: str
     sku: str
+    category_before: str | None
+    category_after: str
     benefit_before: str | None
     benefit_after: str | None
     eligible_before: bool | None
@@ -345,14 +347,15 @@ def _preview(
             v = verdicts[uid]
             t = tags.get(uid)
             before = (
-                (t.benefit_status, bool(t.eligible), t.policy_version)
+                (t.benefit_status, bool(t.eligible), t.policy_version, t.category, tuple(t.reasons or ()))
                 if t is not None
-                else (None, None, None)
+                else (None, None, None, None, None)
             )
             windows = sum(
                 1 for a, b in zip(_windows(t) if t else (None,) * 4, _windows(v), strict=True) if a != b
             )
-            if before == (v.benefit_status, v.eligible, v.policy_version) and windows == 0 and t is not None:
+            after = (v.benefit_status, v.eligible, v.policy_version, v.category, tuple(v.reasons))
+            if before == after and windows == 0 and t is not None:
                 continue
             result.changed_units += 1
             result.windows_changed += windows
@@ -365,6 +368,8 @@ def _preview(
                         store=u.store_key,
                         order_id=u.order_external_id,
                         sku=u.sku,
+                        category_before=before[3],
+                        category_after=v.category,
                         benefit_before=before[0],
                         benefit_after=v.benefit_status,
                         eligible_before=before[1],
