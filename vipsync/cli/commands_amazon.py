@@ -64,6 +64,7 @@ def sync_amazon_accounts(store: str | None, *, backfill: bool, since: str | None
     from vipsync.cli.commands_core import print_sync_result, sync_targets
     from vipsync.store.repository import Repository
     from vipsync.workers.amazon_jobs import HISTORY_DAYS, STREAM, sync_account
+    from vipsync.workers.runner import store_lock
     from vipsync.workers.sync_health import tracked
 
     ctx = get_context()
@@ -89,7 +90,10 @@ def sync_amazon_accounts(store: str | None, *, backfill: bool, since: str | None
             line = describe_estimate(backfill=False, days=days, expected_orders=expected)
         err_console.print(f"[dim]{key}: {line}[/]", highlight=False)
 
-        with progress_bar(f"{key}: {mode} sync (orders)") as advance:
+        with (
+            store_lock(ctx, "sync_amazon", {"store_key": key}),
+            progress_bar(f"{key}: {mode} sync (orders)") as advance,
+        ):
             seen = {"orders": 0}
 
             def progress(stage: str, *, seen: dict[str, int] = seen, **info) -> None:

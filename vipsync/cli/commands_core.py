@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 from collections.abc import Callable, Iterator
@@ -131,10 +132,15 @@ def _replay_items(rows) -> Iterator[tuple[Any, OrderRecord | MemberRecord | Reje
             yield row, Rejected(row.record_id, None, f"no replay for source {row.source!r}", row.raw)
             continue
         module = importlib.import_module(spec.split(":")[0])
-        raw = json.loads(row.raw) if row.raw.startswith(("{", "[")) else row.raw
+        raw: Any = row.raw
+        if raw.startswith(("{", "[")):
+            with contextlib.suppress(ValueError, RecursionError):  # else replayed as the text it is
+                raw = json.loads(raw)
         store = ctx.stores.get(row.store_key) if store_kind and row.store_key else None
-        for item in module.replay_record(raw, store):
-            yield row, item
+        try:
+            yield from ((row, item) for item in module.replay_record(raw, store))
+        except Exception as exc:  # a stored record the reader cannot read stays open
+            yield row, Rejected(row.record_id, None, f"unreadable record ({type(exc).__name__})", None)
 
 
 def register(groups) -> None:
@@ -226,6 +232,7 @@ def register(groups) -> None:
 
         from vipsync.store.models import ImportError_
         from vipsync.store.repository import Repository
+        from vipsync.store.writer import is_unavailable, write_batch
 
         ctx = get_context()
         with ctx.session_factory() as session:
@@ -238,18 +245,20 @@ def register(groups) -> None:
             session.expunge_all()
         fixed = still = 0
         for row, item in _replay_items(rows):
+            if isinstance(item, Rejected):
+                still += 1
+                continue
+            try:  # the one writer's batch path: the record alone, in its own transaction
+                write_batch(ctx.session_factory, [item])
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise
+                still += 1
+                continue
             with ctx.session_factory() as session:
-                repo = Repository(session)
-                if isinstance(item, Rejected):
-                    still += 1
-                    continue
-                if isinstance(item, OrderRecord):
-                    repo.upsert_orders([item])
-                else:
-                    repo.upsert_members([item])
-                repo.resolve_error(row.id, "replayed")
+                Repository(session).resolve_error(row.id, "replayed")
                 session.commit()
-                fixed += 1
+            fixed += 1
         print_summary("replay", {"replayed": fixed, "still_failing": still})
 
     @errors.command("drop")

@@ -53,6 +53,7 @@ def demo_sync(*, orders: int = 200, restore_rate: float = 1000.0) -> list:
 def sync_shopify_stores(store: str | None, *, backfill: bool, since: str | None) -> list:
     """Run the sync job of one shop, or of every Shopify shop; print each result."""
     from vipsync.cli.commands_core import print_sync_result, sync_targets
+    from vipsync.workers.runner import store_lock
     from vipsync.workers.shopify_jobs import sync_shop
     from vipsync.workers.sync_health import tracked
 
@@ -61,7 +62,10 @@ def sync_shopify_stores(store: str | None, *, backfill: bool, since: str | None)
     results = []
     for key in keys:
         mode = "backfill" if backfill else "incremental"
-        with progress_bar(f"{key}: {mode} sync (orders)") as advance:
+        with (
+            store_lock(ctx, "sync_shopify", {"store_key": key}),
+            progress_bar(f"{key}: {mode} sync (orders)") as advance,
+        ):
             result = tracked(ctx, key, sync_shop, backfill=backfill, since=since, progress=advance)
         results.append(result)
         print_sync_result(result, kind="shopify", errors_source="shopify")

@@ -62,7 +62,7 @@ def run(
     if not report.results and not report.errors:
         console.print("no store has credentials or an endpoint: nothing to sync (see the stores file)")
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # an expected failure (see the exit codes in the README)
 
 
 def scheduler(
@@ -170,6 +170,8 @@ def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object
 def _chosen(ids: list[str], all_: bool) -> list[str] | None:
     if all_:
         return None
+    if any(not i.strip() for i in ids):
+        raise ConfigError("an empty dead-letter id matches every message: name them, or pass --all")
     if not ids:
         raise ConfigError(
             "name the dead letters (ids from `vipsync dlq list`, a prefix is enough) or pass --all"

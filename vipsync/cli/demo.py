@@ -123,7 +123,7 @@ def run_demo(*, shopify_orders: int = 60, amazon_orders: int = 25) -> dict:
         highlight=False,
     )
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     return counts
 
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -95,6 +97,7 @@ COMMANDS: tuple[Lazy, ...] = (
     ),
     Lazy("dlq", "vipsync.cli.commands_workers"),
     Lazy("errors", "vipsync.cli.commands_core"),
+    Lazy("webhooks", "vipsync.cli.commands_webhooks", "Shopify webhook deliveries: list, replay."),
     Lazy("api", "vipsync.cli.commands_api", "The HTTP API: bearer tokens."),
     Lazy("pii", "vipsync.cli.commands_pii", "Personal data: keyed digests, rekey, data requests, erasure."),
 )
@@ -186,10 +189,13 @@ _registered: set[str] = set()
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
+    debug: bool = typer.Option(False, "--debug", help="On a failure, print the traceback too."),
+) -> None:
     from vipsync.logging import configure_logging
 
-    configure_logging("DEBUG" if verbose else None)
+    configure_logging("DEBUG" if verbose or debug else None)
 
 
 def _help_line(name: str) -> str:
@@ -223,13 +229,42 @@ def load_all() -> TyperGroup:
 
 
 def main() -> None:
+    """The entry point. Exit codes: 0 done; 2 an expected failure (a VipsyncError: bad
+    settings, an unreadable file, a busy store, a source refusing), one line; 1 a bug, one
+    line naming the exception and where it was raised (never its message, which may quote
+    data). ``vipsync --debug ...`` prints the traceback as well."""
+    debug = "--debug" in sys.argv[1 : _first_command_index(sys.argv)]
     try:
         app()
     except VipsyncError as exc:
         from vipsync.cli.progress import err_console
 
+        if debug:
+            traceback.print_exc()
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Exception as exc:
+        from vipsync.cli.progress import err_console
+
+        if debug:
+            traceback.print_exc()
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+        err_console.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}{where}: a bug, please report it "
+            "(`vipsync --debug ...` shows the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+def _first_command_index(argv: list[str]) -> int:
+    """The index of the first word of ``argv`` that is not an option (the command)."""
+    for i, word in enumerate(argv[1:], start=1):
+        if not word.startswith("-"):
+            return i
+    return len(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,7 @@ The limits:
   a NUL character is refused in every mapped field (PostgreSQL cannot store it) and is
   replaced by U+FFFD in the kept raw payload;
 - amounts are finite and below 10^12 in absolute value (the ``Numeric(14, 2)`` columns);
-- timestamps fall in the years 1995 to 2100;
+- timestamps fall in the years 1970 to 2100;
 - a line's quantity is at most ``VIPSYNC_MAX_LINE_QUANTITY`` (each unit becomes a row),
   and an order has at most :data:`MAX_LINES` lines.
 """
@@ -45,7 +45,7 @@ __all__ = [
 DEFAULT_MAX_LINE_QUANTITY = 10_000
 MAX_LINES = 5_000
 MAX_AMOUNT = Decimal(10) ** 12
-MIN_YEAR, MAX_YEAR = 1995, 2100
+MIN_YEAR, MAX_YEAR = 1970, 2100  # 1970: the sandbox of the Orders API dates its orders there
 MAX_TITLE = 4_000  # characters of a line title kept (a Shopify product title is at most 255)
 MAX_DISCOUNT_CODES = 250
 
@@ -192,7 +192,7 @@ def _guess_id(payload: Any) -> str | None:
 
 
 def map_or_reject(
-    mapper: Callable[..., OrderRecord],
+    mapper: Callable[..., OrderRecord | Rejected],
     payload: Any,
     *args: Any,
     record_id: str = "?",
@@ -200,11 +200,13 @@ def map_or_reject(
     limits: Limits | None = None,
     **kwargs: Any,
 ) -> OrderRecord | Rejected:
-    """``mapper(payload, *args, **kwargs)`` checked by :func:`check_order`; any failure is a
+    """``mapper(payload, *args, **kwargs)`` checked by :func:`check_order` (a mapper may also
+    return its own Rejected, passed on as it is); any failure is a
     Rejected naming the record and the field, keeping ``raw`` (default: the payload) for
     replay. ``record_id`` names the record when neither the error nor the payload does."""
     try:
-        return check_order(mapper(payload, *args, **kwargs), limits)
+        mapped = mapper(payload, *args, **kwargs)
+        return mapped if isinstance(mapped, Rejected) else check_order(mapped, limits)
     except RecordError as exc:
         rid = exc.record_id if exc.record_id not in (None, "?") else None
         return Rejected(rid or _guess_id(payload) or record_id, exc.field, exc.reason, _kept(payload, raw))

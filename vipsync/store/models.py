@@ -101,7 +101,7 @@ class Product(Base):
     __tablename__ = "products"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    sku: Mapped[str] = mapped_column(String(128), unique=True)
+    sku: Mapped[str] = mapped_column(String(255), unique=True)
     title: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str | None] = mapped_column(String(32))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -150,8 +150,8 @@ class OrderLineRow(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
-    line_key: Mapped[str] = mapped_column(String(128))
-    sku: Mapped[str] = mapped_column(String(128))
+    line_key: Mapped[str] = mapped_column(String(255))
+    sku: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(Text, default="")
     quantity: Mapped[int] = mapped_column(Integer)
     refunded_quantity: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -183,7 +183,7 @@ class Unit(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     store_key: Mapped[str] = mapped_column(String(64))
     order_external_id: Mapped[str] = mapped_column(String(64))
-    sku: Mapped[str] = mapped_column(String(128))
+    sku: Mapped[str] = mapped_column(String(255))
     ordinal: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(Text, default="")
     removed: Mapped[bool] = mapped_column(Boolean, server_default=false())
@@ -343,13 +343,19 @@ class WebhookDelivery(Base):
     """A webhook as received, stored before it is answered and processed in the background."""
 
     __tablename__ = "webhook_deliveries"
+    # The same body under another webhook id is the same delivery (a replay changes nothing).
+    __table_args__ = (
+        UniqueConstraint("store_key", "topic", "body_sha256", name="uq_webhook_deliveries_body"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     webhook_id: Mapped[str] = mapped_column(String(128), unique=True)
     store_key: Mapped[str] = mapped_column(String(64))
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[Any] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    body_sha256: Mapped[str | None] = mapped_column(String(64))  # of the raw body, as signed
+    # pending | done | failed (cannot be processed: see ``error``) | deferred | ignored
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -364,7 +370,7 @@ class CatalogDecision(Base):
     __table_args__ = (Index("ix_catalog_decisions_key", "sku", "title_key"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    sku: Mapped[str] = mapped_column(String(128))  # normalized; "" for a title decision
+    sku: Mapped[str] = mapped_column(String(255))  # normalized; "" for a title decision
     title_key: Mapped[str] = mapped_column(String(512), server_default="")  # casefolded title, or ""
     category: Mapped[str] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, server_default="")

@@ -4,6 +4,9 @@ Rules kept here, for every way an order arrives (API page, webhook, file):
 - the same version twice changes no row (a content digest decides "unchanged");
 - a newer version (by the source's update time) replaces an older one; an older one
   never overwrites a newer one;
+- at equal update times the stored version stays, unless the other one only moves the
+  order forward: it cancels an order not yet cancelled, or refunds more units, and takes
+  back neither (a cancellation or a refund never reverts); such a conflict is logged;
 - units are keyed by (store, order id, SKU, ordinal) so every source yields the same units;
   a unit an edit takes away is marked ``removed``, never deleted;
 - each stored version keeps its raw payload, minimized by the allowlist of
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +55,8 @@ from vipsync.store.sql import in_values
 __all__ = ["Repository", "UpsertCounts", "utcnow"]
 
 CHUNK = 500
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -87,6 +93,19 @@ def _insert_ignore(session: Session, table, rows: list[dict], index_elements: li
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     session.execute(ins.on_conflict_do_nothing(index_elements=index_elements), rows)
+
+
+def _refunded(rec: OrderRecord) -> int:
+    return sum(line.refunded_quantity for line in rec.lines)
+
+
+def _moves_forward(cancelled: bool, refunded: int, rec: OrderRecord) -> bool:
+    """True when ``rec`` only moves an order that is (``cancelled``, ``refunded`` units)
+    forward: more cancelled or more refunded, nothing taken back."""
+    more = _refunded(rec)
+    if rec.is_cancelled < cancelled or more < refunded:
+        return False
+    return rec.is_cancelled > cancelled or more > refunded
 
 
 def _printable(text: str) -> str:
@@ -137,7 +156,14 @@ class Repository:
         latest: dict[tuple[str, str], OrderRecord] = {}
         for rec in map(self._prepare, records):
             prev = latest.get(rec.identity)
-            if prev is None or rec.updated_at >= prev.updated_at:
+            if (
+                prev is None
+                or rec.updated_at > prev.updated_at
+                or (
+                    rec.updated_at == prev.updated_at
+                    and _moves_forward(prev.is_cancelled, _refunded(prev), rec)
+                )
+            ):
                 latest[rec.identity] = rec
         counts = UpsertCounts()
         batch = list(latest.values())
@@ -163,6 +189,7 @@ class Repository:
 
         new: list[tuple[OrderRecord, str]] = []
         replace: list[tuple[OrderRecord, str, int]] = []
+        ties: list[tuple[OrderRecord, str, int]] = []
         for rec in records:
             digest = rec.content_hash()
             old = existing.get(rec.identity)
@@ -170,11 +197,24 @@ class Repository:
                 new.append((rec, digest))
             elif old.content_hash == digest:
                 counts.unchanged += 1
-            elif rec.updated_at >= old.source_updated_at:
-                # Equal update times with other content: the later arrival wins.
+            elif rec.updated_at > old.source_updated_at:
                 replace.append((rec, digest, old.id))
+            elif rec.updated_at == old.source_updated_at:
+                ties.append((rec, digest, old.id))
             else:
                 counts.stale += 1
+        if ties:
+            stored = self._progress_of([oid for _, _, oid in ties])
+            for rec, digest, oid in ties:
+                cancelled, refunded = stored.get(oid, (False, 0))
+                if _moves_forward(cancelled, refunded, rec):
+                    replace.append((rec, digest, oid))
+                else:
+                    counts.stale += 1
+                    log.warning(
+                        "another version with the same update time; the stored one is kept",
+                        extra={"store": rec.store_key, "order": rec.external_id},
+                    )
         if not new and not replace:
             return counts
 
@@ -295,6 +335,23 @@ class Repository:
         counts.updated += len(replace)
         counts.changed_order_ids.extend(new_ids + replaced_ids)
         return counts
+
+    def _progress_of(self, order_ids: Sequence[int]) -> dict[int, tuple[bool, int]]:
+        """(cancelled, refunded units) of stored orders."""
+        out: dict[int, tuple[bool, int]] = {}
+        for chunk in _chunks(list(order_ids)):
+            refunded = dict(
+                self.session.execute(
+                    select(OrderLineRow.order_id, func.coalesce(func.sum(OrderLineRow.refunded_quantity), 0))
+                    .where(in_values(OrderLineRow.order_id, chunk, pg=self.pg))
+                    .group_by(OrderLineRow.order_id)
+                ).all()
+            )
+            for oid, cancelled in self.session.execute(
+                select(Order.id, Order.is_cancelled).where(in_values(Order.id, chunk, pg=self.pg))
+            ).all():
+                out[oid] = (bool(cancelled), int(refunded.get(oid, 0)))
+        return out
 
     def _order_row(self, rec: OrderRecord, digest: str, raw_ids: dict, now: datetime) -> dict:
         return {
@@ -527,9 +584,12 @@ class Repository:
         kept as the columns can hold it: NUL characters (refused by PostgreSQL) become
         U+FFFD, the id and field are cut to their column width."""
         if isinstance(raw, str):
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):
                 raw = json.loads(raw)
-        raw = minimize(raw, digester=self.digester, source=source)
+        try:
+            kept = canonical_json(minimize(raw, digester=self.digester, source=source))
+        except (RecursionError, ValueError, TypeError):  # a record too odd to keep: its id stays
+            kept = canonical_json({"unkept": "the record could not be kept as received"})
         row = ImportError_(
             run_id=run_id,
             source=source,
@@ -537,7 +597,7 @@ class Repository:
             record_id=_printable(str(record_id))[:128],
             field=_printable(field)[:128] if field is not None else None,
             message=_printable(message)[:2000],
-            raw=_printable(canonical_json(raw)),
+            raw=_printable(kept),
             status="open",
             created_at=self.now(),
         )

@@ -101,10 +101,12 @@ def _last_line(tb: str | None) -> str:
 
 
 def select(letters: list[DeadLetter], ids: list[str] | None) -> list[DeadLetter]:
-    """The dead letters whose message id starts with one of ``ids`` (all when None)."""
+    """The dead letters whose message id starts with one of ``ids`` (all when None). A
+    blank id matches nothing: only None means every letter."""
     if ids is None:
         return list(letters)
-    return [d for d in letters if any(d.message_id.startswith(i) for i in ids)]
+    wanted = [i.strip() for i in ids if i.strip()]
+    return [d for d in letters if any(d.message_id.startswith(i) for i in wanted)]
 
 
 def _remove(client: redis.Redis, namespace: str, letter: DeadLetter) -> None:

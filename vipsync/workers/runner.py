@@ -4,25 +4,33 @@
 pending units, once. ``vipsync run --loop`` keeps doing it on the schedule of
 :mod:`vipsync.workers.schedule` (and the nightly tagging and reconciliation). One
 store's failure is reported and the others go on.
+
+A store syncs once at a time anywhere: when Redis is configured (``VIPSYNC_REDIS_URL``
+set) and reachable, every inline sync (``vipsync run``, ``vipsync sync ...``, ``vipsync web --inline``)
+takes the same store lock as the workers (:func:`store_lock`); a store a worker is syncing
+is skipped (``vipsync run``) or refused (``vipsync sync``). Inline jobs of one process run
+one at a time, so concurrent webhooks on ``vipsync web --inline`` never race each other.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vipsync.errors import VipsyncError
+from vipsync.errors import LockNotAcquired, VipsyncError
 from vipsync.workers import metrics
 from vipsync.workers.registry import run_job
 from vipsync.workers.retry import classify, error_summary
 from vipsync.workers.schedule import build_scheduler, plan_reconcile, plan_stale_webhooks, plan_sync
 from vipsync.workers.specs import spec_for
 
-__all__ = ["InlineDispatcher", "RunReport", "run_loop", "run_once", "run_plan"]
+__all__ = ["InlineDispatcher", "RunReport", "run_loop", "run_once", "run_plan", "store_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +50,59 @@ class RunReport:
         return not self.errors and self.tag_error is None
 
 
+def _lock_client(settings: Any) -> Any:
+    """A Redis client for the store locks, or None when Redis is not configured (the
+    embedded default runs alone) or cannot be reached (then no worker can be syncing
+    either: the workers need Redis to take a message; a warning says so)."""
+    if "redis_url" not in settings.model_fields_set:
+        return None
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError:
+        client.close()
+        log.warning("Redis cannot be reached (VIPSYNC_REDIS_URL): syncing without the store lock")
+        return None
+    return client
+
+
+@contextmanager
+def store_lock(ctx: Any, job: str, kwargs: Mapping[str, Any]) -> Iterator[None]:
+    """Hold the store lock the workers take for ``job`` (none for a job without one, or
+    without Redis). LockNotAcquired when another process syncs that store."""
+    from vipsync.workers.locks import StoreLock, lock_key
+
+    spec = spec_for(job)
+    client = _lock_client(ctx.settings) if spec.lock_on and kwargs.get(spec.lock_on) else None
+    if client is None:
+        yield
+        return
+    store = kwargs[spec.lock_on or ""]
+    key = lock_key(ctx.settings.broker_namespace, f"{spec.queue}:{store}")
+    lock = StoreLock(client, key, ttl_s=ctx.settings.lock_ttl_s)
+    try:
+        lock.acquire()
+    except LockNotAcquired as exc:
+        client.close()
+        raise LockNotAcquired(
+            f"store {store} is being synced elsewhere ({exc}); try again when it is done"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+        client.close()
+
+
 def _run_logged(ctx: Any, job: str, kwargs: dict[str, Any]) -> Any:
     try:
-        result = run_job(ctx, job, **kwargs)
+        with store_lock(ctx, job, kwargs):
+            result = run_job(ctx, job, **kwargs)
+    except LockNotAcquired:
+        metrics.record_job(job, "skipped")
+        raise
     except Exception as exc:
         metrics.record_job(job, "failed", error_kind=classify(exc))
         raise
@@ -62,11 +120,14 @@ class InlineDispatcher:
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
+        self._one_at_a_time = threading.Lock()
 
     def __call__(self, job: str, kwargs: dict[str, Any]) -> Any:
-        result = _run_logged(self.ctx, job, kwargs)
-        for follow_up in spec_for(job).then:
-            _run_logged(self.ctx, follow_up, {})
+        # The web app calls this from its thread pool: jobs run one after another.
+        with self._one_at_a_time:
+            result = _run_logged(self.ctx, job, kwargs)
+            for follow_up in spec_for(job).then:
+                _run_logged(self.ctx, follow_up, {})
         return result
 
 
@@ -86,6 +147,10 @@ def run_plan(
             report.results[store] = _run_logged(ctx, job, kwargs)
             if on_step:
                 on_step(store, "done", report.results[store])
+        except LockNotAcquired as exc:  # a worker is syncing it: nothing to do here
+            log.info("store busy; skipped", extra={"store": store})
+            if on_step:
+                on_step(store, "skipped", str(exc))
         except (VipsyncError, OSError) as exc:
             report.errors[store] = error_summary(exc)
             log.warning("store sync failed", extra={"store": store, "error": report.errors[store]})

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.limits import map_or_reject
@@ -34,17 +34,19 @@ from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action, verify_hmac
 from vipsync.downloads import workspace
-from vipsync.errors import ConfigError, RecordError
+from vipsync.errors import ConfigError, StoreError, TransientSourceError
 from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import Repository, utcnow
-from vipsync.store.writer import write_page
+from vipsync.store.writer import is_unavailable, write_page
 from vipsync.workers.results import SyncResult
 
 __all__ = [
     "DEFAULT_OVERLAP_S",
     "STREAM",
+    "list_deliveries",
     "make_client",
     "process_webhook",
+    "replay_delivery",
     "sync_shop",
     "verify_delivery",
 ]
@@ -240,10 +242,7 @@ def _refetch(client: ShopifyClient, shop: ShopifyShop, record: OrderRecord) -> O
     node = fetch_order(client, f"gid://shopify/Order/{record.external_id}")
     if node is None:
         return record
-    try:
-        return map_graphql_order(node, shop)
-    except RecordError as exc:
-        return Rejected(exc.record_id or record.external_id, exc.field, exc.reason, node)
+    return map_or_reject(map_graphql_order, node, shop, record_id=record.external_id)
 
 
 # ----------------------------------------------------------------------------- webhooks
@@ -268,13 +267,30 @@ def _finish(ctx, delivery_id: int, status: str, error: str | None = None, *, pay
 
 
 def process_webhook(ctx, delivery_id: int, *, client: ShopifyClient | None = None) -> dict[str, Any]:
-    """Apply one stored webhook delivery (idempotent)."""
+    """Apply one stored webhook delivery (idempotent). A delivery that cannot be processed,
+    for a reason a retry will not fix, is marked ``failed`` with its error and left alone
+    until ops replay it (``vipsync webhooks replay``); a transient failure (Shopify or the
+    database unavailable) raises and leaves it pending for a retry."""
+    try:
+        return _process(ctx, int(delivery_id), client=client)
+    except Exception as exc:
+        if isinstance(exc, TransientSourceError) or is_unavailable(exc):
+            raise
+        error = f"could not be processed: {type(exc).__name__}"
+        log.warning(
+            "webhook delivery failed", extra={"delivery_id": delivery_id, "error": type(exc).__name__}
+        )
+        _finish(ctx, int(delivery_id), "failed", error)
+        return {"delivery_id": delivery_id, "status": "failed", "changed_order_ids": []}
+
+
+def _process(ctx, delivery_id: int, *, client: ShopifyClient | None = None) -> dict[str, Any]:
     with ctx.session_factory() as session:
         row = session.get(WebhookDelivery, int(delivery_id))
         if row is None:
             return {"delivery_id": delivery_id, "status": "missing", "changed_order_ids": []}
-        if row.status == "done":
-            return {"delivery_id": delivery_id, "status": "done", "changed_order_ids": []}
+        if row.status in ("done", "failed"):
+            return {"delivery_id": delivery_id, "status": row.status, "changed_order_ids": []}
         topic, payload, store_key = row.topic, row.payload, row.store_key
     shop = ctx.stores.shopify(store_key)
     action = topic_action(topic)
@@ -336,3 +352,44 @@ def _order_id_of(topic: str, payload: Any) -> str | None:
         return None
     text = str(value)
     return text if text.isdigit() and len(text) <= 20 else None
+
+
+# ----------------------------------------------------------------------------- ops on deliveries
+REPLAYABLE = ("failed", "deferred", "needs_ops", "pending")
+
+
+def list_deliveries(ctx, *, status: str | None = "failed", limit: int = 200) -> list[dict[str, Any]]:
+    """Stored webhook deliveries, newest first: ids, shop, topic, status and error (never
+    the payload)."""
+    q = select(
+        WebhookDelivery.id,
+        WebhookDelivery.webhook_id,
+        WebhookDelivery.store_key,
+        WebhookDelivery.topic,
+        WebhookDelivery.status,
+        WebhookDelivery.attempts,
+        WebhookDelivery.received_at,
+        WebhookDelivery.error,
+    ).order_by(WebhookDelivery.id.desc())
+    if status:
+        q = q.where(WebhookDelivery.status == status)
+    with ctx.session_factory() as session:
+        return [dict(r._mapping) for r in session.execute(q.limit(limit))]
+
+
+def replay_delivery(ctx, delivery_id: int, *, client: ShopifyClient | None = None) -> dict[str, Any]:
+    """Process a stored delivery again (after a fix): it becomes pending, then is applied
+    like a new one. Raises StoreError for an unknown id or a delivery already done."""
+    with ctx.session_factory() as session:
+        row = session.get(WebhookDelivery, int(delivery_id))
+        if row is None:
+            raise StoreError(f"no webhook delivery {delivery_id}")
+        if row.status not in REPLAYABLE:
+            raise StoreError(
+                f"webhook delivery {delivery_id} is {row.status}; only {', '.join(REPLAYABLE)} replay"
+            )
+        if isinstance(row.payload, dict) and set(row.payload) == {"unparsed_body_bytes"}:
+            raise StoreError(f"webhook delivery {delivery_id} has no body to replay: {row.error}")
+        row.status, row.error = "pending", None
+        session.commit()
+    return process_webhook(ctx, int(delivery_id), client=client)

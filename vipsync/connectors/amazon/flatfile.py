@@ -37,6 +37,7 @@ from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
 from vipsync.config.stores import AmazonAccount, Marketplace
+from vipsync.connectors.limits import MAX_AMOUNT, MAX_YEAR, MIN_YEAR, map_or_reject
 from vipsync.connectors.records import OrderLine, OrderRecord, Rejected, normalize_country
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "canonical_header",
     "canonicalize_row",
     "map_report_order",
+    "map_report_rows",
     "normalize_status",
     "parse_amazon_timestamp",
     "read_all_orders_report",
@@ -149,6 +151,8 @@ def parse_amazon_timestamp(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("no UTC offset")
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(f"year outside {MIN_YEAR}..{MAX_YEAR}")
     return parsed
 
 
@@ -157,9 +161,12 @@ def _decimal(value: str | None) -> Decimal | None:
     if not text:
         return None
     try:
-        return Decimal(text)
+        amount = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"not a number: {text[:20]!r}") from None
+    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
+        raise ValueError(f"not a finite amount below 10^12: {text[:20]!r}")
+    return amount
 
 
 @dataclass
@@ -210,7 +217,16 @@ def _rows(lines: Iterator[str], stats: ReportStats) -> Iterator[tuple[int, dict[
             continue
         cells = line.split("\t")
         row = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(header) if name}
+        if len(cells) < len(header):
+            # A cut line (a truncated download) is never padded into a different version.
+            row[_PROBLEM] = f"{len(cells)} fields where the header has {len(header)}: a cut line"
+        elif any(cell.strip() for cell in cells[len(header) :]):
+            row[_PROBLEM] = f"{len(cells)} fields where the header has {len(header)}: cells out of place"
         yield number, row
+
+
+# The key under which _rows marks a row whose cell count differs from the header's.
+_PROBLEM = "\x00problem"
 
 
 def _kept(row: dict[str, str]) -> dict[str, str]:
@@ -219,6 +235,14 @@ def _kept(row: dict[str, str]) -> dict[str, str]:
 
 def _marketplace(channel: str, account: AmazonAccount) -> Marketplace | None:
     return account.marketplace_by_channel(channel) if channel else None
+
+
+def map_report_rows(
+    order_id: str, rows: list[dict[str, str]], account: AmazonAccount
+) -> OrderRecord | Rejected:
+    """:func:`map_report_order` within the limits: never raises, whatever the rows hold."""
+    raw = {"format": RAW_FORMAT, "store_key": account.key, "rows": rows}
+    return map_or_reject(map_report_order, order_id, rows, account, record_id=order_id or "?", raw=raw)
 
 
 def map_report_order(
@@ -383,13 +407,25 @@ def read_all_orders_report(
     late: set[str] = set()
     start = fh.tell() if _seekable(fh) else None
 
+    broken: dict[str, tuple[int, str]] = {}  # order id -> (line, what is wrong with it)
+
     def emit(order_id: str, rows: list[dict[str, str]]) -> OrderRecord | Rejected:
         stats.orders += 1
-        return map_report_order(order_id, rows, account)
+        if order_id in broken:
+            line, problem = broken[order_id]
+            raw = {"format": RAW_FORMAT, "store_key": account.key, "rows": rows}
+            return Rejected(order_id, f"line {line}", problem, raw)
+        return map_report_rows(order_id, rows, account)
 
     for number, row in _rows(_iter_lines(fh, encoding), stats):
         stats.rows += 1
         order_id = row.get("amazon-order-id", "")
+        problem = row.pop(_PROBLEM, None)
+        if problem is not None and order_id:
+            broken.setdefault(order_id, (number, problem))
+        elif problem is not None:
+            yield Rejected(f"line {number}", None, problem, {"format": RAW_FORMAT, "rows": [_kept(row)]})
+            continue
         if not order_id:
             yield Rejected(
                 f"line {number}", "amazon-order-id", "empty", {"format": RAW_FORMAT, "rows": [_kept(row)]}
@@ -436,11 +472,12 @@ def read_all_orders_report(
         fh.seek(start)
         gathered: dict[str, list[dict[str, str]]] = {}
         for _, row in _rows(_iter_lines(fh, encoding), ReportStats()):
+            row.pop(_PROBLEM, None)
             oid = row.get("amazon-order-id", "")
             if oid in late:
                 gathered.setdefault(oid, []).append(_kept(row))
         for order_id in sorted(gathered):
-            yield map_report_order(order_id, gathered[order_id], account)
+            yield emit(order_id, gathered[order_id])
     if stats.skipped_non_amazon_rows:
         log.info(
             "skipped rows of non-Amazon sales channels",
@@ -468,7 +505,7 @@ def replay_record(raw: Any, account: AmazonAccount | None) -> Iterator[OrderReco
             yield Rejected("replay", "amazon-order-id", "no rows to replay", raw)
             return
         order_id = rows[0].get("amazon-order-id", "replay")
-        yield map_report_order(order_id, rows, account)
+        yield map_report_rows(order_id, rows, account)
         return
     from vipsync.connectors.amazon.mapping import replay_record as replay_api
 

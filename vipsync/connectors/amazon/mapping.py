@@ -25,6 +25,7 @@ from vipsync.connectors.amazon.flatfile import (
     normalize_status,
     parse_amazon_timestamp,
 )
+from vipsync.connectors.limits import map_or_reject
 from vipsync.connectors.records import OrderLine, OrderRecord, Rejected
 from vipsync.errors import RecordError
 
@@ -52,9 +53,12 @@ def _amount(money: Any, *, record_id: str, field: str) -> Decimal | None:
     if not money:
         return None
     try:
-        return Decimal(str(money.get("Amount", money.get("amount"))))
+        value = Decimal(str(money.get("Amount", money.get("amount"))))
     except (InvalidOperation, AttributeError, TypeError):
         raise RecordError("not an amount", record_id=record_id, field=field) from None
+    if not value.is_finite():
+        raise RecordError("not a finite amount", record_id=record_id, field=field)
+    return value
 
 
 def _currency(money: Any) -> str | None:
@@ -204,12 +208,13 @@ def _raw_v0(order: Mapping[str, Any], items, account: AmazonAccount) -> dict[str
 
 
 def try_map_order_v0(order, items, account, **kwargs) -> OrderRecord | Rejected:
-    """:func:`map_order_v0`, with a Rejected (and the payload, for replay) instead of raising."""
+    """:func:`map_order_v0` within the limits, with a Rejected (and the payload, for replay)
+    instead of raising, whatever the payload holds."""
     try:
-        return map_order_v0(order, items, account, **kwargs)
-    except RecordError as exc:
-        raw = _raw_v0(order, items, account)
-        return Rejected(exc.record_id or str(order.get("AmazonOrderId") or "?"), exc.field, exc.reason, raw)
+        raw: Any = _raw_v0(order, items, account)
+    except Exception:  # not even the expected shape: kept as received, buyer data unread
+        raw = {"format": RAW_V0, "store_key": account.key, "unkept": "not an order object"}
+    return map_or_reject(map_order_v0, order, items, account, raw=raw, **kwargs)
 
 
 # v2026-01-01 ---------------------------------------------------------------------------
@@ -288,15 +293,19 @@ def map_order_v2026(order: Mapping[str, Any], account: AmazonAccount) -> OrderRe
 
 
 def try_map_order_v2026(order, account) -> OrderRecord | Rejected:
+    """:func:`map_order_v2026` within the limits, with a Rejected instead of raising."""
     try:
-        return map_order_v2026(order, account)
-    except RecordError as exc:
-        raw_order = {
-            k: v for k, v in order.items() if k not in ("buyer", "recipient", "tax", "payment", "packages")
+        raw: Any = {
+            "format": RAW_V2026,
+            "order": {
+                k: v
+                for k, v in order.items()
+                if k not in ("buyer", "recipient", "tax", "payment", "packages")
+            },
         }
-        return Rejected(
-            exc.record_id or "?", exc.field, exc.reason, {"format": RAW_V2026, "order": raw_order}
-        )
+    except Exception:
+        raw = {"format": RAW_V2026, "unkept": "not an order object"}
+    return map_or_reject(map_order_v2026, order, account, raw=raw)
 
 
 def replay_record(raw: Any, account: AmazonAccount | None) -> Iterator[OrderRecord | Rejected]:

@@ -113,19 +113,32 @@ def iter_order_pages(
                 page_size=page_size,
             )
             number += 1
-            order_ids = [str(o.get("AmazonOrderId") or "") for o in page.orders]
+            records: list[OrderRecord | Rejected] = [
+                Rejected(f"page {number} [{i}]", None, "an order must be a JSON object", None)
+                for i, o in enumerate(page.orders)
+                if not isinstance(o, dict)
+            ]
+            orders = [o for o in page.orders if isinstance(o, dict)]
+            order_ids = [str(o.get("AmazonOrderId") or "") for o in orders]
             facts = known([i for i in order_ids if i])
-            records: list[OrderRecord | Rejected] = []
             fetched = 0
-            for order in page.orders:
+            for order in orders:
                 oid = str(order.get("AmazonOrderId") or "")
                 fact = facts.get(oid)
-                if account.marketplace_by_id(str(order.get("MarketplaceId") or "")) is None and not (
-                    order.get("SalesChannel") and account.marketplace_by_channel(order["SalesChannel"])
-                ):
+                try:
+                    listed = account.marketplace_by_id(
+                        str(order.get("MarketplaceId") or "")
+                    ) is not None or bool(
+                        order.get("SalesChannel")
+                        and account.marketplace_by_channel(str(order["SalesChannel"]))
+                    )
+                    wants_items = listed and needs_items(order, fact)
+                except (TypeError, ValueError, AttributeError, KeyError):  # a field of an unexpected shape
+                    listed, wants_items = True, False
+                if not listed:
                     records.append(try_map_order_v0(order, None, account))
                     continue
-                if needs_items(order, fact):
+                if wants_items:
                     items = client.get_order_items(oid)
                     fetched += 1
                     records.append(try_map_order_v0(order, items, account))

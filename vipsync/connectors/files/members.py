@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import IO
 
+from vipsync.connectors.limits import MAX_YEAR, MIN_YEAR
 from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID
 from vipsync.connectors.records import MemberRecord, Rejected, email_digest, normalize_country
 
@@ -67,10 +68,15 @@ def parse_when(value: str) -> tuple[date, datetime | None]:
     each unit's store. A timestamp without an offset is refused: its zone is unknown."""
     value = value.strip()
     if len(value) == 10:
-        return date.fromisoformat(value), None
+        day = date.fromisoformat(value)
+        if not MIN_YEAR <= day.year <= MAX_YEAR:
+            raise ValueError(f"year outside {MIN_YEAR}..{MAX_YEAR}")
+        return day, None
     ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if ts.tzinfo is None:
         raise ValueError("a timestamp needs its UTC offset")
+    if not MIN_YEAR <= ts.year <= MAX_YEAR:
+        raise ValueError(f"year outside {MIN_YEAR}..{MAX_YEAR}")
     return ts.astimezone(UTC).date(), ts
 
 
@@ -124,20 +130,74 @@ def _map_row(row: dict, line: str) -> MemberRecord | Rejected:
     )
 
 
+MAX_LINE_CHARS = 131_072  # a members line is about 60 characters; nothing legitimate is longer
+
+
+def _physical_lines(text: IO[str]) -> Iterator[tuple[int, str | None]]:
+    """(line number, line without its end) for each line; None for a line longer than
+    MAX_LINE_CHARS (read through in pieces, never held whole)."""
+    number = 0
+    while True:
+        line = text.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+            while (rest := text.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
+                pass
+            yield number, None
+            continue
+        yield number, line.rstrip("\r\n")
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of one line; ValueError for a quote left open (it would otherwise run on
+    into the following lines and swallow them)."""
+    reader = csv.reader([line], strict=True)
+    try:
+        return next(reader, [])
+    except csv.Error:
+        raise ValueError("unbalanced quote") from None
+
+
 def read_members_csv(fh: IO[bytes]) -> Iterator[MemberRecord | Rejected]:
     """Yield one MemberRecord per valid row, one Rejected per bad row (named by line
-    number; the e-mail never appears in a message)."""
-    text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    number; the e-mail never appears in a message or in the kept row). Each line is read
+    alone: a quote left open, a line over MAX_LINE_CHARS or cells beyond the header reject
+    that line only. A quoted field cannot span lines."""
+    text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace", newline="")
+    lines = _physical_lines(text)
+    first = next(lines, None)
+    try:
+        header = [h.strip().lower() for h in _cells(first[1] or "")] if first is not None else []
+    except ValueError:
+        header = []
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ValueError(
             f"members file: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})"
         )
-    reader.fieldnames = header
-    for row in reader:
-        yield _map_row(row, f"line {reader.line_num}")
+    for number, line in lines:
+        where = f"line {number}"
+        if line is None:
+            yield Rejected(where, None, f"longer than {MAX_LINE_CHARS} characters", {"line": where})
+            continue
+        if not line.strip():
+            continue
+        try:
+            cells = _cells(line)
+        except ValueError as exc:
+            yield Rejected(where, None, str(exc), {"line": where})
+            continue
+        if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
+            yield Rejected(
+                where, None, f"{len(cells)} cells where the header has {len(header)}", {"line": where}
+            )
+            continue
+        if any("\x00" in c for c in cells):
+            yield Rejected(where, None, "contains a NUL character", {"line": where})
+            continue
+        yield _map_row(dict(zip(header, cells, strict=False)), where)
 
 
 def replay_record(raw: dict, store=None) -> Iterator[MemberRecord | Rejected]:

@@ -29,13 +29,13 @@ edit took away are gone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from vipsync.config.stores import ShopifyShop
+from vipsync.connectors.limits import MAX_YEAR, MIN_YEAR
 from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID
 from vipsync.connectors.records import (
     OrderLine,
@@ -71,6 +71,8 @@ def parse_timestamp(value: Any, *, record_id: str, field: str) -> datetime | Non
         raise RecordError("not an ISO 8601 timestamp", record_id=record_id, field=field) from None
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise RecordError("timestamp without a UTC offset", record_id=record_id, field=field)
+    if not MIN_YEAR <= ts.year <= MAX_YEAR:
+        raise RecordError(f"year outside {MIN_YEAR}..{MAX_YEAR}", record_id=record_id, field=field)
     return ts
 
 
@@ -192,10 +194,16 @@ def _zip(address: dict) -> str | None:
     return value or None
 
 
-def _codes(items: Iterable[Any]) -> tuple[str, ...]:
+def _codes(items: Any, *, record_id: str, field: str) -> tuple[str, ...]:
+    if not items:
+        return ()
+    if not isinstance(items, list):
+        raise RecordError("not a list", record_id=record_id, field=field)
     out = []
-    for item in items or ():
+    for i, item in enumerate(items):
         code = item.get("code") if isinstance(item, dict) else item
+        if isinstance(code, dict | list):
+            raise RecordError("not a discount code", record_id=record_id, field=f"{field}[{i}]")
         if code:
             out.append(str(code))
     return tuple(out)
@@ -453,7 +461,9 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
         country=country,
         country_source=country_source,  # type: ignore[arg-type]
         shipping_postal_code=_zip(ship),
-        discount_codes=_codes(order.get(shape.discount_codes) or ()),
+        discount_codes=_codes(
+            order.get(shape.discount_codes), record_id=record_id, field=shape.discount_codes
+        ),
         is_replacement=is_replacement,
         ops_flags=flags,
     )
