@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from vipsync.connectors.records import MemberRecord, canonical_json, email_digest
@@ -136,3 +138,18 @@ def test_shop_redact_erases_the_shops_orders_and_keeps_members(context):
         payloads = canonical_json([p for (p,) in s.execute(select(RawPayload.payload))])
         errors = canonical_json([r for (r,) in s.execute(select(ImportError_.raw))])
     assert "email_digest" not in payloads and "40202" not in errors
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    email=st.text(max_size=40) | st.emails() | st.just("a\x00b@example.com") | st.just("x" * 400 + "@e.com")
+)
+def test_any_text_given_as_an_address_erases_or_is_refused_plainly(context, email):
+    with context.session_factory() as s:
+        try:
+            report = erase_person(s, context.digester, email)
+        except StoreError as exc:
+            assert "e-mail address" in str(exc)
+        else:
+            assert report.orders == 0 and report.member_ids == []
+        s.rollback()

@@ -6,6 +6,8 @@ import copy
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from vipsync.bootstrap import Context
@@ -181,3 +183,38 @@ def test_shop_redact_erases_the_shops_personal_data_and_keeps_its_orders(fake, c
 
 def test_unknown_delivery_id_is_a_no_op(ctx):
     assert process_webhook(ctx, 999_999)["status"] == "missing"
+
+
+_junk = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=30)
+    | st.floats(allow_nan=False)
+    | st.just("12\x003")
+)
+_hostile_ids = st.lists(_junk, max_size=5) | _junk | st.dictionaries(st.text(max_size=5), _junk, max_size=3)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    topic=st.sampled_from(["customers/redact", "customers/data_request", "shop/redact"]),
+    ids=_hostile_ids,
+    customer=st.dictionaries(st.sampled_from(["id", "email", "phone"]), _junk, max_size=3) | _junk,
+    digest=st.none() | st.text(max_size=80) | st.just("ab" * 40),
+)
+def test_hostile_compliance_payloads_are_recorded_never_raise(ctx, topic, ids, customer, digest):
+    from vipsync.store.models import PrivacyRequest
+
+    body = {"shop_domain": "tesmart-us.myshopify.com", "orders_to_redact": ids, "customer": customer}
+    if digest is not None:
+        body["email_digest"], body["email_key_id"] = digest, "k\x00" * 20
+    _COUNTER[0] += 1
+    delivery_id = _store(ctx, topic, body, f"hostile-{_COUNTER[0]}")
+    assert process_webhook(ctx, delivery_id)["status"] == "done"
+    with ctx.session_factory() as s:
+        request = s.execute(select(PrivacyRequest).order_by(PrivacyRequest.id.desc())).scalars().first()
+    assert request is not None and request.kind == topic.replace("/", "_")
+
+
+_COUNTER = [0]

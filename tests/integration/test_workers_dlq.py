@@ -44,7 +44,11 @@ def rig(monkeypatch):
         return ctx
 
     table["t"] = declare_actors(
-        broker, settings, client=broker.client, context_factory=context, jobs=["sync_shopify", "tag_pending"]
+        broker,
+        settings,
+        client=broker.client,
+        context_factory=context,
+        jobs=["sync_shopify", "tag_pending", "apply_trade_in_codes"],
     )
     worker = Worker(broker, worker_timeout=50)
     worker.start()

@@ -17,9 +17,13 @@ from vipsync.errors import EligibilityError
 @pytest.mark.parametrize(
     "text, kind, value",
     [
-        ("#1001", "shopify_name", "#1001"),
-        (" 1001 ", "shopify_name", "#1001"),
+        ("#1001", "shopify_name", "1001"),
+        (" 1001 ", "shopify_name", "1001"),
+        ("\uff03\uff11\uff10\uff10\uff11", "shopify_name", "1001"),
         ("113-1234567-1234567", "amazon_order_id", "113-1234567-1234567"),
+        ("113 1234567 1234567", "amazon_order_id", "113-1234567-1234567"),
+        ("11312345671234567", "amazon_order_id", "113-1234567-1234567"),
+        ("113\u20131234567\u20141234567", "amazon_order_id", "113-1234567-1234567"),
     ],
 )
 def test_order_identifiers(text, kind, value):
@@ -48,6 +52,9 @@ def test_the_email_factor_matches_by_digest_of_the_normalized_email():
 
 def test_the_postal_code_factor_ignores_case_spaces_and_dashes():
     assert normalize_postal_code(" sw1a 1aa ") == "SW1A1AA"
+    assert normalize_postal_code("〒100-0001", "JP") == "1000001"
+    assert normalize_postal_code("40202-1234", "US") == "40202"
+    assert normalize_postal_code("2134", "US") == "02134"
     assert factor_matches(order_email_hash=None, order_postal_code="SW1A 1AA", factor_postal_code="sw1a1aa")
     assert not factor_matches(order_email_hash=None, order_postal_code="10115", factor_postal_code="10117")
     assert not factor_matches(order_email_hash=None, order_postal_code=None, factor_postal_code="")
@@ -67,3 +74,18 @@ def test_a_wrong_factor_and_an_unknown_order_get_the_same_answer():
     unknown = proof_answer(order_found=False, factor_ok=False)
     assert wrong == unknown and not wrong.verified
     assert proof_answer(order_found=True, factor_ok=True).verified
+
+
+def test_a_shop_prefix_and_suffix_are_stripped_from_the_order_name():
+    ref = parse_order_reference("TS-1001-eu", name_affixes=[("#", ""), ("TS-", "-EU")])
+    assert (ref.kind, ref.value) == ("shopify_name", "1001")
+
+
+def test_a_postal_code_naming_another_country_does_not_match():
+    assert not factor_matches(
+        order_email_hash=None,
+        order_postal_code="10115",
+        order_country="DE",
+        factor_postal_code="10115",
+        factor_country="FR",
+    )

@@ -33,7 +33,10 @@ def harness(monkeypatch):
 
         return run
 
-    jobs = {name: job(name) for name in ("sync_shopify", "tag_pending", "process_shopify_webhook")}
+    jobs = {
+        name: job(name)
+        for name in ("sync_shopify", "tag_pending", "process_shopify_webhook", "apply_trade_in_codes")
+    }
     monkeypatch.setattr(registry, "resolve", lambda name: jobs[name])
     settings = Settings(retry_min_backoff_ms=1, retry_max_retries=4)
     broker = build_stub_broker(settings)
@@ -61,14 +64,18 @@ def harness(monkeypatch):
 def test_a_sync_enqueues_tagging_after_it_commits(harness):
     harness["actors"].dispatcher("sync_shopify", {"store_key": "shopify-us"})
     harness["drain"]()
-    assert [name for name, _ in harness["calls"]] == ["sync_shopify", "tag_pending"]
+    names = [name for name, _ in harness["calls"]]
+    assert names[0] == "sync_shopify" and sorted(names[1:]) == ["apply_trade_in_codes", "tag_pending"]
 
 
 def test_a_failed_sync_does_not_enqueue_tagging_and_is_retried_until_it_works(harness):
     harness["behaviour"]["sync_shopify"] = [TransientSourceError("502"), TransientSourceError("timeout")]
     harness["actors"].dispatcher("sync_shopify", {"store_key": "shopify-eu"})
     harness["drain"]()
-    assert [name for name, _ in harness["calls"]] == ["sync_shopify"] * 3 + ["tag_pending"]
+    assert [name for name, _ in harness["calls"]] == ["sync_shopify"] * 3 + [
+        "tag_pending",
+        "apply_trade_in_codes",
+    ]
     assert harness["broker"].dead_letters == []
 
 
@@ -93,7 +100,8 @@ def test_a_rate_limit_is_retried_after_the_delay_the_source_asked_for(harness):
     harness["behaviour"]["sync_shopify"] = [RateLimited("429", retry_after_s=0.05)]
     harness["actors"].dispatcher("sync_shopify", {"store_key": "shopify-us"})
     harness["drain"]()
-    assert [name for name, _ in harness["calls"]] == ["sync_shopify", "sync_shopify", "tag_pending"]
+    names = [name for name, _ in harness["calls"]]
+    assert names[:2] == ["sync_shopify"] * 2 and sorted(names[2:]) == ["apply_trade_in_codes", "tag_pending"]
 
 
 def test_messages_carry_ids_never_objects(harness):
@@ -117,9 +125,10 @@ def test_the_embedded_dispatcher_runs_a_webhook_then_its_tagging_inline(monkeypa
     jobs = {
         "process_shopify_webhook": lambda ctx, **kw: calls.append(("webhook", kw)),
         "tag_pending": lambda ctx, **kw: calls.append(("tag", kw)),
+        "apply_trade_in_codes": lambda ctx, **kw: calls.append(("trade_ins", kw)),
     }
     monkeypatch.setattr(registry, "resolve", lambda name: jobs[name])
     ctx = Context(settings=Settings())
     ctx.dispatcher = InlineDispatcher(ctx)
     ctx.dispatch("process_shopify_webhook", delivery_id=3)
-    assert calls == [("webhook", {"delivery_id": 3}), ("tag", {})]
+    assert calls == [("webhook", {"delivery_id": 3}), ("tag", {}), ("trade_ins", {})]

@@ -1,6 +1,7 @@
 """The web application: ``create_app(ctx)`` builds the FastAPI app from a context.
 
 Routes live in small modules, one per audience (``api/webhooks.py``: Shopify;
+``api/members.py``, ``api/proofs.py``, ``api/claims.py``: the ``/v1`` customer API;
 ``api/read.py``: the read API; ``api/ops.py``: ops decisions; ``api/dashboard.py``: the ops
 page; ``api/health.py``: health and metrics); each exposes a ``router`` that reads the
 context from ``request.app.state.ctx``. OpenAPI at ``/docs``.
@@ -17,7 +18,9 @@ __all__ = ["create_app"]
 
 def create_app(ctx: Context | None = None) -> FastAPI:
     """The app, wired to ``ctx`` (default: the process-wide context)."""
-    from vipsync.api import dashboard, health, ops, read, webhooks
+    from vipsync.api import claims, dashboard, health, members, ops, proofs, read, webhooks
+    from vipsync.api.errors import install_error_handlers
+    from vipsync.api.limits import BodyLimit
 
     app = FastAPI(title="vipsync", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.ctx = ctx or get_context()
@@ -26,8 +29,13 @@ def create_app(ctx: Context | None = None) -> FastAPI:
     _ = app.state.ctx.digester
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(members.router)
+    app.include_router(proofs.router)
+    app.include_router(claims.router)
     app.include_router(read.router)
     app.include_router(ops.router)
     app.include_router(dashboard.router)
     app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=lambda: app.state.ctx.settings.api_max_body_bytes)
     return app

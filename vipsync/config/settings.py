@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vipsync.errors import ConfigError
@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     # The HTTP API's bearer tokens (vipsync/api/auth.py): "name:scope:sha256-of-token" entries,
     # comma-separated; `vipsync api token new` makes one.
     api_tokens: str = ""
+    # The /v1 customer API (vipsync/api/members.py, proofs.py, claims.py).
+    api_max_body_bytes: int = Field(default=3_000_000, ge=1_024)  # a larger request body gets 413
+    invoice_max_bytes: int = Field(default=2_000_000, ge=1_024)  # an invoice PDF, decoded
+    # Every refusal of an order and factor answers no sooner than this (at least the fetch limit).
+    proof_min_delay_ms: int = Field(default=1_500, ge=0)
+    proof_fetch_timeout_ms: int = Field(default=1_500, ge=100)  # on-demand fetch of an unknown order
+    proof_fetch_budget_per_min: int = Field(default=60, ge=0)  # on-demand fetches per store
+    proof_rate_window_s: int = Field(default=3_600, ge=1)  # sliding window of the refusal limits
+    proof_rate_per_token: int = Field(default=10_000, ge=1)  # refused attempts per client token
+    proof_rate_per_address: int = Field(default=20, ge=1)  # per end-user address
+    proof_rate_per_order: int = Field(default=5, ge=1)  # per normalized order identifier
+    claim_backdate_days: int = Field(default=30, ge=0)  # older request dates need a support reason
+    trade_in_quote_days: int = Field(default=30, ge=1)  # a quote's code expires after this
 
     @field_validator("database_url")
     @classmethod
@@ -76,6 +89,15 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value
+
+    @model_validator(mode="after")
+    def _delay_covers_fetch(self) -> Settings:
+        if self.proof_min_delay_ms < self.proof_fetch_timeout_ms:
+            raise ValueError(
+                "proof_min_delay_ms must be at least proof_fetch_timeout_ms (a refusal after an "
+                "on-demand fetch must take as long as one without)"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -94,6 +94,10 @@ class ShopifyShop(_StoreBase):
     timezone: str
     country: str
     api_version: str = "2025-10"
+    # The shop's order-name format (Shopify settings: "Order ID format"): proof-of-purchase
+    # identifiers are read without them.
+    order_name_prefix: str = "#"
+    order_name_suffix: str = ""
     # An order at zero total carrying this tag is a free replacement (POLICY.md,
     # replacement_order); None: the shop marks no replacements.
     replacement_tag: str | None = None

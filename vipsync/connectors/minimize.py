@@ -34,12 +34,16 @@ An unknown shape keeps nothing but its ids and times (``fallback``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from vipsync.privacy import Digester, sha256_hex
 
 __all__ = ["ALLOWLISTS", "EMAIL_DIGEST", "EMAIL_KEY_ID", "minimize", "shape_of", "stored_email_digest"]
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 EMAIL_DIGEST = "email_digest"
 EMAIL_KEY_ID = "email_key_id"
@@ -345,14 +349,16 @@ def stored_email_digest(payload: Any, digester: Digester | None) -> tuple[str | 
     if not isinstance(payload, Mapping):
         return None, None
     kept = payload.get(EMAIL_DIGEST)
-    if isinstance(kept, str) and kept:
+    if isinstance(kept, str) and _HEX64.fullmatch(kept):
         key_id = payload.get(EMAIL_KEY_ID)
-        return kept, key_id if isinstance(key_id, str) else None
+        return kept, key_id if isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) else None
     found = _email_of(payload)
     if found is None or digester is None:
         return None, None
     if found == "email_sha256":
         inner = str(payload["email_sha256"]).strip().lower()
+        if not _HEX64.fullmatch(inner):
+            return None, None
     elif "@" not in found:
         return None, None
     else:
@@ -360,22 +366,33 @@ def stored_email_digest(payload: Any, digester: Digester | None) -> tuple[str | 
     return digester.email_from_sha256(inner), digester.key_id
 
 
+def _text(value: Any) -> Any:
+    """A kept scalar; NUL (which PostgreSQL's JSON refuses) becomes U+FFFD."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 def _keep(value: Any, allowed: frozenset[str], key: str | None) -> Any:
     if isinstance(value, dict):
         if key in ADDRESS_OBJECTS:
-            return {k: v for k, v in value.items() if k in ADDRESS_KEPT and not isinstance(v, (dict, list))}
+            return {
+                k: _text(v) for k, v in value.items() if k in ADDRESS_KEPT and not isinstance(v, (dict, list))
+            }
         if key in PERSON_OBJECTS:
-            return {k: v for k, v in value.items() if k in PERSON_KEPT and not isinstance(v, (dict, list))}
+            return {
+                k: _text(v) for k, v in value.items() if k in PERSON_KEPT and not isinstance(v, (dict, list))
+            }
         if key == "recipient":
             return {"deliveryAddress": _keep(value.get("deliveryAddress") or {}, allowed, "deliveryAddress")}
         return {
-            k: (_keep(v, allowed, k) if isinstance(v, (dict, list)) else v)
+            k: (_keep(v, allowed, k) if isinstance(v, (dict, list)) else _text(v))
             for k, v in value.items()
             if k in allowed
         }
     if isinstance(value, list):
-        return [_keep(v, allowed, key) if isinstance(v, (dict, list)) else v for v in value]
-    return value
+        return [_keep(v, allowed, key) if isinstance(v, (dict, list)) else _text(v) for v in value]
+    return _text(value)
 
 
 def minimize(

@@ -10,9 +10,11 @@ Conventions: timestamps are timezone-aware, dates are ``datetime.date``, money i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -38,11 +40,21 @@ AMAZON_RELAY_DOMAIN = "marketplace.amazon."
 
 
 def normalize_email(value: str | None) -> str | None:
-    """Trimmed, lower-cased e-mail, or None when empty."""
+    """The one e-mail normalization (orders, members, proof factors; POLICY.md): trimmed,
+    lower-cased, NFC, the domain in its ASCII (punycode) form; no plus-tag or dot
+    stripping. None when empty."""
     if value is None:
         return None
-    value = value.strip().lower()
-    return value or None
+    value = unicodedata.normalize("NFC", value.strip()).lower()
+    if not value:
+        return None
+    local, at, domain = value.rpartition("@")
+    if at and domain and not domain.isascii():
+        # A domain the IDNA codec refuses is kept as written: it matches nothing else.
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+        value = f"{local}@{domain}"
+    return value
 
 
 def email_digest(value: str | None) -> str | None:

@@ -220,6 +220,9 @@ class FakeShopify:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.on_orders_page = None  # optional callback(page_number) run before a page is answered
+        # Product variants by SKU: (price, compareAtPrice or None), as strings; the shop's currency.
+        self.variants: dict[str, tuple[str, str | None]] = {}
+        self.currency = "USD"
         if orders:
             self.add_orders(orders)
 
@@ -868,6 +871,17 @@ class FakeShopify:
         return path, count
 
     # ------------------------------------------------------------------ dispatch
+    def _variants(self, variables: dict) -> dict:
+        """``productVariants(first:, query: "sku:...")`` and ``shop { currencyCode }``: the
+        shape of the Admin API (Money scalars are decimal strings)."""
+        m = re.search(r"sku:(\S+)", str(variables.get("query") or ""))
+        sku = m.group(1).strip("'\"") if m else ""
+        nodes = []
+        if sku in self.variants:
+            price, compare = self.variants[sku]
+            nodes.append({"sku": sku, "price": price, "compareAtPrice": compare})
+        return {"productVariants": {"nodes": nodes}, "shop": {"currencyCode": self.currency}}
+
     def handle_graphql(self, doc: dict) -> tuple[int, dict, dict]:
         """Answer one GraphQL request: (status, headers, body)."""
         query = str(doc.get("query") or "")
@@ -880,6 +894,8 @@ class FakeShopify:
             kind, requested = "bulk_status", 1
         elif "currentAppInstallation" in query:
             kind, requested = "scopes", 2
+        elif re.search(r"\bproductVariants\(", query):
+            kind, requested = "variants", 3
         elif re.search(r"\border\(id:", query):
             kind, requested = "order", 0  # costed from the query below
         elif re.search(r"\borders\(", query):
@@ -934,6 +950,8 @@ class FakeShopify:
         elif kind == "bulk_status":
             with self._lock:
                 data = {"currentBulkOperation": self._bulk_state(self._bulk) if self._bulk else None}
+        elif kind == "variants":
+            data = self._variants(variables)
         elif kind == "scopes":
             data = {"currentAppInstallation": {"accessScopes": [{"handle": h} for h in sorted(self.scopes)]}}
         with self._lock:

@@ -94,9 +94,16 @@ def _now() -> datetime:
 def email_digests(digester: Digester, email: str) -> list[str]:
     """Every digest this address may be stored under: one per key of the chain, and the
     plain SHA-256 of a store not migrated to keyed digests yet."""
-    normalized = normalize_email(email)
-    if normalized is None or "@" not in normalized:
-        raise StoreError("an erasure or data request needs an e-mail address")
+    normalized = normalize_email(email) if isinstance(email, str) else None
+    if (
+        normalized is None
+        or "@" not in normalized
+        or len(normalized) > 320
+        or any(not c.isprintable() or c.isspace() for c in normalized)
+    ):
+        raise StoreError(
+            "an erasure or data request needs an e-mail address (at most 320 printable characters)"
+        )
     return [d for _, d in digester.email_candidates(normalized)] + [sha256_hex(normalized)]
 
 

@@ -46,14 +46,17 @@ __all__ = [
     "PolicyDecision",
     "PrivacyRequest",
     "Product",
+    "ProofDecision",
     "RawPayload",
     "StoreSyncHealth",
     "SyncCursor",
     "TagRules",
+    "TradeInQuote",
     "Unit",
     "UnitCount",
     "UnitCountsState",
     "UnitTag",
+    "WarrantyExchange",
     "WebhookDelivery",
     "table_of",
 ]
@@ -255,6 +258,8 @@ class Member(Base):
     registered_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
     exited_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
     source: Mapped[str] = mapped_column(String(32), default="import")
+    # Why support or an import gave a registration date other than the server's clock.
+    registration_reason: Mapped[str | None] = mapped_column(Text)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -274,7 +279,13 @@ class OrderMemberLink(Base):
 
 
 class Claim(Base):
-    """A benefit used on a unit: one exchange or one trade-in, never both."""
+    """A benefit used on a unit: one exchange or one trade-in, never both.
+
+    ``claimed_on`` is the day the customer's request was opened (a trade-in: the new
+    order's purchase date). An exchange also stores the day the replacement ships and the
+    first day its cover no longer runs. A trade-in recorded from an order names its quote;
+    a claim released (the order cancelled or fully refunded) is deleted, its quote kept
+    as ``released``."""
 
     __tablename__ = "claims"
 
@@ -284,6 +295,77 @@ class Claim(Base):
     claimed_on: Mapped[date] = mapped_column(Date)
     policy_version: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ship_date: Mapped[date | None] = mapped_column(Date)
+    replacement_cover_end: Mapped[date | None] = mapped_column(Date)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("trade_in_quotes.id", ondelete="SET NULL"))
+    recorded_by: Mapped[str | None] = mapped_column(String(64))  # token name, "cli" or "order"
+    reason: Mapped[str | None] = mapped_column(Text)  # a support reason for a back-dated claim
+
+
+class WarrantyExchange(Base):
+    """An ordinary warranty exchange (during the original warranty or a replacement's
+    cover): recorded for every valid purchase, it uses no benefit."""
+
+    __tablename__ = "warranty_exchanges"
+    __table_args__ = (Index("ix_warranty_exchanges_unit_id", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    requested_on: Mapped[date] = mapped_column(Date)
+    ship_date: Mapped[date] = mapped_column(Date)
+    replacement_cover_end: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TradeInQuote(Base):
+    """A trade-in quote: the unit, its policy version, the new product's list price in the
+    shop where it is bought, the discount, and a single-use code valid until ``expires_on``
+    (the first day it no longer applies). ``status``: open, used, released."""
+
+    __tablename__ = "trade_in_quotes"
+    __table_args__ = (Index("ix_trade_in_quotes_unit_id", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    store_key: Mapped[str] = mapped_column(String(64))  # the shop of the new order
+    new_sku: Mapped[str] = mapped_column(String(128))
+    currency: Mapped[str] = mapped_column(String(3))
+    list_price: Mapped[Decimal] = mapped_column(Money)
+    discount: Mapped[Decimal] = mapped_column(Money)
+    final_price: Mapped[Decimal] = mapped_column(Money)
+    price_source: Mapped[str] = mapped_column(String(16))  # "store" | "caller"
+    reason: Mapped[str | None] = mapped_column(Text)
+    quoted_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    recorded_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProofDecision(Base):
+    """One proof-of-purchase decision, without personal data: when, which API token (or
+    the CLI), the order it concerned when one was found, the method, the outcome and why."""
+
+    __tablename__ = "proof_decisions"
+    __table_args__ = (Index("ix_proof_decisions_decided_at", "decided_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    client: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    store_key: Mapped[str | None] = mapped_column(String(64))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    method: Mapped[str] = mapped_column(String(16))  # email | postal_code | invoice
+    outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class SyncCursor(Base):

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from vipsync.connectors.minimize import minimize
 from vipsync.connectors.records import MemberRecord, OrderRecord, canonical_json, payload_sha256
-from vipsync.errors import ConfigError
+from vipsync.errors import ConfigError, RecordError
 from vipsync.privacy import Digester
 from vipsync.store.models import (
     ImportError_,
@@ -138,6 +138,12 @@ class Repository:
             raise ConfigError("storing an e-mail digest needs the PII key (VIPSYNC_PII_KEY)")
         if key_id == self.digester.key_id:
             return digest, key_id
+        if key_id is not None and key_id not in self.digester.key_ids:
+            raise RecordError(
+                f"a kept e-mail digest under key {key_id[:32]!r}, which is not configured "
+                "(VIPSYNC_PII_KEY_ID or VIPSYNC_PII_RETIRED_KEYS)",
+                field="email_key_id",
+            )
         return self.digester.rekey(digest, key_id), self.digester.key_id
 
     def _prepare(self, rec: OrderRecord) -> OrderRecord:

@@ -56,31 +56,49 @@ def _subject_digests(ctx, digest: str | None, key_id: str | None) -> list[str]:
     return out
 
 
+def _id_text(value: Any) -> str | None:
+    """A Shopify id (digits, as a number or text), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value).strip()
+    return text if text.isdigit() and len(text) <= 20 else None
+
+
+def _order_ids(value: Any) -> list[str]:
+    """The order ids a compliance payload names; anything that is not an id is ignored
+    (and counted in the request's report)."""
+    if not isinstance(value, list):
+        return []
+    return [t for t in (_id_text(v) for v in value[:10_000]) if t is not None]
+
+
 def handle_compliance(ctx, shop: ShopifyShop, topic: str, payload: Any, delivery_id: int | None) -> str:
     """Carry out one compliance webhook; returns the delivery's status (``done``)."""
     body = payload if isinstance(payload, dict) else {}
     customer: dict = body["customer"] if isinstance(body.get("customer"), dict) else {}
     digest, key_id = stored_email_digest(body, ctx.digester)
-    order_ids = [str(i) for i in (body.get("orders_to_redact") or body.get("orders_requested") or [])]
+    named = body.get("orders_to_redact") or body.get("orders_requested") or []
+    order_ids = _order_ids(named)
+    ignored = (len(named) if isinstance(named, list) else 1) - len(order_ids)
     now = utcnow()
     with ctx.session_factory() as session:
         request = PrivacyRequest(
             kind=_KINDS.get(topic, topic.replace("/", "_")),
             origin="webhook",
             store_key=shop.key,
-            customer_id=str(customer.get("id"))[:64] if customer.get("id") is not None else None,
+            customer_id=_id_text(customer.get("id")),
             subject_digest=digest,
             subject_key_id=key_id,
             delivery_id=delivery_id,
             status="received",
-            report={"orders_named": order_ids[:1000]},
+            report={"orders_named": order_ids[:1000], "ids_ignored": ignored},
             requested_at=now,
         )
         session.add(request)
         if topic == "customers/redact":
             report = erase_digests(session, _subject_digests(ctx, digest, key_id))
             report += redact_orders(session, shop.key, order_ids)
-            request.report = report.as_dict() | {"orders_named": order_ids[:1000]}
+            request.report = report.as_dict() | {"orders_named": order_ids[:1000], "ids_ignored": ignored}
             request.status, request.completed_at = "done", utcnow()
         elif topic == "shop/redact":
             request.report = erase_store(session, shop.key).as_dict()

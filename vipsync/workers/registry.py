@@ -21,6 +21,8 @@ JOBS: dict[str, str] = {
     "tag_pending": "vipsync.workers.tagging:tag_pending",
     # (no arguments) re-tag after a policy or catalog change; rewrites only changed tags
     "retag_all": "vipsync.workers.tagging:retag_all",
+    # (no arguments) record/release the trade-ins of orders that carry a quote's code
+    "apply_trade_in_codes": "vipsync.workers.trade_ins:apply_trade_in_codes",
 }
 
 

@@ -165,6 +165,10 @@ def run_plan(
             report.tag_error = error_summary(exc)
             if on_step:
                 on_step("tag_pending", "failed", report.tag_error)
+        try:  # trade-in codes on the orders that just arrived (a failure is retried next run)
+            _run_logged(ctx, "apply_trade_in_codes", {})
+        except (VipsyncError, OSError) as exc:
+            log.warning("trade-in codes not applied", extra={"error": error_summary(exc)})
     report.seconds = time.monotonic() - started
     return report
 

@@ -34,7 +34,7 @@ SPECS: dict[str, JobSpec] = {
         queue="sync",
         lock_on="store_key",
         skip_when_busy=_incremental,
-        then=("tag_pending",),
+        then=("tag_pending", "apply_trade_in_codes"),
         time_limit_ms=12 * HOUR_MS,
     ),
     "sync_amazon": JobSpec(
@@ -44,7 +44,11 @@ SPECS: dict[str, JobSpec] = {
         then=("tag_pending",),
         time_limit_ms=12 * HOUR_MS,
     ),
-    "process_shopify_webhook": JobSpec(then=("tag_pending",), time_limit_ms=5 * 60_000),
+    "process_shopify_webhook": JobSpec(
+        then=("tag_pending", "apply_trade_in_codes"), time_limit_ms=5 * 60_000
+    ),
+    # Trade-in codes on the web-store orders that arrived: after every Shopify sync or webhook.
+    "apply_trade_in_codes": JobSpec(coalesce=True, time_limit_ms=30 * 60_000),
     "tag_pending": JobSpec(coalesce=True),
     "retag_all": JobSpec(time_limit_ms=6 * HOUR_MS),
 }

@@ -61,6 +61,7 @@ __all__ = [
     "rules_fingerprints",
     "tag_pending",
     "tag_units",
+    "tag_units_now",
     "unit_view",
     "verdicts_for_units",
 ]
@@ -545,9 +546,7 @@ def _copy_tags(session: Session, rows: list[tuple[Any, ...]]) -> None:
             copy.write_row((*r[:_REASONS_AT], _reasons_json(r[_REASONS_AT]), *r[_REASONS_AT + 1 :]))
 
 
-def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
-    """The live verdict of some units, computed from the store as it is now (for claim and
-    proof checks: pass the verdict to :func:`vipsync.eligibility.claims.check_claim`)."""
+def _judge_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> list[_Judged]:
     rows = unit_fact_rows(session, unit_ids=list(unit_ids))
     categories = {}
     for sku, title in session.execute(
@@ -557,6 +556,33 @@ def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) 
     judged, errors = _judge(session, rows, rules, categories, Judge(rules.policies))
     if errors:
         raise PolicyError(errors[0][2])
+    return judged
+
+
+def verdicts_for_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
+    """The live verdict of some units, computed from the store as it is now (for claim and
+    proof checks: pass the verdict to :func:`vipsync.eligibility.claims.check_claim`)."""
+    return {
+        uid: with_member(shared, member_id)
+        for uid, shared, member_id, _, _ in _judge_units(session, rules, unit_ids)
+    }
+
+
+def tag_units_now(session: Session, rules: Rules, unit_ids: Sequence[int]) -> dict[int, Verdict]:
+    """Tag these units in the caller's transaction (a proof, a claim or a registration
+    answers with the new tags); returns their verdicts."""
+    if not unit_ids:
+        return {}
+    pg = session.get_bind().dialect.name == "postgresql"
+    judged = _judge_units(session, rules, unit_ids)
+    _write(session, judged, _utcnow(), TagResult(mode="now"), pg)
+    for chunk in _in_chunks(list(unit_ids)):
+        session.execute(
+            update(Unit)
+            .where(in_values(Unit.id, chunk, pg=pg), Unit.needs_tag.is_(True))
+            .values(needs_tag=False)
+            .execution_options(synchronize_session=False)
+        )
     return {uid: with_member(shared, member_id) for uid, shared, member_id, _, _ in judged}
 
 

@@ -353,6 +353,16 @@ class SpApiClient:
         token = payload.get("NextToken") or None
         return OrdersPage(orders=orders, next_token=token, payload=payload)
 
+    def get_order(self, order_id: str) -> dict | None:
+        """One v0 order by id (getOrder), or None when the account has no such order."""
+        try:
+            res = self._call("getOrder", self._orders.get_order, order_id, expect=("AmazonOrderId", str))
+        except PermanentSourceError:
+            if self._transport.last_status == 404:
+                return None
+            raise
+        return res.payload if isinstance(res.payload, dict) else None
+
     def get_order_items(self, order_id: str) -> list[dict]:
         items: list[dict] = []
         token = None

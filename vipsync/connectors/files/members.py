@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import IO
 
 from vipsync.connectors.limits import MAX_YEAR, MIN_YEAR
-from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID
+from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID, stored_email_digest
 from vipsync.connectors.records import MemberRecord, Rejected, email_digest, normalize_country
 
 __all__ = ["PROGRAM_COUNTRIES", "parse_when", "read_members_csv", "replay_record"]
@@ -83,8 +83,10 @@ def parse_when(value: str) -> tuple[date, datetime | None]:
 def _map_row(row: dict, line: str) -> MemberRecord | Rejected:
     """One members row (``email``; on replay, the kept keyed ``email_digest`` and its
     ``email_key_id``) to a record or a reject."""
-    key_id = row.get(EMAIL_KEY_ID) if row.get(EMAIL_DIGEST) else None
-    digest = row.get(EMAIL_DIGEST) or email_digest(row.get("email"))
+    kept, key_id = stored_email_digest(row, None) if row.get(EMAIL_DIGEST) else (None, None)
+    if kept is None or key_id is None:
+        kept = key_id = None
+    digest = kept or email_digest(row.get("email"))
     # The address itself is never kept: the store keys this digest before the row is stored
     # (connectors/minimize.py), and the kept digest is enough to replay.
     raw = {k: v for k, v in row.items() if k not in ("email", EMAIL_DIGEST, EMAIL_KEY_ID)} | {

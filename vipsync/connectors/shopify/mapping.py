@@ -36,7 +36,7 @@ from typing import Any
 
 from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.limits import MAX_YEAR, MIN_YEAR
-from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID
+from vipsync.connectors.minimize import EMAIL_DIGEST, stored_email_digest
 from vipsync.connectors.records import (
     OrderLine,
     OrderRecord,
@@ -473,12 +473,10 @@ def _email_fields(order: dict, email: Any) -> dict[str, Any]:
     """The buyer's e-mail digest: from the address, or the keyed digest a minimized payload
     kept in its place (connectors/minimize.py)."""
     digest = email_digest(email if isinstance(email, str) else None)
-    if digest is None and isinstance(order.get(EMAIL_DIGEST), str):
-        key_id = order.get(EMAIL_KEY_ID)
-        return {
-            "email_hash": order[EMAIL_DIGEST],
-            "email_key_id": key_id if isinstance(key_id, str) else None,
-        }
+    if digest is None and EMAIL_DIGEST in order:
+        kept, key_id = stored_email_digest(order, None)
+        if kept is not None and key_id is not None:
+            return {"email_hash": kept, "email_key_id": key_id}
     return {"email_hash": digest}
 
 

@@ -1,0 +1,189 @@
+"""Proof-of-purchase benchmark: latency (p50/p99) and requests/s of ``POST /v1/proofs``
+served by uvicorn with 4 workers against a PostgreSQL store of N units.
+
+    python bench/proofs_bench.py [--n 1000000] [--requests 2000] [--concurrency 16] [--workers 4]
+
+The store is filled with COPY (the tagging benchmark's generator: orders, lines, units,
+members) in its own database, dropped at the end; every order gets a shipping postal
+code and the units are tagged. One member registers through the API; then each request
+proves a different stored order by its postal code (the verified path: member check,
+indexed order lookup, owner check, link, re-tag of the order's units, the answer). A
+second, short run measures refusals, which wait ``VIPSYNC_PROOF_MIN_DELAY_MS`` by design.
+Targets (issue #12): p99 < 20 ms for a verified stored order, >= 500 requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from import_bench import PG_ADMIN  # the benchmarks' PostgreSQL server
+from tag_bench import fill
+
+from vipsync.devtools.scratch_db import scratch_database
+
+TOKEN = "bench-website-token-0123456789"
+PII_KEY = "bench-pii-key-0123456789-0123456789-0123456789"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _run(url: str, bodies: list[dict], concurrency: int) -> tuple[list[float], dict[int, int], float]:
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    queue: asyncio.Queue[dict] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                t = time.perf_counter()
+                res = await client.post("/v1/proofs", json=body)
+                latencies.append((time.perf_counter() - t) * 1000)
+                codes[res.status_code] = codes.get(res.status_code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, codes, elapsed
+
+
+def _report(title: str, latencies: list[float], codes: dict[int, int], elapsed: float) -> None:
+    print(
+        f"{title}: {len(latencies):,} requests in {elapsed:.2f} s = {len(latencies) / elapsed:,.0f} req/s; "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {_percentile(latencies, 0.99):.1f} ms, "
+        f"max {max(latencies):.1f} ms; statuses {dict(sorted(codes.items()))}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=50_000, help="units in the store (the target: 1,000,000)")
+    ap.add_argument("--requests", type=int, default=2_000, help="verified proofs to send")
+    ap.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    ap.add_argument("--workers", type=int, default=4, help="uvicorn worker processes")
+    ap.add_argument("--refusals", type=int, default=100, help="refused proofs to send (each waits the delay)")
+    args = ap.parse_args()
+
+    with scratch_database(PG_ADMIN, prefix="vipsync_proofs_bench") as url:
+        t = time.perf_counter()
+        n_orders, _ = fill(url, args.n)
+        import psycopg
+
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE orders SET shipping_postal_code = lpad((id % 90000 + 10000)::text, 5, '0'), country = 'US'"
+            )
+            cur.execute(
+                "SELECT o.name, o.shipping_postal_code FROM orders o WHERE o.is_cancelled = false "
+                "AND NOT EXISTS (SELECT 1 FROM members m WHERE m.email_hash = o.email_hash) ORDER BY o.id DESC LIMIT %s",
+                (args.requests,),
+            )
+            targets = cur.fetchall()
+            cur.execute("ANALYZE")
+            conn.commit()
+        print(f"store: {args.n:,} units in {n_orders:,} orders, filled in {time.perf_counter() - t:.1f} s")
+
+        env = {
+            **os.environ,
+            "VIPSYNC_DATABASE_URL": url,
+            "VIPSYNC_PII_KEY": PII_KEY,
+            "VIPSYNC_API_TOKENS": f"bench:website:{hashlib.sha256(TOKEN.encode()).hexdigest()}",
+            "VIPSYNC_BROKER_NAMESPACE": f"proofs-bench-{os.getpid()}",
+            "VIPSYNC_PROOF_MIN_DELAY_MS": "200",
+            "VIPSYNC_PROOF_FETCH_TIMEOUT_MS": "200",
+            "VIPSYNC_PROOF_RATE_PER_TOKEN": "100000000",
+            "VIPSYNC_PROOF_RATE_PER_ADDRESS": "100000000",
+            "VIPSYNC_DATA_DIR": tempfile.mkdtemp(prefix="proofs-bench-"),
+            "VIPSYNC_LOG_LEVEL": "WARNING",
+        }
+        subprocess.run(
+            [sys.executable, "-m", "vipsync.cli.main", "tag"], env=env, check=True, capture_output=True
+        )
+        port = _free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "vipsync.api.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            member = {"email": "bench.member@example.com", "country": "US"}
+            res = httpx.post(f"{base}/v1/members", json=member, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert res.status_code in (200, 201), res.text
+            bodies = [
+                {"member_email": member["email"], "order_id": name, "postal_code": zip_code}
+                for name, zip_code in targets
+            ]
+            asyncio.run(_run(base, bodies[:50], args.concurrency))  # warm the workers' pools
+            latencies, codes, elapsed = asyncio.run(_run(base, bodies[50:], args.concurrency))
+            _report(f"verified proofs (stored orders, {args.workers} workers)", latencies, codes, elapsed)
+            again, codes, elapsed = asyncio.run(_run(base, bodies[50:], args.concurrency))
+            _report("verified again (orders already linked)", again, codes, elapsed)
+            refusals = [
+                {"member_email": member["email"], "order_id": f"#{9_000_000 + i}", "postal_code": "00000"}
+                for i in range(args.refusals)
+            ]
+            latencies, codes, elapsed = asyncio.run(_run(base, refusals, args.concurrency))
+            _report(
+                "refusals (unknown orders; wait the 200 ms minimum delay by design)",
+                latencies,
+                codes,
+                elapsed,
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

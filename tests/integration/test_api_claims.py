@@ -1,0 +1,167 @@
+"""Claims and trade-ins through the real app, on SQLite and PostgreSQL: one benefit per
+unit, ordinary warranty exchanges, quotes read from the (fake) shop, codes on orders."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from tests.api_helpers import auth, client_for, make_context, recent, store_order
+from vipsync.config.stores import load_stores
+from vipsync.devtools.fake_shopify import FakeShopify
+from vipsync.devtools.worker_procs import delete_namespace, new_namespace
+from vipsync.store.models import Claim, ImportError_, TradeInQuote, Unit
+from vipsync.store.writer import write_batch
+from vipsync.workers.trade_ins import apply_trade_in_codes
+
+REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def api(db_url, tmp_path):
+    r = redis.Redis.from_url(REDIS_URL)
+    ns = new_namespace()
+    ctx = make_context(db_url, tmp_path, ns, REDIS_URL)
+    with client_for(ctx) as client:
+        yield ctx, client
+    ctx.dispose()
+    delete_namespace(r, ns)
+
+
+def _member_with_unit(ctx, client, *, n: int, days: int, registered: str | None = None) -> int:
+    body = {"email": "member@example.com", "country": "US"}
+    if registered:
+        body |= {"registered_on": registered, "reason": "registered at the fair"}
+    assert client.post("/v1/members", json=body, headers=auth("support")).status_code in (200, 201)
+    store_order(ctx, n, email="member@example.com", purchased_at=recent(days))
+    res = client.post("/v1/members/lookup", json={"email": "member@example.com"}, headers=auth("support"))
+    units = [u for u in res.json()["units"] if u["order_id"] == str(1_000_000 + n)]
+    return units[0]["unit_id"]
+
+
+def _claim(client, unit_id, kind, on, **extra):
+    return client.post(
+        "/v1/claims", json={"unit_id": unit_id, "kind": kind, "on": on, **extra}, headers=auth("support")
+    )
+
+
+def test_a_second_benefit_on_the_same_unit_is_refused_with_409(api):
+    ctx, client = api
+    today = datetime.now(UTC).date()
+    unit = _member_with_unit(ctx, client, n=1, days=400, registered=(today - timedelta(days=420)).isoformat())
+    on = (today - timedelta(days=2)).isoformat()
+    first = _claim(client, unit, "exchange", on, ship_date=today.isoformat())
+    assert first.status_code == 201, first.text
+    claim = first.json()["unit"]["claim"]
+    assert claim["kind"] == "exchange" and claim["ship_date"] == today.isoformat()
+    assert claim["replacement_cover_end"] >= first.json()["unit"]["extended_warranty_end"]
+    assert first.json()["unit"]["benefit_status"] == "exchange_used"
+    second = _claim(client, unit, "trade_in", on)
+    assert second.status_code == 409, second.text
+    assert "one benefit" in second.json()["detail"]
+
+
+def test_an_exchange_during_the_original_warranty_is_ordinary_service_and_uses_nothing(api):
+    ctx, client = api
+    unit = _member_with_unit(ctx, client, n=2, days=200)
+    today = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()  # today in every store zone
+    res = _claim(client, unit, "exchange", today)
+    assert res.status_code == 201
+    assert res.json()["recorded"] == "warranty_exchange" and res.json()["uses_benefit"] is False
+    assert res.json()["unit"]["benefit_status"] == "available"
+    assert len(res.json()["unit"]["warranty_exchanges"]) == 1
+    trade = _claim(client, unit, "trade_in", today)
+    assert trade.status_code == 201 and trade.json()["unit"]["benefit_status"] == "trade_in_used"
+
+
+def test_claims_refuse_a_future_date_an_unknown_unit_and_old_dates_without_a_reason(api):
+    ctx, client = api
+    unit = _member_with_unit(ctx, client, n=3, days=200)
+    today = datetime.now(UTC).date()
+    assert _claim(client, unit, "trade_in", (today + timedelta(days=3)).isoformat()).status_code == 422
+    assert _claim(client, 999_999, "trade_in", (today - timedelta(days=1)).isoformat()).status_code == 404
+    old = _claim(client, unit, "trade_in", (today - timedelta(days=60)).isoformat())
+    assert old.status_code == 422 and old.json()["detail"][0]["loc"] == ["body", "reason"]
+    bad_kind = _claim(client, unit, "upgrade", (today - timedelta(days=1)).isoformat())
+    assert bad_kind.status_code == 422 and bad_kind.json()["detail"][0]["loc"][-1] == "kind"
+
+
+@pytest.fixture
+def shop(api, tmp_path, monkeypatch):
+    ctx, client = api
+    with FakeShopify(orders=0, seed=3) as fake:
+        fake.variants["HKS0801A1U"] = ("249.99", "299.99")
+        stores = tmp_path / "stores.toml"
+        default = (ctx.settings.stores_file).read_text()
+        stores.write_text(
+            default.replace("[stores.shopify-us]", "[stores.shopify-us-old]") + "\n" + fake.stores_toml()
+        )
+        monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN", fake.access_token)
+        monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_API_SECRET", fake.webhook_secret)
+        ctx._stores = load_stores(stores)
+        yield ctx, client, fake
+
+
+def test_a_trade_in_quote_reads_the_list_price_from_the_shop_and_its_code_records_the_claim(shop):
+    ctx, client, _ = shop
+    unit = _member_with_unit(ctx, client, n=4, days=200)
+    res = client.post(
+        f"/v1/units/{unit}/trade-in-quotes",
+        json={"member_email": "member@example.com", "store": "shopify-us", "sku": "HKS0801A1U"},
+        headers=auth("website"),
+    )
+    assert res.status_code == 201, res.text
+    quote = res.json()
+    # VIP: 30% off the compare-at (list) price, never the sale price.
+    assert (quote["list_price"], quote["discount"], quote["final_price"]) == ("299.99", "90.00", "209.99")
+    assert quote["price_source"] == "store" and quote["code"].startswith("TI-")
+    priced = client.post(
+        f"/v1/units/{unit}/trade-in-quotes",
+        json={
+            "member_email": "member@example.com",
+            "store": "shopify-us",
+            "sku": "X",
+            "list_price": "100.00",
+            "currency": "USD",
+        },
+        headers=auth("website"),
+    )
+    assert priced.status_code == 422 and priced.json()["detail"][0]["loc"] == ["body", "list_price"]
+
+    new_order = replace(
+        store_order(ctx, 50, email="member@example.com", purchased_at=recent(0), lines=(("HKS0801A1U", 1),)),
+        discount_codes=(quote["code"], "SUMMER10"),
+    )
+    new_order = replace(new_order, updated_at=new_order.updated_at + timedelta(seconds=1))
+    write_batch(ctx.session_factory, [new_order])
+    result = apply_trade_in_codes(ctx)
+    assert result.recorded == 1 and result.flagged == 1  # stacked with SUMMER10: flagged, still recorded
+    assert apply_trade_in_codes(ctx).recorded == 0  # idempotent
+    with ctx.session_factory() as s:
+        claim = s.execute(select(Claim).where(Claim.unit_id == unit)).scalar_one()
+        assert claim.kind == "trade_in" and claim.quote_id == quote["quote"]
+        flags = list(s.execute(select(ImportError_).where(ImportError_.source == "trade-in")).scalars())
+        assert "stacked" in flags[0].message and "member" not in flags[0].raw
+
+    cancelled = replace(new_order, is_cancelled=True, updated_at=new_order.updated_at + timedelta(minutes=1))
+    write_batch(ctx.session_factory, [cancelled])
+    assert apply_trade_in_codes(ctx).released == 1
+    with ctx.session_factory() as s:
+        assert s.execute(select(Claim).where(Claim.unit_id == unit)).first() is None
+        assert s.execute(select(TradeInQuote.status)).scalar_one() == "released"
+
+
+def test_an_unknown_code_on_an_order_is_flagged_and_records_nothing(shop):
+    ctx, _, _ = shop
+    rec = replace(store_order(ctx, 60, purchased_at=recent(0)), discount_codes=("TI-DEADBEEF0000",))
+    write_batch(ctx.session_factory, [replace(rec, updated_at=rec.updated_at + timedelta(seconds=1))])
+    result = apply_trade_in_codes(ctx)
+    assert (result.recorded, result.flagged) == (0, 1)
+    with ctx.session_factory() as s:
+        assert s.execute(select(Claim)).first() is None
+        assert s.execute(select(Unit)).first() is not None

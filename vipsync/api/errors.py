@@ -1,0 +1,54 @@
+"""How expected failures answer over HTTP: one shape for every field error (FastAPI's own
+422 body: ``detail`` is a list of ``{loc, msg, type}``), 409 for a second benefit, 404 for
+an unknown member or unit. Never a traceback, never personal data (a field error names
+the field, never echoes its value)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from vipsync.errors import BenefitAlreadyUsed, EligibilityError, MembershipRefused, RecordError, VipsyncError
+
+__all__ = ["field_error", "install_error_handlers"]
+
+
+def field_error(field: str | None, message: str, *, status: int = 422) -> JSONResponse:
+    loc = ["body", field] if field else ["body"]
+    return JSONResponse({"detail": [{"loc": loc, "msg": message, "type": "value_error"}]}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's shape without ``input``/``ctx``: the body never echoes what was sent
+        # (an e-mail, a postal code), and a NaN sent in the JSON cannot break the answer.
+        detail = [
+            {
+                "loc": list(err.get("loc", ())),
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(VipsyncError)
+    async def _vipsync_error(request: Request, exc: VipsyncError) -> JSONResponse:
+        from vipsync.workers.claims import UnitNotFound
+        from vipsync.workers.members import MemberNotFound
+
+        if isinstance(exc, UnitNotFound | MemberNotFound):
+            return JSONResponse({"detail": exc.reason}, status_code=404)
+        if isinstance(exc, RecordError):
+            return field_error(exc.field, exc.reason)
+        if isinstance(exc, MembershipRefused):
+            return field_error("country", str(exc))
+        if isinstance(exc, BenefitAlreadyUsed):
+            return JSONResponse({"detail": str(exc)}, status_code=409)
+        if isinstance(exc, EligibilityError):
+            return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse(
+            {"detail": "the request could not be completed: " + type(exc).__name__}, status_code=503
+        )

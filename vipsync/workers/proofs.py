@@ -1,0 +1,338 @@
+"""Proof of purchase: an order identifier and a second factor link an order to a member.
+
+The job (:func:`verify_proof`) is the same for the API and the CLI:
+1. the member's e-mail must be an active member's ("register first" otherwise, which
+   says nothing about orders);
+2. the identifier is normalized and looked up in the official stores (Shopify by name in
+   every shop, or the one named; Amazon by order id); an order not stored yet is fetched
+   on demand through ``fetch`` (stored through the normal write path);
+3. every order whose factor matches is verified: linked to the member unless another
+   member owns it, its units re-tagged in the same transaction;
+4. every refusal of an order and factor (unknown order, wrong factor, no postal code) is
+   the same outcome, ``refused``; a source that is down makes it ``try_later``;
+5. each decision is stored (time, client, order, method, outcome, reason), without
+   personal data.
+
+Timing (the refusal's minimum delay) and rate limits belong to the caller (the API).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from vipsync.connectors.records import OrderRecord, normalize_country
+from vipsync.eligibility.membership import is_active_member
+from vipsync.eligibility.proof import (
+    REFUSED,
+    OrderReference,
+    factor_matches,
+    normalize_postal_code,
+    parse_order_reference,
+    shopify_names,
+)
+from vipsync.errors import RecordError, TransientSourceError
+from vipsync.store.customers import (
+    OrderFacts,
+    find_orders,
+    member_by_digest,
+    order_owner,
+    record_decision,
+    unit_answers,
+)
+from vipsync.store.models import OrderMemberLink, Unit
+from vipsync.store.writer import write_page
+from vipsync.workers.members import email_digest_of
+from vipsync.workers.tagging import load_rules, tag_units_now
+
+__all__ = [
+    "OTHER_MEMBER",
+    "REGISTER_FIRST",
+    "TRY_LATER",
+    "Fetcher",
+    "ProofRequest",
+    "ProofResult",
+    "name_affixes",
+    "normalize_reference",
+    "verify_proof",
+]
+
+log = logging.getLogger(__name__)
+
+REGISTER_FIRST = "register first: this e-mail is not an active VIP member"
+TRY_LATER = "the store cannot be reached right now: try again later"
+OTHER_MEMBER = "already registered to another member, contact support"
+METHODS = ("email", "postal_code", "invoice")
+
+# fetch(reference, store keys) -> the orders the sources have under that reference;
+# raises TransientSourceError when a source is down.
+Fetcher = Callable[[OrderReference, Sequence[str]], list[OrderRecord]]
+
+
+@dataclass(frozen=True)
+class ProofRequest:
+    """A proof as presented. Exactly one of ``order_email`` / ``postal_code`` (or an
+    invoice, read beforehand into ``postal_code`` and ``invoice_dates``)."""
+
+    order_id: str
+    member_email: str
+    order_email: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    store: str | None = None
+    method: str = "email"
+    invoice_dates: tuple[date, ...] = ()
+
+
+@dataclass
+class ProofResult:
+    outcome: str  # verified | refused | register_first | try_later
+    message: str
+    reference: str = ""
+    orders: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"verified": self.outcome == "verified", "message": self.message}
+        if self.outcome == "verified":
+            body["orders"] = self.orders
+        return body
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def name_affixes(ctx) -> list[tuple[str, str]]:
+    affixes = {("#", "")}
+    for store in ctx.stores:
+        if store.kind == "shopify":
+            affixes.add((store.order_name_prefix, store.order_name_suffix))
+    return sorted(affixes)
+
+
+def normalize_reference(ctx, order_id: str) -> OrderReference:
+    """The normalized identifier (RecordError naming ``order_id`` when it is none)."""
+    if not isinstance(order_id, str):
+        raise RecordError("an order number is required", field="order_id")
+    try:
+        return parse_order_reference(order_id, name_affixes=name_affixes(ctx))
+    except Exception as exc:
+        raise RecordError(str(exc).removeprefix("order_id: "), field="order_id") from None
+
+
+def _stores(ctx, kind: str, store: str | None) -> list[Any]:
+    found = [s for s in ctx.stores if s.kind == kind and s.official]
+    if store is not None:
+        found = [s for s in found if s.key == store]
+    return found
+
+
+def _lookup(ctx, session, ref: OrderReference, store: str | None) -> list[OrderFacts]:
+    if ref.kind == "amazon_order_id":
+        return find_orders(
+            session, amazon_id=ref.value, amazon_stores=[s.key for s in _stores(ctx, "amazon", store)]
+        )
+    names = {
+        s.key: shopify_names(ref.value, [(s.order_name_prefix, s.order_name_suffix)])
+        for s in _stores(ctx, "shopify", store)
+    }
+    return find_orders(session, names=names)
+
+
+def _invoice_date_ok(order: OrderFacts, dates: Sequence[date]) -> bool:
+    return any(abs((d - order.purchase_date).days) <= 1 for d in dates)
+
+
+def _matches(ctx, order: OrderFacts, req: ProofRequest, factor_hash: str | None) -> bool:
+    if req.method == "email":
+        return factor_matches(
+            order_email_hash=order.email_hash, order_postal_code=None, factor_email_hash=factor_hash
+        )
+    if req.method == "invoice" and not _invoice_date_ok(order, req.invoice_dates):
+        return False
+    if req.method == "invoice":
+        # The invoice's text must contain the order's own postal code.
+        return bool(order.postal_code) and normalize_postal_code(order.postal_code, order.country) in (
+            req.postal_code or ""
+        )
+    return factor_matches(
+        order_email_hash=None,
+        order_postal_code=order.postal_code,
+        order_country=order.country,
+        factor_postal_code=req.postal_code,
+        factor_country=req.country,
+    )
+
+
+def verify_proof(
+    ctx,
+    req: ProofRequest,
+    *,
+    client: str,
+    fetch: Fetcher | None = None,
+    now: datetime | None = None,
+) -> ProofResult:
+    """Judge one proof of purchase (see the module docstring)."""
+    now = now or _utcnow()
+    if req.method not in METHODS:
+        raise RecordError(f"one of {', '.join(METHODS)}", field="method")
+    member_hash = email_digest_of(ctx, req.member_email, field="member_email")
+    ref = normalize_reference(ctx, req.order_id)
+    factor_hash = None
+    if req.method == "email":
+        factor_hash = email_digest_of(ctx, req.order_email or "", field="order_email")
+    elif req.method == "postal_code" and (
+        not isinstance(req.postal_code, str)
+        or not normalize_postal_code(req.postal_code)
+        or len(req.postal_code) > 32
+    ):
+        raise RecordError("a postal code of 1 to 32 characters", field="postal_code")
+    country = normalize_country(req.country) if req.country is not None else None
+    if country is not None and (len(country) != 2 or not country.isalpha()):
+        raise RecordError("an ISO 3166-1 alpha-2 country code", field="country")
+    req = ProofRequest(**{**req.__dict__, "country": country})
+    if req.store is not None and req.store not in {s.key for s in ctx.stores if s.official}:
+        raise RecordError("not an official store", field="store")
+
+    with ctx.session_factory() as session:
+        member = member_by_digest(session, member_hash)
+        if (
+            member is None
+            or member.erased_at is not None
+            or not is_active_member(member.registered_at, member.exited_at)
+        ):
+            record_decision(
+                session,
+                client=client,
+                method=req.method,
+                outcome="register_first",
+                reason="not an active member",
+                now=now,
+            )
+            session.commit()
+            return ProofResult("register_first", REGISTER_FIRST, ref.value)
+        member_id = member.id
+        orders = _lookup(ctx, session, ref, req.store)
+
+    if not orders and fetch is not None:
+        kind = "amazon" if ref.kind == "amazon_order_id" else "shopify"
+        keys = [s.key for s in _stores(ctx, kind, req.store)]
+        try:
+            records = fetch(ref, keys)
+        except TransientSourceError as exc:
+            log.warning(
+                "on-demand fetch failed", extra={"reference_kind": ref.kind, "error": type(exc).__name__}
+            )
+            with ctx.session_factory() as session:
+                record_decision(
+                    session,
+                    client=client,
+                    method=req.method,
+                    outcome="try_later",
+                    reason=f"source down: {type(exc).__name__}",
+                    now=now,
+                    member_id=member_id,
+                )
+                session.commit()
+            return ProofResult("try_later", TRY_LATER, ref.value)
+        if records:
+            for rec in records:  # the normal write path: a bad record is rejected alone, for ops
+                source = "shopify" if rec.source == "shopify" else "amazon-api"
+                write_page(ctx.session_factory, [rec], source=source, store_key=rec.store_key)
+            with ctx.session_factory() as session:
+                orders = _lookup(ctx, session, ref, req.store)
+
+    with ctx.session_factory() as session:
+        matched = [o for o in orders if _matches(ctx, o, req, factor_hash)]
+        if not matched:
+            reason = "unknown order" if not orders else "factor does not match"
+            for o in orders or [None]:  # type: ignore[list-item]
+                record_decision(
+                    session,
+                    client=client,
+                    method=req.method,
+                    outcome="refused",
+                    reason=reason,
+                    now=now,
+                    order_id=o.id if o else None,
+                    store_key=o.store_key if o else None,
+                    member_id=member_id,
+                )
+            session.commit()
+            return ProofResult("refused", REFUSED, ref.value)
+        answers = []
+        rules = load_rules(ctx)
+        for o in matched:
+            owner = order_owner(session, o)
+            if owner is not None and owner != member_id:
+                status, message = "other_member", OTHER_MEMBER
+            elif owner == member_id:
+                status, message = "already_yours", "verified again: this order is already linked to you"
+            else:
+                session.add(
+                    OrderMemberLink(order_id=o.id, member_id=member_id, method=req.method, verified_at=now)
+                )
+                session.flush()
+                status, message = "linked", "proof of purchase verified: the order is linked to you"
+            record_decision(
+                session,
+                client=client,
+                method=req.method,
+                outcome=status,
+                reason=message,
+                now=now,
+                order_id=o.id,
+                store_key=o.store_key,
+                member_id=member_id,
+            )
+            entry: dict[str, Any] = {
+                "store": o.store_key,
+                "order": o.name,
+                "status": status,
+                "message": message,
+            }
+            if status != "other_member":
+                unit_ids = [
+                    int(u) for u in session.execute(select(Unit.id).where(Unit.order_id == o.id)).scalars()
+                ]
+                tag_units_now(session, rules, unit_ids)
+                entry["units"] = unit_answers(session, unit_ids)
+            answers.append(entry)
+        session.commit()
+    message = "proof of purchase verified"
+    if all(a["status"] == "other_member" for a in answers):
+        message = OTHER_MEMBER
+    return ProofResult("verified", message, ref.value, answers)
+
+
+def recent_decisions(ctx, *, limit: int = 50, since: datetime | None = None) -> list[dict[str, Any]]:
+    """The latest proof decisions, newest first (``vipsync proofs list``)."""
+    from vipsync.store.models import ProofDecision
+
+    with ctx.session_factory() as session:
+        q = (
+            select(ProofDecision)
+            .order_by(ProofDecision.decided_at.desc(), ProofDecision.id.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            q = q.where(ProofDecision.decided_at >= since)
+        return [
+            {
+                "id": d.id,
+                "decided_at": d.decided_at.isoformat(),
+                "client": d.client,
+                "store": d.store_key,
+                "order": d.order_id,
+                "member": d.member_id,
+                "method": d.method,
+                "outcome": d.outcome,
+                "reason": d.reason,
+            }
+            for d in session.execute(q).scalars()
+        ]
