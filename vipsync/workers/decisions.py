@@ -167,8 +167,8 @@ def classify(
     tkey = title_key(key) if by_title else ""
     if not sku and not tkey:
         raise ConfigError("sku: empty (for order lines without a SKU, classify by --title)")
-    if len(sku) > 128:
-        raise ConfigError("sku: longer than 128 characters")
+    if len(sku) > 255:
+        raise ConfigError("sku: longer than 255 characters (the longest SKU a store may send)")
     who = _decided_by(decided_by)
     label = f"classify {'title ' + repr(key) if by_title else sku} as {category}"
     from vipsync.workers.tagging import load_rules
