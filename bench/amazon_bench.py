@@ -8,10 +8,12 @@ simulated clock advances on every wait, so hours of pacing take seconds. Printed
 1. backfill through the Orders API (getOrders pages + getOrderItems per order);
 2. backfill through the Reports API (one All Orders report per 30 days);
 3. one day of incremental updates (``--daily-updates`` orders, half new, half status
-   changes), synced hourly;
+   changes, and ``--daily-refunds`` refund events), synced hourly: the Orders calls and,
+   beside them, the Finances API calls (listFinancialEvents over the refunds bookmark minus
+   its 48-hour overlap) of the same day;
 4. the flat-file parser's speed and peak memory for a report of n and 4n orders.
 
-Usage: python bench/amazon_bench.py [--n 10000] [--daily-updates 200]
+Usage: python bench/amazon_bench.py [--n 10000] [--daily-updates 200] [--daily-refunds 20]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import httpx
 
 from vipsync.config.stores import load_stores
 from vipsync.connectors.amazon.client import SpApiClient
+from vipsync.connectors.amazon.finances import OVERLAP, iter_refund_pages
 from vipsync.connectors.amazon.pacing import SimClock, estimate
 from vipsync.connectors.amazon.sync import (
     KnownOrder,
@@ -122,7 +125,7 @@ def bench_report(n: int) -> None:
     print(f"      ({len(windows)} reports of 30 days; the fake finishes a report after 2 polls 30 s apart)")
 
 
-def bench_daily(n: int, daily: int) -> None:
+def bench_daily(n: int, daily: int, refunds: int = 20) -> None:
     clock = SimClock()
     orders = generate_orders(
         n, markets=MARKETS, end=clock.now() - timedelta(hours=1), span_days=DAYS - 1, seed=1
@@ -144,8 +147,15 @@ def bench_daily(n: int, daily: int) -> None:
         (start + timedelta(minutes=(k * 1440) // max(len(changes), 1)), "ship", o)
         for k, o in enumerate(changes)
     ]
+    shipped = [o for o in orders if o.status == "Shipped"][:refunds]
+    events += [
+        (start + timedelta(minutes=(k * 1440) // max(len(shipped), 1) + 7), "refund", o)
+        for k, o in enumerate(shipped)
+    ]
     events.sort(key=lambda e: e[0])
     bookmark = safe_until(start)
+    refunds_bookmark = bookmark
+    refund_facts: set[str] = set()
     t0 = time.perf_counter()
     imposed = 0.0
     got = runs = 0
@@ -153,6 +163,9 @@ def bench_daily(n: int, daily: int) -> None:
         horizon = start + timedelta(hours=hour)
         while events and events[0][0] <= horizon:
             when, kind, order = events.pop(0)
+            if kind == "refund":
+                sim.refund(order.order_id, posted_at=when)
+                continue
             sim.upsert(order.touched(when) if kind == "new" else order.touched(when, status="Shipped"))
         clock.advance(max(0.0, (horizon - clock.now()).total_seconds()))  # the scheduler's hour, not imposed
         until = safe_until(clock.now())
@@ -168,6 +181,11 @@ def bench_daily(n: int, daily: int) -> None:
             for rec in page.records:
                 if isinstance(rec, OrderRecord):
                     known[rec.external_id] = KnownOrder(sum(line.quantity for line in rec.lines), rec.lines)
+        for fpage in iter_refund_pages(
+            client, ACCOUNT, posted_after=refunds_bookmark - OVERLAP, posted_before=until
+        ):
+            refund_facts.update(f.fact_key for f in fpage.facts if hasattr(f, "fact_key"))
+        refunds_bookmark = until
         imposed += clock.monotonic() - s0
         bookmark = until
         runs += 1
@@ -181,6 +199,14 @@ def bench_daily(n: int, daily: int) -> None:
     )
     print(
         f"      ({len(new)} new orders, {len(changes)} status changes: getOrderItems only for the new ones)"
+    )
+    orders_calls = client.calls["getOrders"] + client.calls["getOrderItems"]
+    finances_calls = client.calls["listFinancialEvents"]
+    print(
+        f"      calls per day: Orders {orders_calls} (getOrders {client.calls['getOrders']}, "
+        f"getOrderItems {client.calls['getOrderItems']})  beside  Finances {finances_calls} "
+        f"(listFinancialEvents, {len(refund_facts)} refunded items read, 48 h overlap; "
+        f"rate 0.5/s burst 30: {sim.violations['listFinancialEvents']} over the limit)"
     )
 
 
@@ -215,11 +241,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="orders over two years")
     parser.add_argument("--daily-updates", type=int, default=200, help="orders updated in the simulated day")
+    parser.add_argument(
+        "--daily-refunds", type=int, default=20, help="refund events posted in the simulated day"
+    )
     args = parser.parse_args()
     print(f"Amazon SP-API sync, {args.n} orders over {DAYS} days, official rates and bursts, simulated clock")
     bench_orders_api(args.n)
     bench_report(args.n)
-    bench_daily(args.n, args.daily_updates)
+    bench_daily(args.n, args.daily_updates, args.daily_refunds)
     bench_report_memory(args.n)
 
 

@@ -142,3 +142,26 @@ def test_standalone_fake_serves_tokens_and_orders():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_import_amazon_returns_keeps_refunds_and_replays_a_fixed_row(tmp_path):
+    from vipsync.store.models import ImportError_, OrderFactRow
+
+    env = _env(tmp_path)
+    report = tmp_path / "returns.tsv"
+    report.write_text(
+        "Order ID\tReturn request date\tMerchant SKU\tReturn quantity\tRefunded Amount\tAmazon RMA ID\n"
+        "303-1234567-1234567\t2026-01-05\tHKS0401A3U\t1\t189.99\tR1\n"
+        "303-7654321-1234567\t2026-01-06\tHKS0401A3U\tone\t\tR2\n",
+        encoding="utf-8",
+    )
+    done = _run(["import", "amazon-returns", str(report), "--store", "amazon-eu"], env)
+    assert done.returncode == 0, done.stderr
+    assert "1 record(s) rejected" in done.stderr
+    assert _count(tmp_path, OrderFactRow) == 1 and _count(tmp_path, ImportError_) == 1
+    again = _run(["import", "amazon-returns", str(report), "--store", "amazon-eu"], env)
+    assert again.returncode == 0 and _count(tmp_path, OrderFactRow) == 1  # read twice, kept once
+    listed = _run(["errors", "list", "--source", "amazon-returns", "--format", "json"], env)
+    assert "return quantity" in listed.stdout and "303-7654321-1234567" in listed.stdout
+    wrong = _run(["import", "amazon-returns", str(report), "--store", "shopify-us"], env)
+    assert wrong.returncode == 2 and "needs a amazon store" in wrong.stderr

@@ -100,7 +100,7 @@ def test_quantity_three_with_one_refunded_takes_the_highest_unit(context):
     assert tags[("1000001", "HKS0401A3U", 3)].original_warranty_end is None
 
 
-def test_refund_skips_a_unit_with_a_recorded_claim(context):
+def test_refund_takes_unclaimed_units_first_and_a_claimed_one_only_when_none_is_left(context):
     _load(context, orders=[order_record(1, lines=(("HKS0401A3U", 3),))])
     tag_pending(context)
     with context.session_factory() as s:
@@ -128,6 +128,20 @@ def test_refund_skips_a_unit_with_a_recorded_claim(context):
     tags = _tags(context)
     assert [tags[("1000001", "HKS0401A3U", i)].reasons for i in (1, 2, 3)] == [[], ["refunded"], []]
     assert tags[("1000001", "HKS0401A3U", 3)].benefit_status == "exchange_used"
+    # Refunding every unit takes the claimed one too; its claim stays on record.
+    _load(
+        context,
+        orders=[
+            order_record(
+                1, lines=(("HKS0401A3U", 3),), refunded={"HKS0401A3U": 3}, updated_at=_at("2026-06-01")
+            )
+        ],
+    )
+    tag_pending(context)
+    tags = _tags(context)
+    assert all(tags[("1000001", "HKS0401A3U", i)].reasons == ["refunded"] for i in (1, 2, 3))
+    with context.session_factory() as s:
+        assert s.execute(select(func.count()).select_from(Claim)).scalar_one() == 1
 
 
 def test_cancelled_test_and_pending_orders_are_not_valid_purchases(context):

@@ -263,13 +263,14 @@ def test_a_registration_from_the_regions_is_accepted(country, code):
     [
         ([1, 2, 3], 1, [], {3}),  # quantity 3 with one refunded: the highest unit
         ([1, 2, 3], 2, [], {2, 3}),
-        ([1, 2, 3], 1, [3], {2}),  # never a unit with a recorded claim
-        ([1, 2, 3], 3, [2], {1, 3}),  # more than the unclaimed units: the claimed one stays
+        ([1, 2, 3], 1, [3], {2}),  # unclaimed units before claimed ones
+        ([1, 2, 3], 3, [2], {1, 2, 3}),  # only the claimed unit left: it is taken too
+        ([1, 2, 3], 2, [2, 3], {1, 3}),  # then the highest claimed one
         ([1, 2, 3], 0, [], set()),  # a refund of money alone takes none
         ([1, 2], 5, [], {1, 2}),
         ([], 1, [], set()),
         ([1, 3], 1, [], {3}),  # ordinals need not be contiguous (a removed unit)
     ],
 )
-def test_refunds_take_the_highest_unclaimed_units(ordinals, qty, claimed, refunded):
+def test_refunds_take_the_highest_unclaimed_units_then_claimed_ones(ordinals, qty, claimed, refunded):
     assert allocate_refunds(ordinals, qty, claimed) == frozenset(refunded)

@@ -109,6 +109,7 @@ def test_an_unclassified_sku_is_never_silently_in_scope():
         ({"refunded": True}, "refunded"),
         ({"removed": True}, "refunded"),  # an order edit took the unit away
         ({"payment_pending": True}, "payment_pending"),
+        ({"replacement": True}, "replacement_order"),  # a free replacement: no windows of its own
     ],
 )
 def test_invalid_purchases_have_a_reason_and_no_windows(flags, reason):
@@ -128,6 +129,7 @@ def test_every_reason_is_reported_in_the_closed_list_order():
             test=True,
             refunded=True,
             payment_pending=True,
+            replacement=True,
         ),
         VIP,
     )

@@ -38,6 +38,7 @@ unit_facts = st.builds(
     refunded=st.booleans(),
     member=members,
     claim=st.none() | st.builds(ClaimFacts, st.sampled_from(["exchange", "trade_in"]), dates),
+    replacement=st.booleans(),
 )
 
 

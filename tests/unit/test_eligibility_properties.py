@@ -110,13 +110,16 @@ def test_retagging_unchanged_facts_changes_nothing(facts, policy):
 
 
 @given(st.lists(st.integers(1, 50), unique=True, max_size=12), st.integers(0, 15), st.data())
-def test_refunds_take_highest_unclaimed_units(ordinals, qty, data):
+def test_refunds_take_highest_unclaimed_units_then_claimed_ones(ordinals, qty, data):
     claimed = data.draw(st.lists(st.sampled_from(ordinals), unique=True) if ordinals else st.just([]))
     taken = allocate_refunds(ordinals, qty, claimed)
     free = sorted(set(ordinals) - set(claimed), reverse=True)
-    assert not taken & set(claimed)
-    assert len(taken) == min(qty, len(free))
-    assert sorted(taken, reverse=True) == free[: len(taken)]
+    held = sorted(set(claimed), reverse=True)
+    assert len(taken) == min(qty, len(ordinals))
+    assert sorted(taken - set(claimed), reverse=True) == free[: len(taken - set(claimed))]
+    if taken & set(claimed):  # a claimed unit only once every unclaimed one is taken
+        assert set(free) <= taken
+        assert sorted(taken & set(claimed), reverse=True) == held[: len(taken & set(claimed))]
 
 
 @given(dates, st.integers(-120, 120))

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from vipsync.bootstrap import get_context
 from vipsync.cli.progress import console, err_console, open_with_progress
-from vipsync.connectors.records import MemberRecord, OrderRecord, Rejected
+from vipsync.connectors.records import MemberRecord, OrderFact, OrderRecord, Rejected
 from vipsync.errors import ConfigError
 
 __all__ = ["READERS", "print_summary", "print_sync_result", "register", "run_import", "sync_targets"]
@@ -28,7 +28,11 @@ READERS: dict[str, tuple[str, str | None]] = {
     "members": ("vipsync.connectors.files.members:read_members_csv", None),
     # Orders API records rejected during a sync: replayed by the same Amazon module.
     "amazon-api": ("vipsync.connectors.amazon.flatfile:read_all_orders_report", "amazon"),
+    # Facts after the sale: the returns report, and refund events rejected during a sync.
+    "amazon-returns": ("vipsync.connectors.amazon.finances:read_returns_report", "amazon"),
+    "amazon-finances": ("vipsync.connectors.amazon.finances:read_returns_report", "amazon"),
 }
+FACT_KINDS = frozenset({"amazon-returns", "amazon-finances"})
 
 
 def _load(spec: str) -> Callable:
@@ -84,7 +88,7 @@ def print_sync_result(result, *, kind: str, errors_source: str) -> None:
 
 def run_import(kind: str, path: Path, store_key: str | None) -> dict[str, int]:
     """Stream ``path`` through the reader of ``kind`` into the store; print the counts."""
-    from vipsync.workers.imports import import_records
+    from vipsync.workers.imports import import_facts, import_records
 
     ctx = get_context()
     spec, store_kind = READERS[kind]
@@ -103,7 +107,8 @@ def run_import(kind: str, path: Path, store_key: str | None) -> dict[str, int]:
     try:
         with open_with_progress(path, f"importing {path.name}") as fh:
             items = reader(fh) if store is None else reader(fh, store)
-            summary = import_records(
+            write = import_facts if kind in FACT_KINDS else import_records
+            summary = write(
                 ctx.session_factory,
                 items,
                 kind=kind,
@@ -184,6 +189,16 @@ def register(groups) -> None:
         """Import Amazon's All Orders flat-file report (by order date or by last update)."""
         run_import("amazon-report", file, store)
 
+    @imports.command("amazon-returns")
+    def import_amazon_returns(
+        file: Path = typer.Argument(
+            ..., help="Tab-separated returns report (GET_FLAT_FILE_RETURNS_DATA_BY_RETURN_DATE)."
+        ),
+        store: str = typer.Option(..., "--store", help="Key of the Amazon account in the stores file."),
+    ) -> None:
+        """Import Amazon's returns report: rows that record a refund take units (POLICY.md)."""
+        run_import("amazon-returns", file, store)
+
     @members.command("import")
     def members_import(
         file: Path = typer.Argument(..., help="CSV: email,registered_at[,country,exited_at]"),
@@ -249,7 +264,12 @@ def register(groups) -> None:
                 still += 1
                 continue
             try:  # the one writer's batch path: the record alone, in its own transaction
-                write_batch(ctx.session_factory, [item])
+                if isinstance(item, OrderFact):  # a fact after the sale: kept once, by its key
+                    with ctx.session_factory() as session:
+                        Repository(session).record_facts([item])
+                        session.commit()
+                else:
+                    write_batch(ctx.session_factory, [item])
             except Exception as exc:
                 if is_unavailable(exc):
                     raise

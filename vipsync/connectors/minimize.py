@@ -295,6 +295,24 @@ _AMAZON = (
         "is-business-order",
         "price-designation",
         "number-of-items",
+        # Finances API v0 refund events (connectors/amazon/finances.py)
+        "refund_event",
+        "SellerOrderId",
+        "MarketplaceName",
+        "PostedDate",
+        "ShipmentItemAdjustmentList",
+        "OrderAdjustmentItemId",
+        "ItemChargeAdjustmentList",
+        "ChargeType",
+        "ChargeAmount",
+        "CurrencyAmount",
+        # returns report rows, by our column names (connectors/amazon/finances.py)
+        "row",
+        "order_id",
+        "date",
+        "refunded",
+        "rma",
+        "status",
     }
 )
 _MEMBERS_ROW = frozenset(

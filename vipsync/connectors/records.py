@@ -21,7 +21,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 __all__ = [
+    "FactKind",
     "MemberRecord",
+    "OrderFact",
     "OrderLine",
     "OrderRecord",
     "Rejected",
@@ -200,6 +202,39 @@ class OrderRecord:
                 counts[line.sku] = counts.get(line.sku, 0) + 1
                 keys.append((line.sku, counts[line.sku]))
         return keys
+
+
+FactKind = Literal["refund", "return", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFact:
+    """Something that happened to an order after the sale, as its source reported it: an
+    Amazon refund event's line (``refund``), a returns-report row (``return``), a deletion
+    at the source (``deleted``). Facts are kept apart from the order (they may arrive before
+    it) and keyed by ``fact_key``, the source's own identity of the fact, so reading the
+    same fact again changes nothing. ``quantity`` is the refunded (or returned) quantity of
+    the line ``line_key`` (Amazon's OrderItemId); ``principal`` the item price refunded for
+    it and ``amount`` everything refunded (price, tax, shipping), both positive, in
+    ``currency``; a refund that does not cover the price of its quantity is money alone."""
+
+    source: Source
+    store_key: str
+    order_external_id: str
+    kind: FactKind
+    fact_key: str
+    posted_at: datetime
+    line_key: str | None = None
+    sku: str | None = None
+    quantity: int = 0
+    principal: Decimal | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.posted_at.tzinfo is None or self.posted_at.utcoffset() is None:
+            raise ValueError("OrderFact.posted_at must be timezone-aware")
 
 
 @dataclass(frozen=True, slots=True)

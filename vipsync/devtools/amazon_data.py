@@ -135,6 +135,7 @@ class FakeOrder:
     postal_code: str
     fulfillment: str = "AFN"
     items: list[FakeItem] = field(default_factory=list)
+    replaced_order_id: str | None = None  # set: a free replacement of that order (total 0)
 
     @property
     def marketplace_id(self) -> str:
@@ -256,6 +257,8 @@ def order_v0(order: FakeOrder) -> dict:
     carries only city, state, postal code and country)."""
     shipped, unshipped = _item_counts(order)
     total = sum((i.unit_price * i.quantity for i in order.items), Decimal(0))
+    if order.replaced_order_id:
+        total = Decimal(0)
     body: dict = {
         "AmazonOrderId": order.order_id,
         "PurchaseDate": _iso(order.purchased_at),
@@ -268,7 +271,7 @@ def order_v0(order: FakeOrder) -> dict:
         "NumberOfItemsUnshipped": unshipped,
         "PaymentMethod": "Other",
         "PaymentMethodDetails": ["Standard"],
-        "IsReplacementOrder": False,
+        "IsReplacementOrder": bool(order.replaced_order_id),
         "MarketplaceId": order.marketplace_id,
         "ShipmentServiceLevelCategory": "Standard",
         "OrderType": "StandardOrder",
@@ -281,6 +284,8 @@ def order_v0(order: FakeOrder) -> dict:
         "IsISPU": False,
         "IsAccessPointOrder": False,
     }
+    if order.replaced_order_id:
+        body["ReplacedOrderId"] = order.replaced_order_id
     if order.status != "Pending":
         body["OrderTotal"] = {"CurrencyCode": order.currency, "Amount": _money(total, order.currency)}
         body["ShippingAddress"] = {

@@ -1,6 +1,10 @@
 """A fake SP-API on 127.0.0.1: LWA, Orders API v0, Reports API 2021-06-30, documents.
 
-Used by the demo, the integration tests and the benchmarks. It enforces the documented
+Used by the demo, the integration tests and the benchmarks. The Finances API v0's
+``listFinancialEvents`` serves refund events (``RefundEventList`` of ``ShipmentEvent``s, as
+the model defines them) added with :meth:`SpApiSimulator.refund`; an event becomes visible
+only ``finance_delay_s`` after it was posted (Amazon: events of the last 48 hours may be
+missing), so a client that does not overlap its windows misses it. It enforces the documented
 rate and burst of every operation with a token bucket (scaled by ``rate_scale`` so tests
 need not wait a minute per getOrders call) and counts every request beyond them as a
 *violation*: a well-behaved client causes none. It checks SP-API's own rules (the
@@ -31,6 +35,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -60,6 +65,7 @@ SERVER_PLANS: dict[str, tuple[float, int]] = {
     "createReport": (0.0167, 15),
     "getReport": (2.0, 15),
     "getReportDocument": (0.0167, 15),
+    "listFinancialEvents": (0.5, 30),
 }
 
 
@@ -121,6 +127,7 @@ class SpApiSimulator:
         token_ttl_s: float = 3600.0,
         report_polls_until_done: int = 2,
         gzip_documents: bool = True,
+        finance_delay_s: float = 0.0,
     ) -> None:
         self.clock = clock or _WallClock()
         self.rate_scale = rate_scale
@@ -136,6 +143,8 @@ class SpApiSimulator:
         self.rule_violations: list[str] = []
         self.faults_served: Counter[str] = Counter()
         self.reports: dict[str, dict] = {}
+        self.finance_delay_s = finance_delay_s
+        self.refund_events: list[dict] = []  # ShipmentEvent bodies, each with its posted time
         self.documents: dict[str, bytes] = {}
         self.base_url = "http://fake-spapi.local"
         self.lock = threading.RLock()
@@ -162,6 +171,58 @@ class SpApiSimulator:
             order = self.orders[order_id].touched(self.clock.now().replace(microsecond=0), **changes)
             self.orders[order_id] = order
             return order
+
+    def refund(
+        self,
+        order_id: str,
+        quantities: dict[str, int] | None = None,
+        *,
+        posted_at: datetime | None = None,
+        principal: dict[str, Decimal] | None = None,
+    ) -> dict:
+        """Post a refund event for ``order_id``: ``quantities`` per OrderItemId (default:
+        every item in full); ``principal`` per OrderItemId overrides the refunded price
+        (default: the item's price times the quantity)."""
+        with self.lock:
+            order = self.orders[order_id]
+            posted = (posted_at or self.clock.now()).astimezone(UTC).replace(microsecond=0)
+            wanted = quantities or {i.item_id: i.quantity for i in order.items}
+            items = []
+            for item in order.items:
+                if item.item_id not in wanted:
+                    continue
+                qty = wanted[item.item_id]
+                amount = (principal or {}).get(item.item_id, item.unit_price * qty)
+                items.append(
+                    {
+                        "SellerSKU": item.sku,
+                        "OrderItemId": item.item_id,
+                        "OrderAdjustmentItemId": f"{len(self.refund_events) + 1}{item.item_id[-6:]}",
+                        "QuantityShipped": qty,
+                        "ItemChargeAdjustmentList": [
+                            {
+                                "ChargeType": "Principal",
+                                "ChargeAmount": {
+                                    "CurrencyCode": order.currency,
+                                    "CurrencyAmount": float(-amount),
+                                },
+                            },
+                            {
+                                "ChargeType": "Tax",
+                                "ChargeAmount": {"CurrencyCode": order.currency, "CurrencyAmount": 0.0},
+                            },
+                        ],
+                    }
+                )
+            event = {
+                "AmazonOrderId": order_id,
+                "SellerOrderId": order_id,
+                "MarketplaceName": order.sales_channel,
+                "PostedDate": posted.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "ShipmentItemAdjustmentList": items,
+            }
+            self.refund_events.append(event)
+            return event
 
     @property
     def total_violations(self) -> int:
@@ -212,6 +273,8 @@ class SpApiSimulator:
                 return "getOrderItems", [parts[3]]
             if len(parts) == 5 and parts[4] == "address":
                 return "getOrderAddress", [parts[3]]
+        if parts == ["finances", "v0", "financialEvents"] and method == "GET":
+            return "listFinancialEvents", []
         if parts[:2] == ["reports", "2021-06-30"]:
             if parts[2:] == ["reports"] and method == "POST":
                 return "createReport", []
@@ -385,6 +448,59 @@ class SpApiSimulator:
         if offset + size < len(matching):
             payload["NextToken"] = self._encode_token(offset + size, query_key)
         return self._json(200, {"payload": payload}, "getOrders")
+
+    def _op_listFinancialEvents(self, args, query, body):
+        op = "listFinancialEvents"
+        q = {k: v[0] for k, v in query.items()}
+        now = self.clock.now()
+        if "PostedAfter" not in q:
+            return self._json(400, _err("InvalidInput", "PostedAfter is required in this fake"), op)
+        lo = _parse_ts(q["PostedAfter"])
+        hi = _parse_ts(q["PostedBefore"]) if "PostedBefore" in q else now - timedelta(minutes=2)
+        if hi > now - timedelta(minutes=2):
+            self.rule_violations.append("PostedBefore less than 2 minutes before the request")
+            return self._json(
+                400,
+                _err("InvalidInput", "PostedBefore must be at least 2 minutes before the request time"),
+                op,
+            )
+        if lo >= hi:
+            return self._json(400, _err("InvalidInput", "PostedAfter must be before PostedBefore"), op)
+        size = int(q.get("MaxResultsPerPage", "100"))
+        if not 1 <= size <= 100:
+            self.rule_violations.append("MaxResultsPerPage outside 1..100")
+            return self._json(400, _err("InvalidInput", "MaxResultsPerPage must be 1 to 100"), op)
+        key_src = "|".join(f"{k}={q[k]}" for k in sorted(q) if k != "NextToken")
+        query_key = hashlib.sha1(key_src.encode()).hexdigest()[:12]
+        offset = 0
+        if "NextToken" in q:
+            decoded = self._decode_token(q["NextToken"], query_key)
+            if decoded is None:
+                return self._json(
+                    400, _err("InvalidInput", "Invalid Input", "NextToken could not be decoded"), op
+                )
+            offset = decoded
+        visible_until = now - timedelta(seconds=self.finance_delay_s)
+        matching = sorted(
+            (
+                e
+                for e in self.refund_events
+                if lo <= _parse_ts(e["PostedDate"]) < hi and _parse_ts(e["PostedDate"]) <= visible_until
+            ),
+            key=lambda e: (e["PostedDate"], e["AmazonOrderId"]),
+        )
+        page = matching[offset : offset + size]
+        payload: dict[str, Any] = {
+            "FinancialEvents": {
+                "ShipmentEventList": [],
+                "RefundEventList": page,
+                "GuaranteeClaimEventList": [],
+                "ChargebackEventList": [],
+            }
+        }
+        if offset + size < len(matching):
+            payload["NextToken"] = self._encode_token(offset + size, query_key)
+        return self._json(200, {"payload": payload}, op)
 
     def _order_or_404(self, order_id: str, op: str):
         order = self.orders.get(order_id)

@@ -38,6 +38,7 @@ REASONS = (
     "test_order",
     "refunded",
     "payment_pending",
+    "replacement_order",
 )
 
 BENEFIT_STATUSES = (
@@ -93,6 +94,7 @@ class UnitFacts:
     removed: bool = False
     member: MemberFacts | None = None
     claim: ClaimFacts | None = None
+    replacement: bool = False  # a free replacement order: not a purchase, no windows of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,8 @@ def evaluate(facts: UnitFacts, policy: Policy) -> Verdict:
         invalid.append("refunded")
     if facts.payment_pending:
         invalid.append("payment_pending")
+    if facts.replacement:
+        invalid.append("replacement_order")
     reasons.extend(invalid)
     reasons.sort(key=REASONS.index)
 

@@ -80,6 +80,7 @@ class Judge:
             facts.refunded,
             facts.removed,
             facts.claim,
+            facts.replacement,
         )
         entry = self._verdicts.get(key)
         if entry is None:
@@ -153,4 +154,5 @@ def _with_member_facts(facts: UnitFacts, member: MemberFacts | None) -> UnitFact
         facts.removed,
         None if member is None else MemberFacts(0, member.registered_on, member.exited_on),
         facts.claim,
+        facts.replacement,
     )

@@ -41,6 +41,7 @@ __all__ = [
     "ImportRun",
     "Member",
     "Order",
+    "OrderFactRow",
     "OrderLineRow",
     "OrderMemberLink",
     "PolicyDecision",
@@ -141,6 +142,11 @@ class Order(Base):
     country_source: Mapped[str] = mapped_column(String(16))
     shipping_postal_code: Mapped[str | None] = mapped_column(String(32))
     discount_codes: Mapped[Any] = mapped_column(JSONType)
+    # A free replacement (POLICY.md replacement_order) and the order it replaces, if known.
+    is_replacement: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    replaced_order_id: Mapped[str | None] = mapped_column(String(64))
+    # What ops must look at on this order (e.g. "replacement_with_total"); a JSON list or null.
+    ops_flags: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -160,6 +166,34 @@ class OrderLineRow(Base):
     refunded_quantity: Mapped[int] = mapped_column(Integer, server_default="0")
     unit_price: Mapped[Decimal | None] = mapped_column(Money)
     discount: Mapped[Decimal | None] = mapped_column(Money)
+
+
+class OrderFactRow(Base):
+    """A fact after the sale (refund, return, deletion), kept whether or not its order is
+    stored yet: tagging reads the facts of each order by store and order id, so the order of
+    arrival never changes a verdict. One row per source fact (``fact_key``)."""
+
+    __tablename__ = "order_facts"
+    __table_args__ = (
+        UniqueConstraint("store_key", "kind", "fact_key"),
+        Index("ix_order_facts_order", "store_key", "order_external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    store_key: Mapped[str] = mapped_column(String(64))
+    order_external_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # refund | return | deleted
+    fact_key: Mapped[str] = mapped_column(String(200))
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    line_key: Mapped[str | None] = mapped_column(String(128))
+    sku: Mapped[str | None] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer, server_default="0")
+    principal: Mapped[Decimal | None] = mapped_column(Money)  # the item price refunded
+    amount: Mapped[Decimal | None] = mapped_column(Money)  # everything refunded (tax, shipping...)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    raw: Mapped[Any] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Unit(Base):

@@ -10,7 +10,7 @@ module: the member is its pseudonymous id.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,7 +18,16 @@ from typing import Any
 from sqlalchemy import and_, case, false, func, literal, or_, select, text, true
 from sqlalchemy.orm import Session, aliased
 
-from vipsync.store.models import Claim, Member, Order, OrderLineRow, OrderMemberLink, Unit, UnitTag
+from vipsync.store.models import (
+    Claim,
+    Member,
+    Order,
+    OrderFactRow,
+    OrderLineRow,
+    OrderMemberLink,
+    Unit,
+    UnitTag,
+)
 from vipsync.store.sql import in_values
 
 __all__ = [
@@ -28,6 +37,8 @@ __all__ = [
     "RefundFacts",
     "UnitSelection",
     "iter_units",
+    "order_fact_rows",
+    "order_line_rows",
     "refund_facts",
     "unclassified_skus",
     "unit_fact_rows",
@@ -62,6 +73,58 @@ STATUS_FIELDS = (
     "extended_warranty_status",
     "trade_in_status",
 )
+
+
+def order_fact_rows(
+    session: Session, orders: Iterable[tuple[int, str, str]], *, pg: bool = False
+) -> dict[int, list[Any]]:
+    """The facts after the sale of some orders, given as (order id, store key, external
+    id): order id -> rows (kind, line_key, sku, quantity, principal, amount). Facts are
+    matched by store and external id, so a fact recorded before its order counts too."""
+    wanted: dict[tuple[str, str], int] = {(store, ext): oid for oid, store, ext in orders}
+    out: dict[int, list[Any]] = {}
+    by_store: dict[str, list[str]] = {}
+    for store, ext in wanted:
+        by_store.setdefault(store, []).append(ext)
+    for store, exts in by_store.items():
+        for i in range(0, len(exts), 5000):
+            for row in session.execute(
+                select(
+                    OrderFactRow.order_external_id,
+                    OrderFactRow.kind,
+                    OrderFactRow.line_key,
+                    OrderFactRow.sku,
+                    OrderFactRow.quantity,
+                    OrderFactRow.principal,
+                    OrderFactRow.amount,
+                )
+                .where(
+                    OrderFactRow.store_key == store,
+                    in_values(OrderFactRow.order_external_id, exts[i : i + 5000], pg=pg),
+                )
+                .order_by(OrderFactRow.id)
+            ):
+                out.setdefault(wanted[(store, row.order_external_id)], []).append(row)
+    return out
+
+
+def order_line_rows(session: Session, order_ids: Sequence[int], *, pg: bool = False) -> dict[int, list[Any]]:
+    """order id -> its lines (line_key, sku, quantity, unit_price)."""
+    out: dict[int, list[Any]] = {}
+    for i in range(0, len(order_ids), 5000):
+        for row in session.execute(
+            select(
+                OrderLineRow.order_id,
+                OrderLineRow.line_key,
+                OrderLineRow.sku,
+                OrderLineRow.quantity,
+                OrderLineRow.unit_price,
+            )
+            .where(in_values(OrderLineRow.order_id, order_ids[i : i + 5000], pg=pg))
+            .order_by(OrderLineRow.id)
+        ):
+            out.setdefault(row.order_id, []).append(row)
+    return out
 
 
 def _iso(value: date | None) -> str | None:
@@ -250,6 +313,9 @@ UNIT_FACT_COLUMNS = (
     "claim_kind",
     "claimed_on",
     "facts_hash",
+    "order_external_id",
+    "total_amount",
+    "is_replacement",
 )
 
 
@@ -309,6 +375,9 @@ def unit_fact_rows(
             Claim.kind.label("claim_kind"),
             Claim.claimed_on,
             UnitTag.facts_hash,
+            Order.external_id.label("order_external_id"),
+            Order.total_amount,
+            Order.is_replacement,
         )
         .join(Order, Order.id == Unit.order_id)
         .outerjoin(UnitTag, UnitTag.unit_id == Unit.id)
@@ -337,9 +406,13 @@ class RefundFacts:
     claimed: set[int]
 
 
-def refund_facts(session: Session, order_ids: Sequence[int]) -> RefundFacts:
+def refund_facts(
+    session: Session, order_ids: Sequence[int], extra: dict[tuple[int, str], int] | None = None
+) -> RefundFacts:
     """Refund facts of the orders among ``order_ids`` that have refunded lines (two small
-    queries, none when no line is refunded)."""
+    queries, none when no line is refunded). ``extra`` adds refunded quantities known from
+    elsewhere (facts after the sale: Amazon refund events); per (order, SKU) the larger
+    count stands, never the sum."""
     pg = session.get_bind().dialect.name == "postgresql"
     refunded: dict[tuple[int, str], int] = {}
     for oid, sku, qty in session.execute(
@@ -348,6 +421,9 @@ def refund_facts(session: Session, order_ids: Sequence[int]) -> RefundFacts:
         .group_by(OrderLineRow.order_id, OrderLineRow.sku)
     ):
         refunded[(oid, sku)] = int(qty)
+    for key, qty in (extra or {}).items():
+        if qty > 0:
+            refunded[key] = max(refunded.get(key, 0), qty)
     pools: dict[tuple[int, str], list[tuple[int, int]]] = {}
     claimed: set[int] = set()
     if refunded:

@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from vipsync.connectors.minimize import minimize
-from vipsync.connectors.records import MemberRecord, OrderRecord, canonical_json, payload_sha256
+from vipsync.connectors.records import MemberRecord, OrderFact, OrderRecord, canonical_json, payload_sha256
 from vipsync.errors import ConfigError, RecordError
 from vipsync.privacy import Digester
 from vipsync.store.models import (
@@ -42,6 +42,7 @@ from vipsync.store.models import (
     ImportRun,
     Member,
     Order,
+    OrderFactRow,
     OrderLineRow,
     OrderMemberLink,
     Product,
@@ -52,7 +53,7 @@ from vipsync.store.models import (
 )
 from vipsync.store.sql import in_values
 
-__all__ = ["Repository", "UpsertCounts", "utcnow"]
+__all__ = ["FactCounts", "Repository", "UpsertCounts", "utcnow"]
 
 CHUNK = 500
 
@@ -84,6 +85,15 @@ class UpsertCounts:
     @property
     def total(self) -> int:
         return self.inserted + self.updated + self.unchanged + self.stale
+
+
+@dataclass
+class FactCounts:
+    """What recording a batch of facts did: new facts, facts already kept, units flagged."""
+
+    inserted: int = 0
+    existing: int = 0
+    units_flagged: int = 0
 
 
 def _insert_ignore(session: Session, table, rows: list[dict], index_elements: list[str]) -> None:
@@ -383,6 +393,9 @@ class Repository:
             "country_source": rec.country_source,
             "shipping_postal_code": rec.shipping_postal_code,
             "discount_codes": list(rec.discount_codes),
+            "is_replacement": rec.is_replacement,
+            "replaced_order_id": rec.replaced_order_id,
+            "ops_flags": list(rec.ops_flags) or None,
             "content_hash": digest,
             "raw_payload_id": raw_ids.get((rec.store_key, rec.raw_kind, rec.external_id)),
             "updated_at": now,
@@ -547,6 +560,72 @@ class Repository:
             assert isinstance(res, CursorResult)
             total += res.rowcount or 0
         return total
+
+    # ------------------------------------------------------------------ facts after the sale
+    def record_facts(self, facts: Iterable[OrderFact]) -> FactCounts:
+        """Keep each fact once (by store, kind and the source's fact key) and flag the units
+        of the orders they concern for re-tagging. A fact for an order not stored yet is kept
+        as it is: the order's units are new when it arrives, and tagging reads its facts."""
+        counts = FactCounts()
+        now = self.now()
+        by_key: dict[tuple[str, str, str], OrderFact] = {}
+        for fact in facts:
+            by_key.setdefault((fact.store_key, fact.kind, fact.fact_key), fact)
+        batch = list(by_key.values())
+        table = table_of(OrderFactRow)
+        for chunk in _chunks(batch):
+            known: set[tuple[str, str, str]] = set()
+            for store_key in {f.store_key for f in chunk}:
+                keys = [f.fact_key for f in chunk if f.store_key == store_key]
+                known.update(
+                    (r.store_key, r.kind, r.fact_key)
+                    for r in self.session.execute(
+                        select(OrderFactRow.store_key, OrderFactRow.kind, OrderFactRow.fact_key).where(
+                            OrderFactRow.store_key == store_key,
+                            in_values(OrderFactRow.fact_key, keys, pg=self.pg),
+                        )
+                    )
+                )
+            fresh = [f for f in chunk if (f.store_key, f.kind, f.fact_key) not in known]
+            counts.existing += len(chunk) - len(fresh)
+            rows = [
+                {
+                    "source": f.source,
+                    "store_key": f.store_key,
+                    "order_external_id": f.order_external_id,
+                    "kind": f.kind,
+                    "fact_key": f.fact_key,
+                    "posted_at": f.posted_at,
+                    "line_key": f.line_key,
+                    "sku": f.sku,
+                    "quantity": f.quantity,
+                    "principal": f.principal,
+                    "amount": f.amount,
+                    "currency": f.currency,
+                    "raw": f.raw,
+                    "created_at": now,
+                }
+                for f in fresh
+            ]
+            _insert_ignore(self.session, table, rows, ["store_key", "kind", "fact_key"])
+            counts.inserted += len(rows)
+            orders: dict[str, set[str]] = {}
+            for f in fresh:
+                orders.setdefault(f.store_key, set()).add(f.order_external_id)
+            for store_key, ids in orders.items():
+                res = self.session.execute(
+                    update(Unit)
+                    .where(
+                        Unit.store_key == store_key,
+                        in_values(Unit.order_external_id, sorted(ids), pg=self.pg),
+                        Unit.needs_tag.is_(False),
+                    )
+                    .values(needs_tag=True, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                assert isinstance(res, CursorResult)
+                counts.units_flagged += res.rowcount or 0
+        return counts
 
     # ------------------------------------------------------------------ runs and errors
     def start_run(self, kind: str, *, store_key: str | None, source_name: str = "") -> int:

@@ -12,6 +12,11 @@
   (default: two years back, as far as Amazon keeps orders), each streamed into the store;
   a ``orders_backfill`` bookmark lets a failed backfill resume at its next window. Then the
   incremental sync runs from where the backfill ended.
+- Refunds: every run (incremental and backfill) then reads the Finances API's refund events
+  posted since the ``refunds`` bookmark minus 48 hours (Amazon: events of the last 48 hours
+  may be missing; re-read events are already-known facts), up to the same end as the
+  orders; the bookmark moves only after every page of a slice is committed. A first run
+  reads as far back as the orders do (the backfill's start, or the last 7 days).
 - The pacing buckets are saved with the bookmark so the next run does not assume a full
   burst the server has not given back.
 - Rejected records go to the import-error table (``amazon-api`` for Orders API payloads,
@@ -28,6 +33,7 @@ from typing import Any
 from sqlalchemy import select
 
 from vipsync.connectors.amazon.client import SpApiClient
+from vipsync.connectors.amazon.finances import OVERLAP, iter_refund_pages
 from vipsync.connectors.amazon.sync import (
     KnownOrder,
     iter_order_pages,
@@ -36,7 +42,7 @@ from vipsync.connectors.amazon.sync import (
     run_report,
     safe_until,
 )
-from vipsync.connectors.records import OrderLine, OrderRecord, Rejected
+from vipsync.connectors.records import OrderFact, OrderLine, OrderRecord, Rejected
 from vipsync.downloads import workspace
 from vipsync.errors import PermanentSourceError
 from vipsync.store.models import Order, OrderLineRow
@@ -57,6 +63,7 @@ log = logging.getLogger(__name__)
 
 STREAM = "orders"
 BACKFILL_STREAM = "orders_backfill"
+REFUNDS_STREAM = "refunds"
 DEFAULT_FIRST_SYNC_DAYS = 7
 HISTORY_DAYS = 730  # the Orders API and order reports reach back about two years
 SLICE_DAYS = 30
@@ -218,6 +225,16 @@ def sync_account(
             slice_start = slice_end
         if result.cursor is None:
             result.cursor = value or (after.isoformat() if after else None)
+        _sync_refunds(
+            ctx,
+            client,
+            account,
+            first_start=_parse_since(since)
+            or (until - timedelta(days=HISTORY_DAYS if backfill else DEFAULT_FIRST_SYNC_DAYS)),
+            until=until,
+            result=result,
+            progress=progress,
+        )
     except BaseException:
         _keep_pacing(ctx, store_key, client)
         raise
@@ -228,6 +245,46 @@ def sync_account(
             client.close()
     log.info("amazon sync finished", extra={k: v for k, v in result.as_dict().items() if k != "cursor"})
     return result
+
+
+def _sync_refunds(
+    ctx, client: SpApiClient, account, *, first_start: datetime, until: datetime, result: SyncResult, progress
+) -> None:
+    """Refund events posted since the ``refunds`` bookmark (minus the 48-hour overlap) up to
+    ``until``, in slices; each page is committed before the next, the bookmark after its slice."""
+    store_key = account.key
+    value, _ = _get_cursor(ctx, store_key, REFUNDS_STREAM)
+    done = _parse_since(value)
+    start = (done - OVERLAP) if done is not None else first_start
+    while start < until:
+        end = min(until, start + timedelta(days=SLICE_DAYS))
+        for page in iter_refund_pages(client, account, posted_after=start, posted_before=end):
+            _write_facts(ctx, page.facts, store_key=store_key, result=result)
+            _emit(progress, "refunds", page=page.number, until=end, after=start)
+        _set_cursor(ctx, store_key, REFUNDS_STREAM, end.isoformat(), {})
+        start = end
+
+
+def _write_facts(ctx, items: list[OrderFact | Rejected], *, store_key: str, result: SyncResult) -> None:
+    """One page of facts in one transaction, its rejects beside them (for ops to replay)."""
+    facts = [f for f in items if isinstance(f, OrderFact)]
+    rejects = [r for r in items if isinstance(r, Rejected)]
+    with ctx.session_factory() as session:
+        repo = Repository(session)
+        counts = repo.record_facts(facts)
+        for rej in rejects:
+            repo.record_error(
+                source="amazon-finances",
+                store_key=store_key,
+                record_id=rej.record_id,
+                field=rej.field,
+                message=rej.message,
+                raw=rej.raw if rej.raw is not None else "",
+            )
+        session.commit()
+    result.facts_inserted += counts.inserted
+    result.facts_known += counts.existing
+    result.rejected += len(rejects)
 
 
 def _keep_pacing(ctx, store_key: str, client: SpApiClient) -> None:

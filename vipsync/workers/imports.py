@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from vipsync.connectors.records import MemberRecord, OrderRecord, Rejected
+from vipsync.connectors.records import MemberRecord, OrderFact, OrderRecord, Rejected
 from vipsync.store.repository import Repository, UpsertCounts
 from vipsync.store.writer import write_page
 
-__all__ = ["ImportSummary", "import_records"]
+__all__ = ["ImportSummary", "import_facts", "import_records"]
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +97,58 @@ def _finish(factory, run_id: int, summary: ImportSummary, *, status: str) -> Non
             run_id, counts, read=summary.read, rejected=summary.rejected, status=status
         )
         session.commit()
+
+
+def import_facts(
+    factory: sessionmaker[Session],
+    items: Iterable[OrderFact | Rejected],
+    *,
+    kind: str,
+    store_key: str | None,
+    source_name: str = "",
+    batch_size: int = 500,
+) -> ImportSummary:
+    """Write facts after the sale (a returns report...) in batches, each in its own
+    transaction, with its rejects in the import-error table under ``kind``. A fact already
+    kept counts as unchanged; the units of the orders concerned are flagged for tagging."""
+    with factory() as session:
+        run_id = Repository(session).start_run(kind, store_key=store_key, source_name=source_name)
+        session.commit()
+    summary = ImportSummary(run_id=run_id)
+    batch: list[OrderFact | Rejected] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        with factory() as session:
+            repo = Repository(session)
+            counts = repo.record_facts([f for f in batch if isinstance(f, OrderFact)])
+            for rej in (r for r in batch if isinstance(r, Rejected)):
+                repo.record_error(
+                    source=kind,
+                    store_key=store_key,
+                    record_id=rej.record_id,
+                    field=rej.field,
+                    message=rej.message,
+                    raw=rej.raw if rej.raw is not None else "",
+                    run_id=run_id,
+                )
+                summary.rejected += 1
+            session.commit()
+        summary.read += len(batch)
+        summary.inserted += counts.inserted
+        summary.unchanged += counts.existing
+        batch.clear()
+
+    try:
+        for item in items:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+    except BaseException:
+        _finish(factory, run_id, summary, status="failed")
+        raise
+    _finish(factory, run_id, summary, status="done")
+    log.info("facts import finished", extra={"kind": kind, "store": store_key, **summary.as_dict()})
+    return summary

@@ -22,6 +22,8 @@ class SyncResult:
     rejected: int = 0
     rate_limit_wait_s: float = 0.0
     cursor: str | None = None  # the bookmark after the run
+    facts_inserted: int = 0  # facts after the sale (refunds, returns) new to the store
+    facts_known: int = 0  # facts read again (an overlapping window): nothing changed
     changed_order_ids: list[int] = field(default_factory=list, repr=False)
     notes: list[str] = field(default_factory=list)  # plain warnings for ops (e.g. the 60-day limit)
 

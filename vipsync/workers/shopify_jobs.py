@@ -25,10 +25,10 @@ from sqlalchemy import select, update
 
 from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.limits import map_or_reject
-from vipsync.connectors.records import OrderRecord, Rejected
+from vipsync.connectors.records import OrderFact, OrderRecord, Rejected
 from vipsync.connectors.shopify.bulk import iter_bulk_file, refunds_without_lines, run_bulk_query
 from vipsync.connectors.shopify.client import ShopifyClient
-from vipsync.connectors.shopify.mapping import map_graphql_order, map_rest_order
+from vipsync.connectors.shopify.mapping import legacy_id, map_graphql_order, map_rest_order
 from vipsync.connectors.shopify.queries import shopify_time
 from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
@@ -314,10 +314,7 @@ def _process(ctx, delivery_id: int, *, client: ShopifyClient | None = None) -> d
                     changed, error = _write_one(ctx, shop, map_or_reject(map_graphql_order, node, shop))
                     status = "failed" if error else "done"
     elif action == "order_deleted":
-        log.info(
-            "shopify order deleted; kept in the store",
-            extra={"store": shop.key, "order": payload.get("id") if isinstance(payload, dict) else None},
-        )
+        status, error = _order_deleted(ctx, shop, payload)
     elif action == "compliance":
         from vipsync.workers.privacy_jobs import handle_compliance
 
@@ -338,6 +335,31 @@ def _write_one(ctx, shop: ShopifyShop, item: OrderRecord | Rejected) -> tuple[li
             return [], f"{where}: {item.message}"
         return [], f"record {item.external_id}: could not be stored (import error {outcome.error_ids[0]})"
     return outcome.changed_order_ids, None
+
+
+def _order_deleted(ctx, shop: ShopifyShop, payload: Any) -> tuple[str, str | None]:
+    """``orders/delete``: the order stays on record and is judged as cancelled from now on
+    (POLICY.md); kept as a fact, so a deletion that arrives before its order counts too."""
+    order_id = legacy_id(payload.get("id")) if isinstance(payload, dict) else None
+    if not order_id:
+        return "failed", "orders/delete: no order id in the payload"
+    fact = OrderFact(
+        source="shopify",
+        store_key=shop.key,
+        order_external_id=order_id[:64],
+        kind="deleted",
+        fact_key=order_id[:200],
+        posted_at=utcnow(),
+        raw={"topic": "orders/delete", "id": order_id[:64]},
+    )
+    with ctx.session_factory() as session:
+        Repository(session).record_facts([fact])
+        session.commit()
+    log.info(
+        "shopify order deleted; kept in the store, judged cancelled",
+        extra={"store": shop.key, "order": order_id},
+    )
+    return "done", None
 
 
 def _order_id_of(topic: str, payload: Any) -> str | None:

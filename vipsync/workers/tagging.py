@@ -44,11 +44,18 @@ from vipsync.eligibility.engine import ClaimFacts, ClaimKind, MemberFacts, UnitF
 from vipsync.eligibility.judge import Judge, with_member
 from vipsync.eligibility.loader import load_catalog, load_policies
 from vipsync.eligibility.policy import PolicySet
-from vipsync.eligibility.refunds import allocate_refunds
+from vipsync.eligibility.refunds import AfterSale, FactRow, LineRow, after_sale, allocate_refunds
 from vipsync.eligibility.status import unit_statuses
 from vipsync.errors import PolicyError
 from vipsync.store.models import ImportError_, Product, TagRules, Unit, UnitTag, table_of
-from vipsync.store.read_models import UnitSelection, iter_units, refund_facts, unit_fact_rows
+from vipsync.store.read_models import (
+    UnitSelection,
+    iter_units,
+    order_fact_rows,
+    order_line_rows,
+    refund_facts,
+    unit_fact_rows,
+)
 from vipsync.store.repository import Repository
 from vipsync.store.sql import in_values
 
@@ -361,12 +368,17 @@ def _judge(
     """Judge a batch of fact rows (:func:`vipsync.store.read_models.unit_fact_rows`,
     columns in the order of its ``UNIT_FACT_COLUMNS``)."""
     refunded_units: set[int] = set()
-    refunds = refund_facts(session, sorted({r[1] for r in rows}))
+    deleted, fact_refunds = _after_sale_facts(session, rows)
+    refunds = refund_facts(session, sorted({r[1] for r in rows}), fact_refunds)
     for key, pool in refunds.pools.items():
         by_ordinal = {ordinal: uid for uid, ordinal in pool}
         claimed = [ordinal for uid, ordinal in pool if uid in refunds.claimed]
         for ordinal in allocate_refunds(by_ordinal, refunds.refunded[key], claimed):
             refunded_units.add(by_ordinal[ordinal])
+            if by_ordinal[ordinal] in refunds.claimed:  # POLICY.md: the claim stays; ops look at it
+                log.warning(
+                    "a refund takes a unit with a recorded claim", extra={"unit_id": by_ordinal[ordinal]}
+                )
 
     judged: list[_Judged] = []
     errors: list[tuple[int, str | None, str]] = []
@@ -380,7 +392,7 @@ def _judge(
     claims: dict[tuple[str, date], ClaimFacts] = {}
     for (
         uid,
-        _order_id,
+        order_id,
         sku,
         _ordinal,
         removed,
@@ -401,6 +413,9 @@ def _judge(
         claim_kind,
         claimed_on,
         old_digest,
+        _external_id,
+        _total,
+        replacement,
     ) in rows:
         member = None
         if member_id is not None:
@@ -423,13 +438,14 @@ def _judge(
             country,
             categories.get(sku, "unknown") if sku else rules.catalog.classify("", titles.get(uid) or ""),
             store_key in official,
-            cancelled,
+            cancelled or order_id in deleted,
             test,
             payment_pending,
             uid in refunded_units,
             removed,
             member,
             claim,
+            bool(replacement),
         )
         try:
             shared, unit_member_id, digest = judge.judge(facts, store_key=store_key)
@@ -438,6 +454,38 @@ def _judge(
             continue
         judged.append((uid, shared, unit_member_id, digest, old_digest))
     return judged, errors
+
+
+def _after_sale_facts(session: Session, rows: Sequence[Any]) -> tuple[set[int], dict[tuple[int, str], int]]:
+    """The facts after the sale of a batch's orders (refund events, returns, deletions;
+    read by store and order id, so facts that came before their order count): the orders
+    deleted at the source, and the refunded quantity per (order, SKU) they decide."""
+    orders = {r[1]: (r[7], r[22], r[23]) for r in rows}  # order id -> store, external id, total
+    pg = session.get_bind().dialect.name == "postgresql"
+    fact_rows = order_fact_rows(
+        session, [(oid, store, ext) for oid, (store, ext, _) in orders.items()], pg=pg
+    )
+    deleted: set[int] = set()
+    refunded: dict[tuple[int, str], int] = {}
+    if not fact_rows:
+        return deleted, refunded
+    lines_of = order_line_rows(session, sorted(fact_rows), pg=pg)
+    for oid, facts in fact_rows.items():
+        lines = [LineRow(r.line_key, r.sku, r.quantity, r.unit_price) for r in lines_of.get(oid, [])]
+        verdict: AfterSale = after_sale(
+            (FactRow(f.kind, f.line_key, f.sku, f.quantity, f.principal, f.amount) for f in facts),
+            lines,
+            orders[oid][2],
+        )
+        if verdict.deleted:
+            deleted.add(oid)
+        if verdict.whole_order:
+            for line in lines:
+                refunded[(oid, line.sku)] = refunded.get((oid, line.sku), 0) + line.quantity
+        else:
+            for sku, qty in (verdict.refunded_by_sku or {}).items():
+                refunded[(oid, sku)] = qty
+    return deleted, refunded
 
 
 _TAG_COLUMNS = (

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from sp_api.api import Reports
+from sp_api.api.finances.finances_v0 import FinancesV0
 from sp_api.api.orders.orders_v0 import OrdersV0
 from sp_api.auth import AccessTokenClient, AccessTokenResponse
 from sp_api.auth.exceptions import AuthorizationError
@@ -46,7 +47,7 @@ from vipsync.connectors.amazon.pacing import Clock, Pacer, RealClock, backoff_s
 from vipsync.downloads import current_workspace
 from vipsync.errors import PermanentSourceError, RateLimited, TransientSourceError
 
-__all__ = ["DEFAULT_LWA_URL", "REGION_MARKETPLACE", "OrdersPage", "SpApiClient", "iso_z"]
+__all__ = ["DEFAULT_LWA_URL", "REGION_MARKETPLACE", "FinancesPage", "OrdersPage", "SpApiClient", "iso_z"]
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,16 @@ def _host_header_fix(cls: type[Any]) -> type[Any]:
 
 _Orders = _host_header_fix(OrdersV0)
 _Reports = _host_header_fix(Reports)
+_Finances = _host_header_fix(FinancesV0)
+
+
+@dataclass
+class FinancesPage:
+    """One verified listFinancialEvents page: its event lists by name (``RefundEventList``...)."""
+
+    events: dict[str, list]
+    next_token: str | None
+    payload: dict
 
 
 @dataclass
@@ -229,8 +240,12 @@ class SpApiClient:
         self._reports = _Reports(
             market, refresh_token=refresh_token, credentials=credentials, auth_token_client_class=lwa_cls
         )
-        self._reports._auth = self._orders._auth  # one token for both
-        for c in (self._orders, self._reports):
+        self._finances = _Finances(
+            market, refresh_token=refresh_token, credentials=credentials, auth_token_client_class=lwa_cls
+        )
+        self._reports._auth = self._orders._auth  # one token for all
+        self._finances._auth = self._orders._auth
+        for c in (self._orders, self._reports, self._finances):
             c._transport.close()
             c._transport = self._transport
             if endpoint:
@@ -388,6 +403,43 @@ class SpApiClient:
         res = self._call("getOrderAddress", self._orders.get_order_address, order_id)
         payload = res.payload if isinstance(res.payload, dict) else {}
         return payload.get("ShippingAddress")
+
+    # ------------------------------------------------------------------ Finances API v0
+    def list_financial_events_page(
+        self,
+        *,
+        posted_after: datetime,
+        posted_before: datetime,
+        next_token: str | None = None,
+        page_size: int = 100,
+    ) -> FinancesPage:
+        """One listFinancialEvents page of events posted in ``[posted_after, posted_before)``
+        (``PostedBefore`` at least 2 minutes before now, as the API requires). Paging sends
+        the same filters plus ``NextToken``."""
+        limit = self.clock.now().timestamp() - 120
+        if posted_before.timestamp() > limit:
+            raise ValueError("PostedBefore must be at least 2 minutes before now")
+        if posted_after >= posted_before:
+            raise ValueError("PostedAfter must be before PostedBefore")
+        params: dict[str, Any] = {
+            "PostedAfter": iso_z(posted_after),
+            "PostedBefore": iso_z(posted_before),
+            "MaxResultsPerPage": max(1, min(100, page_size)),
+        }
+        if next_token:
+            params["NextToken"] = next_token
+        res = self._call(
+            "listFinancialEvents",
+            self._finances.list_financial_events,
+            expect=("FinancialEvents", dict),
+            **params,
+        )
+        payload = res.payload if isinstance(res.payload, dict) else {}
+        events = payload.get("FinancialEvents")
+        if not isinstance(events, dict):
+            raise TransientSourceError("listFinancialEvents: a 2xx response without FinancialEvents")
+        lists = {k: v for k, v in events.items() if isinstance(v, list)}
+        return FinancesPage(events=lists, next_token=payload.get("NextToken") or None, payload=payload)
 
     # ------------------------------------------------------------------ Reports API
     def create_report(

@@ -362,10 +362,19 @@ def amazon_order_record(
     total: Decimal | None,
     pending: bool | None = None,
     cancelled: bool | None = None,
+    replacement: bool = False,
+    replaced_order_id: str | None = None,
 ) -> OrderRecord:
     """The one place every Amazon source builds its record: the purchase date in the
-    marketplace's zone, the shipping country else the marketplace's, the status flags."""
+    marketplace's zone, the shipping country else the marketplace's, the status flags. A
+    replacement order (POLICY.md replacement_order) with a total above zero, or without the
+    id of the order it replaces, is flagged for ops."""
     country = normalize_country(ship_country)
+    flags: list[str] = []
+    if replacement and total is not None and total != 0:
+        flags.append("replacement_with_total")
+    if replacement and not replaced_order_id:
+        flags.append("replaced_order_unknown")
     return OrderRecord(
         source="amazon",
         store_key=account.key,
@@ -387,6 +396,9 @@ def amazon_order_record(
         country=country or market.country,
         country_source="shipping" if country else "store",
         shipping_postal_code=(str(postal_code or "").strip() or None),
+        is_replacement=replacement,
+        replaced_order_id=replaced_order_id if replacement else None,
+        ops_flags=tuple(flags),
     )
 
 

@@ -7,7 +7,9 @@
 
 Rules (POLICY.md): ``PurchaseDate`` (UTC) in the marketplace's zone gives the purchase date;
 ``Pending``/``PendingAvailability`` = payment pending; ``Canceled`` = cancelled; the unit's
-country is the shipping address's, else the marketplace's. The shipping postal code is kept
+country is the shipping address's, else the marketplace's. A replacement order (v0
+``IsReplacementOrder``/``ReplacedOrderId``; v2026 an ``associatedOrders`` entry of type
+``REPLACEMENT_ORIGINAL_ID``) is kept as one: its units are judged ``replacement_order``. The shipping postal code is kept
 (proof of purchase); no buyer name, e-mail, phone or street. Lines are keyed by the order
 item id; units by (store, order id, SKU, ordinal), exactly as the flat-file mapper does, so
 an order seen in a report and later through the API yields the same units.
@@ -74,6 +76,18 @@ def _ts(value: Any, *, record_id: str, field: str):
         raise RecordError(
             f"not a timestamp with a UTC offset ({exc})", record_id=record_id, field=field
         ) from None
+
+
+def _flag(value: Any, *, record_id: str, field: str) -> bool:
+    """A v0 boolean (JSON true/false, or the strings "true"/"false")."""
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise RecordError("not a boolean", record_id=record_id, field=field)
 
 
 def _market(
@@ -177,6 +191,8 @@ def map_order_v0(
     if not isinstance(addr, Mapping):
         addr = {}
     total_money = order.get("OrderTotal")
+    replacement = _flag(order.get("IsReplacementOrder"), record_id=order_id, field="IsReplacementOrder")
+    replaced = str(order.get("ReplacedOrderId") or "").strip() or None
     raw = _raw_v0(order, items, account)
     if address and not order.get("ShippingAddress"):
         raw["address"] = {k: address[k] for k in _ADDRESS_KEPT if k in address}
@@ -194,6 +210,8 @@ def map_order_v0(
         postal_code=addr.get("PostalCode"),
         currency=_currency(total_money),
         total=_amount(total_money, record_id=order_id, field="OrderTotal"),
+        replacement=replacement,
+        replaced_order_id=replaced,
     )
 
 
@@ -273,6 +291,11 @@ def map_order_v2026(order: Mapping[str, Any], account: AmazonAccount) -> OrderRe
     }
     raw_order["recipient"] = {"deliveryAddress": {k: address[k] for k in _ADDRESS_KEPT_2026 if k in address}}
     cancelled = status in _V2026_CANCELLED
+    replaced_ids = [
+        str(a.get("orderId") or "").strip()
+        for a in order.get("associatedOrders") or []
+        if isinstance(a, dict) and a.get("associationType") == "REPLACEMENT_ORIGINAL_ID"
+    ]
     return amazon_order_record(
         account=account,
         market=market,
@@ -289,6 +312,8 @@ def map_order_v2026(order: Mapping[str, Any], account: AmazonAccount) -> OrderRe
         total=_amount(grand, record_id=order_id, field="proceeds.grandTotal"),
         pending=status in _V2026_PENDING,
         cancelled=cancelled,
+        replacement=bool(replaced_ids),
+        replaced_order_id=next((i for i in replaced_ids if i), None),
     )
 
 

@@ -49,6 +49,7 @@ USAGE_PLANS: dict[str, UsagePlan] = {
     "createReport": UsagePlan(0.0167, 15),
     "getReport": UsagePlan(2.0, 15),
     "getReportDocument": UsagePlan(0.0167, 15),
+    "listFinancialEvents": UsagePlan(0.5, 30),  # Finances API v0
     # v2026-01-01 searchOrders: no plan in the model; assume getOrders' until a response's
     # x-amzn-RateLimit-Limit header says otherwise.
     "searchOrders": UsagePlan(0.0167, 20),
