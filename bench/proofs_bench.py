@@ -5,7 +5,7 @@ served by uvicorn with 4 workers against a PostgreSQL store of N units.
 
 The store is filled with COPY (the tagging benchmark's generator: orders, lines, units,
 members) in its own database, dropped at the end; every order gets a shipping postal
-code and the units are tagged. One member registers through the API; then each request
+code (each proof tags its own order's units, so the store is not tagged beforehand). One member registers through the API; then each request
 proves a different stored order by its postal code (the verified path: member check,
 indexed order lookup, owner check, link, re-tag of the order's units, the answer). A
 second, short run measures refusals, which wait ``VIPSYNC_PROOF_MIN_DELAY_MS`` by design.
@@ -125,9 +125,6 @@ def main() -> None:
             "VIPSYNC_DATA_DIR": tempfile.mkdtemp(prefix="proofs-bench-"),
             "VIPSYNC_LOG_LEVEL": "WARNING",
         }
-        subprocess.run(
-            [sys.executable, "-m", "vipsync.cli.main", "tag"], env=env, check=True, capture_output=True
-        )
         port = _free_port()
         server = subprocess.Popen(
             [

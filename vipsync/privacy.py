@@ -162,6 +162,10 @@ class Digester:
         """Hex HMAC-SHA-256 of ``value`` (already normalized) under the key."""
         return _hmac(self._secret, kind, value)
 
+    def digest_bytes(self, kind: str, data: bytes) -> str:
+        """Hex HMAC-SHA-256 of raw bytes (a webhook body) under the current key."""
+        return hmac.new(self._secret, kind.encode("utf-8") + b"\0" + data, hashlib.sha256).hexdigest()
+
     def email(self, normalized: str | None) -> str | None:
         """The digest of an e-mail normalized by ``connectors.records.normalize_email``."""
         return None if normalized is None else self.email_from_sha256(sha256_hex(normalized))

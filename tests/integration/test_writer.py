@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +14,8 @@ from vipsync.devtools.factories import order_record
 from vipsync.store.db import make_engine, make_session_factory
 from vipsync.store.models import ImportError_, Order
 from vipsync.store.writer import write_page
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _overflowing(n: int):
@@ -64,3 +68,25 @@ def test_without_the_pii_key_a_write_stops_with_the_variable_to_set_and_rejects_
         write_page(keyless, [order_record(1), order_record(2)], source="shopify", store_key="shopify-us")
     with session_factory() as s:
         assert s.query(ImportError_).count() == 0
+
+
+def test_concurrent_writers_of_one_order_never_reject_it_and_the_newest_version_wins(session_factory):
+    # Eight writers race with versions of the same order: unique violations are retried (the
+    # retry sees the order as existing), never turned into rejects, and no writer replaces
+    # a version newer than its own that another committed meanwhile.
+    versions = [
+        order_record(1, updated_at=T0 + timedelta(minutes=i), lines=(("HKS0401A3U", 1 + i % 3),))
+        for i in range(8)
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(
+            pool.map(
+                lambda rec: write_page(session_factory, [rec], source="shopify", store_key="shopify-us"),
+                versions,
+            )
+        )
+    assert sum(o.rejected for o in outcomes) == 0
+    with session_factory() as s:
+        [order] = s.execute(select(Order)).scalars().all()
+        assert s.execute(select(ImportError_)).first() is None
+    assert order.source_updated_at == T0 + timedelta(minutes=7)

@@ -46,6 +46,35 @@ class SlidingWindow:
         first = oldest[0][1] if oldest else now
         return max(1, int(first + self.window_s - now + 0.999))
 
+    def retry_after_many(self, entries: list[tuple[str, str, int]], *, now: float | None = None) -> int:
+        """:meth:`retry_after_s` of several ``(kind, digest, limit)`` in one round trip:
+        the longest wait."""
+        now = time.time() if now is None else now
+        pipe = self.client.pipeline(transaction=False)
+        for kind, digest, _ in entries:
+            key = self._key(kind, digest)
+            pipe.zremrangebyscore(key, 0, now - self.window_s)
+            pipe.zcard(key)
+            pipe.zrange(key, 0, 0, withscores=True)
+        results = pipe.execute()
+        wait = 0
+        for i, (_, _, limit) in enumerate(entries):
+            count, oldest = results[3 * i + 1], results[3 * i + 2]
+            if count >= limit:
+                first = oldest[0][1] if oldest else now
+                wait = max(wait, max(1, int(first + self.window_s - now + 0.999)))
+        return wait
+
+    def hit_many(self, entries: list[tuple[str, str, int]], *, now: float | None = None) -> None:
+        """Count one event under each ``(kind, digest, _)``, in one round trip."""
+        now = time.time() if now is None else now
+        pipe = self.client.pipeline(transaction=False)
+        for kind, digest, _ in entries:
+            key = self._key(kind, digest)
+            pipe.zadd(key, {uuid.uuid4().hex: now})
+            pipe.expire(key, self.window_s + 1)
+        pipe.execute()
+
     def hit(self, kind: str, digest: str, *, now: float | None = None) -> None:
         now = time.time() if now is None else now
         key = self._key(kind, digest)

@@ -129,7 +129,7 @@ def _judge(
         ("order", digester.digest("ratelimit-order", ref.value), s.proof_rate_per_order),
     ]
     try:
-        wait = max(limiter.retry_after_s(kind, key, limit) for kind, key, limit in keys)
+        wait = limiter.retry_after_many(keys)
     except redis.RedisError as exc:
         log.warning("rate limiter unavailable", extra={"error": type(exc).__name__})
         return 503, {"verified": False, "message": TRY_LATER}, 30
@@ -143,8 +143,7 @@ def _judge(
     if result.outcome == "try_later":
         return 503, result.as_dict(), 30
     try:
-        for kind, key, _ in keys:
-            limiter.hit(kind, key)
+        limiter.hit_many(keys)
     except redis.RedisError as exc:
         log.warning("rate limiter unavailable", extra={"error": type(exc).__name__})
     return 404, result.as_dict(), 0

@@ -34,6 +34,7 @@ An unknown shape keeps nothing but its ids and times (``fallback``).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -385,9 +386,12 @@ def stored_email_digest(payload: Any, digester: Digester | None) -> tuple[str | 
 
 
 def _text(value: Any) -> Any:
-    """A kept scalar; NUL (which PostgreSQL's JSON refuses) becomes U+FFFD."""
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
+    """A kept scalar as JSON storage can hold it: NUL (which PostgreSQL refuses) becomes
+    U+FFFD, a number that is not finite (NaN, infinity) becomes null."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 

@@ -84,11 +84,13 @@ def find_orders(
         if amazon_stores:
             q = q.where(Order.store_key.in_(list(amazon_stores)))
         return _facts(session.execute(q.order_by(Order.id)))
-    found: list[OrderFacts] = []
-    for store_key, wanted in (names or {}).items():
-        q = select(*_ORDER_COLS).where(Order.store_key == store_key, Order.name.in_(wanted))
-        found.extend(_facts(session.execute(q.order_by(Order.id))))
-    return found
+    names = names or {}
+    if not names:
+        return []
+    # One indexed query for every shop (store_key, name); a shop's own affixes are checked after.
+    every = sorted({n for wanted in names.values() for n in wanted})
+    q = select(*_ORDER_COLS).where(Order.store_key.in_(list(names)), Order.name.in_(every))
+    return [o for o in _facts(session.execute(q.order_by(Order.id))) if o.name in names[o.store_key]]
 
 
 def member_by_digest(session: Session, email_hash: str) -> Member | None:

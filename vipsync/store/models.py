@@ -469,7 +469,8 @@ class WebhookDelivery(Base):
     store_key: Mapped[str] = mapped_column(String(64))
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[Any] = mapped_column(JSONType)
-    body_sha256: Mapped[str | None] = mapped_column(String(64))  # of the raw body, as signed
+    # Keyed digest (HMAC-SHA-256, vipsync/privacy.py) of the raw body, as signed.
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     # pending | done | failed (cannot be processed: see ``error``) | deferred | ignored
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -196,11 +196,16 @@ class Repository:
             by_store.setdefault(rec.store_key, []).append(rec.external_id)
         existing: dict[tuple[str, str], Any] = {}
         for store_key, ids in by_store.items():
-            rows = s.execute(
-                select(
-                    Order.id, Order.store_key, Order.external_id, Order.source_updated_at, Order.content_hash
-                ).where(Order.store_key == store_key, in_values(Order.external_id, ids, pg=self.pg))
-            ).all()
+            query = select(
+                Order.id, Order.store_key, Order.external_id, Order.source_updated_at, Order.content_hash
+            ).where(Order.store_key == store_key, in_values(Order.external_id, ids, pg=self.pg))
+            if self.pg:
+                # Lock the stored versions (in id order, so writers never deadlock) until the
+                # commit: a concurrent writer of the same order waits, then sees this one's
+                # version, so an older version can never replace a newer one in a race.
+                # SQLite serializes writers itself (a stale writer must retry).
+                query = query.order_by(Order.id).with_for_update()
+            rows = s.execute(query).all()
             existing.update({(r.store_key, r.external_id): r for r in rows})
 
         new: list[tuple[OrderRecord, str]] = []

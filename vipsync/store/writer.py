@@ -78,6 +78,7 @@ def write_batch(
     for attempt in range(1, attempts + 1):
         session = factory()
         try:
+            _begin_write(session)
             repo = Repository(session)
             counts = UpsertCounts()
             if orders:
@@ -97,6 +98,18 @@ def write_batch(
         finally:
             session.close()
     raise AssertionError("unreachable")
+
+
+def _begin_write(session: Session) -> None:
+    """On SQLite, take the write lock before the batch reads what is stored: writers then run
+    one after another, and none decides on a version another has replaced meanwhile
+    (PostgreSQL locks the stored rows instead, see ``Repository._upsert_chunk``)."""
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        return
+    raw = conn.connection.driver_connection
+    if raw is not None and not raw.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def write_page(

@@ -127,13 +127,7 @@ def _write(
     ctx, items: list[OrderRecord | Rejected], *, store_key: str, source: str, result: SyncResult
 ) -> None:
     """Commit one page through the one writer: a bad order is rejected alone."""
-    outcome = write_page(ctx.session_factory, items, source=source, store_key=store_key)
-    result.read += outcome.read
-    result.inserted += outcome.inserted
-    result.updated += outcome.updated
-    result.unchanged += outcome.unchanged
-    result.rejected += outcome.rejected
-    result.changed_order_ids.extend(outcome.changed_order_ids)
+    result.add_page(write_page(ctx.session_factory, items, source=source, store_key=store_key))
 
 
 def _set_cursor(ctx, store_key: str, stream: str, value: str | None, state: dict) -> None:

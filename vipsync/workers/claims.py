@@ -25,7 +25,7 @@ from vipsync.errors import BenefitAlreadyUsed, EligibilityError, RecordError
 from vipsync.store.customers import member_by_digest, unit_answers
 from vipsync.store.models import Claim, Member, Order, OrderLineRow, TradeInQuote, Unit, WarrantyExchange
 from vipsync.workers.members import email_digest_of
-from vipsync.workers.tagging import Rules, load_rules, tag_units_now, verdicts_for_units
+from vipsync.workers.tagging import Rules, cached_rules, tag_units_now, verdicts_for_units
 
 __all__ = [
     "CLAIM_KINDS",
@@ -139,7 +139,7 @@ def record_claim(
         raise RecordError("the replacement cannot ship before the request date", field="ship_date")
     if reason is not None and len(reason) > 500:
         raise RecordError("a reason of at most 500 characters", field="reason")
-    rules = load_rules(ctx)
+    rules = cached_rules(ctx)
     with ctx.session_factory() as session:
         ctxu = _unit_context(session, rules, unit_id)
         _check_day(ctx, ctxu, on, reason, now, field="on")
@@ -269,7 +269,7 @@ def quote_trade_in(
     if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
         raise RecordError("a positive list price", field="list_price")
     member_hash = email_digest_of(ctx, member_email, field="member_email")
-    rules = load_rules(ctx)
+    rules = cached_rules(ctx)
     with ctx.session_factory() as session:
         member = member_by_digest(session, member_hash)
         ctxu = _unit_context(session, rules, unit_id)

@@ -167,6 +167,8 @@ def classify(
     tkey = title_key(key) if by_title else ""
     if not sku and not tkey:
         raise ConfigError("sku: empty (for order lines without a SKU, classify by --title)")
+    if "\x00" in sku or "\x00" in tkey:  # PostgreSQL text cannot hold NUL: no SKU or title has one
+        raise ConfigError(f"{'title' if by_title else 'sku'}: contains a NUL character")
     if len(sku) > 255:
         raise ConfigError("sku: longer than 255 characters (the longest SKU a store may send)")
     who = _decided_by(decided_by)

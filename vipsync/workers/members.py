@@ -17,7 +17,7 @@ from vipsync.eligibility.membership import check_registration, is_active_member
 from vipsync.errors import RecordError
 from vipsync.store.customers import member_by_digest, member_unit_ids, unit_answers
 from vipsync.store.models import Member
-from vipsync.workers.tagging import load_rules, tag_units_now
+from vipsync.workers.tagging import cached_rules, tag_units_now
 
 __all__ = [
     "MemberNotFound",
@@ -119,7 +119,7 @@ def _check_reason(reason: str | None) -> str | None:
 
 def _retag(ctx, session, member: Member) -> list[dict[str, Any]]:
     unit_ids = member_unit_ids(session, member)
-    tag_units_now(session, load_rules(ctx), unit_ids)
+    tag_units_now(session, cached_rules(ctx), unit_ids)
     return unit_answers(session, unit_ids)
 
 
@@ -138,7 +138,7 @@ def register_member(
     now = now or _utcnow()
     reason = _check_reason(reason)
     digest = email_digest_of(ctx, email)
-    rules = load_rules(ctx)
+    rules = cached_rules(ctx)
     code = check_registration(country if isinstance(country, str) else None, program_regions(rules))
     day, ts = _when(on, now=now, reason=reason, field="registered_on")
     with ctx.session_factory() as session:
@@ -232,7 +232,7 @@ def erase_member(ctx, *, email: str, origin: str = "support") -> dict[str, Any]:
     email_digest_of(ctx, email)  # a clear 422 for what is not an address
     request_id, report = erase_email(ctx, email, origin=origin)
     with ctx.session_factory() as session:
-        rules = load_rules(ctx)
+        rules = cached_rules(ctx)
         unit_ids: list[int] = []
         for member_id in report.member_ids:
             member = session.get(Member, member_id)

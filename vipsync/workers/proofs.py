@@ -48,7 +48,7 @@ from vipsync.store.customers import (
 from vipsync.store.models import OrderMemberLink, Unit
 from vipsync.store.writer import write_page
 from vipsync.workers.members import email_digest_of
-from vipsync.workers.tagging import load_rules, tag_units_now
+from vipsync.workers.tagging import cached_rules, tag_units_now
 
 __all__ = [
     "OTHER_MEMBER",
@@ -266,7 +266,7 @@ def verify_proof(
             session.commit()
             return ProofResult("refused", REFUSED, ref.value)
         answers = []
-        rules = load_rules(ctx)
+        rules = cached_rules(ctx)
         for o in matched:
             owner = order_owner(session, o)
             if owner is not None and owner != member_id:

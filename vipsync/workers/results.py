@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vipsync.store.writer import PageOutcome
 
 __all__ = ["SyncResult"]
 
@@ -26,6 +30,15 @@ class SyncResult:
     facts_known: int = 0  # facts read again (an overlapping window): nothing changed
     changed_order_ids: list[int] = field(default_factory=list, repr=False)
     notes: list[str] = field(default_factory=list)  # plain warnings for ops (e.g. the 60-day limit)
+
+    def add_page(self, outcome: PageOutcome) -> None:
+        """Count one page the writer stored (:func:`vipsync.store.writer.write_page`)."""
+        self.read += outcome.read
+        self.inserted += outcome.inserted
+        self.updated += outcome.updated
+        self.unchanged += outcome.unchanged
+        self.rejected += outcome.rejected
+        self.changed_order_ids.extend(outcome.changed_order_ids)
 
     def as_dict(self) -> dict[str, object]:
         return {

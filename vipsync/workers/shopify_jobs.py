@@ -82,13 +82,9 @@ def _write_page(
     ctx, shop: ShopifyShop, records: list[OrderRecord], rejected: Iterable[Rejected], result: SyncResult
 ) -> None:
     """Commit one page through the one writer: a bad order is rejected alone."""
-    outcome = write_page(ctx.session_factory, [*records, *rejected], source="shopify", store_key=shop.key)
-    result.read += outcome.read
-    result.inserted += outcome.inserted
-    result.updated += outcome.updated
-    result.unchanged += outcome.unchanged
-    result.rejected += outcome.rejected
-    result.changed_order_ids.extend(outcome.changed_order_ids)
+    result.add_page(
+        write_page(ctx.session_factory, [*records, *rejected], source="shopify", store_key=shop.key)
+    )
 
 
 def _set_bookmark(ctx, shop: ShopifyShop, value: datetime, state: dict) -> None:

@@ -62,6 +62,7 @@ from vipsync.store.sql import in_values
 __all__ = [
     "Rules",
     "TagResult",
+    "cached_rules",
     "classify_products",
     "load_rules",
     "retag_all",
@@ -135,6 +136,22 @@ def load_rules(ctx) -> Rules:
         zones=store_zones(ctx.stores),
     )
     return with_store_decisions(ctx, rules)
+
+
+RULES_MAX_AGE_S = 30.0
+
+
+def cached_rules(ctx, *, max_age_s: float = RULES_MAX_AGE_S) -> Rules:
+    """:func:`load_rules`, reused by this context for ``max_age_s`` (the API's hot paths
+    judge a handful of units per request; reading the catalog and policy files each time
+    would cost more than the judging). A rules change reaches them within that time."""
+    now = time.monotonic()
+    cached = ctx.__dict__.get("_vipsync_rules")
+    if cached is not None and now - cached[0] < max_age_s:
+        return cached[1]
+    rules = load_rules(ctx)
+    ctx.__dict__["_vipsync_rules"] = (now, rules)
+    return rules
 
 
 def store_zones(stores) -> dict[tuple[str, str | None], tzinfo]:

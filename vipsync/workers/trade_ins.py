@@ -31,7 +31,7 @@ from vipsync.eligibility.calendar import local_date
 from vipsync.store.models import Claim, Order, OrderLineRow, TradeInQuote
 from vipsync.store.repository import Repository
 from vipsync.workers.claims import CODE_PREFIX
-from vipsync.workers.tagging import Rules, load_rules, tag_units_now, verdicts_for_units
+from vipsync.workers.tagging import Rules, cached_rules, tag_units_now, verdicts_for_units
 
 __all__ = ["TradeInResult", "apply_trade_in_codes"]
 
@@ -169,7 +169,7 @@ def apply_trade_in_codes(ctx, *, now: datetime | None = None) -> TradeInResult:
     """Apply and release trade-in codes of the orders changed since the last run."""
     now = now or _utcnow()
     result = TradeInResult()
-    rules = load_rules(ctx)
+    rules = cached_rules(ctx)
     with ctx.session_factory() as session:
         repo = Repository(session)
         cur = repo.get_cursor(*CURSOR)
