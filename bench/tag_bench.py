@@ -199,7 +199,11 @@ def end_to_end(n: int, batch: int) -> None:
         policies = tmp / "policies"
         shutil.copytree(CONFIG / "policies", policies)
         ctx = Context(
-            settings=Settings(policies_dir=policies, database_url=url), database_url=url, migrate=False
+            settings=Settings(
+                policies_dir=policies, database_url=url, pii_key="bench-only-pii-key-of-the-tag-benchmark"
+            ),
+            database_url=url,
+            migrate=False,
         )
 
         r = tag_pending(ctx, batch_size=batch)
@@ -207,13 +211,20 @@ def end_to_end(n: int, batch: int) -> None:
             f"tag_pending end to end (PostgreSQL): {r.scanned:,} units in {r.elapsed_s:.1f} s = "
             f"{r.scanned / r.elapsed_s:,.0f} units/s (inserted {r.inserted:,}; peak RSS {rss_mib():.0f} MiB)"
         )
+        r = retag_all(ctx, batch_size=batch, full=True)
+        print(
+            f"retag_all --full (every unit judged, rules unchanged): {r.scanned:,} units in {r.elapsed_s:.1f} s = "
+            f"{r.scanned / r.elapsed_s:,.0f} units/s, rewritten {r.rewritten:,}"
+        )
         r = retag_all(ctx, batch_size=batch)
         print(
-            f"retag_all, rules unchanged: {r.scanned:,} units in {r.elapsed_s:.1f} s = "
-            f"{r.scanned / r.elapsed_s:,.0f} units/s, rewritten {r.rewritten:,}"
+            f"retag_all, rules unchanged since the last run: {r.scanned:,} units judged in {r.elapsed_s:.2f} s, "
+            f"rewritten {r.rewritten:,}"
         )
         tid = policies / "tesmart-id-2025-11-01.toml"
         body = tid.read_text().replace("enabled = false", "enabled = true")
+        # The shipped version is limited to the EU stores; the generated units are US ones.
+        body = body.replace('stores = ["shopify-eu", "amazon-eu"]\n', "")
         body = body.replace("effective_from = 2025-11-01", f"effective_from = {cut.isoformat()}")
         tid.write_text(body)
         r = retag_all(ctx, batch_size=batch)

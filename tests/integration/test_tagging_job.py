@@ -438,3 +438,29 @@ def test_unit_fact_rows_carry_the_documented_columns_in_order(context):
         assert rows[0].member_registered_at == date(2025, 1, 1) and rows[0].facts_hash is None
         assert unit_fact_rows(s, selection=UnitSelection(), after_id=rows[0].id, limit=10) == rows[1:]
         assert unit_fact_rows(s, selection=UnitSelection(pending=False)) == []
+
+
+def test_enabling_a_version_limited_to_some_stores_retags_only_their_units(context, tmp_path, monkeypatch):
+    policies = _policies_copy(tmp_path, monkeypatch)
+    from vipsync.bootstrap import Context, set_context
+    from vipsync.config.settings import Settings
+
+    ctx = Context(settings=Settings(), database_url=context.database_url)
+    set_context(ctx)
+    _load(
+        ctx,
+        orders=[
+            order_record(i, store_key="shopify-eu" if i % 2 else "shopify-us", purchased_at=_at("2025-12-01"))
+            for i in range(1, 9)
+        ],
+    )
+    assert tag_pending(ctx).inserted == 8
+    assert retag_all(ctx).scanned == 8  # the first run records the rules
+    path = policies / "tesmart-id-2025-11-01.toml"
+    path.write_text(path.read_text().replace("enabled = false", "enabled = true"))
+    changed = retag_all(ctx)
+    assert (changed.scanned, changed.rewritten) == (4, 4)
+    with ctx.session_factory() as s:
+        versions = dict(s.execute(select(Unit.store_key, UnitTag.policy_version).join(UnitTag)).all())
+    assert versions == {"shopify-eu": "tesmart-id-2025-11-01", "shopify-us": "vip-2024"}
+    assert retag_all(ctx).scanned == 0

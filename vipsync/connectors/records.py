@@ -151,8 +151,9 @@ class OrderRecord:
     def identity(self) -> tuple[str, str]:
         return (self.store_key, self.external_id)
 
-    def content_hash(self) -> str:
-        """A digest of everything stored for this version, raw payload included."""
+    def content_hash(self, *, raw_sha256: str | None = None) -> str:
+        """A digest of everything stored for this version, raw payload included
+        (``raw_sha256``: the payload's digest when the caller has it already)."""
         body: dict[str, Any] = {
             "name": self.name,
             "purchased_at": self.purchased_at.astimezone(UTC).isoformat(),
@@ -183,7 +184,7 @@ class OrderRecord:
             "country": [self.country, self.country_source],
             "zip": self.shipping_postal_code,
             "codes": list(self.discount_codes),
-            "raw": payload_sha256(self.raw),
+            "raw": raw_sha256 or payload_sha256(self.raw),
             "raw_kind": self.raw_kind,
         }
         # Added later: only when set, so the digests of earlier versions stay the same.

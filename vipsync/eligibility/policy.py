@@ -215,27 +215,44 @@ class PolicySet:
     ) -> Policy:
         return select_policy(self.policies, purchase_date, store_key=store_key, country=country)
 
-    def selection_steps(self) -> tuple[tuple[date | None, str | None], ...]:
-        """The version :meth:`select` picks, as steps in date order: ``(first day,
-        version)``, the first step from the beginning (day None), a version None where
-        none applies. Selection reads only the date and changes only on an
-        ``effective_from``, so the steps say it for every date."""
+    def selection_steps(
+        self, *, store_key: str | None = None, country: str | None = None
+    ) -> tuple[tuple[date | None, str | None], ...]:
+        """The version :meth:`select` picks for a unit of ``store_key`` and ``country``, as
+        steps in date order: ``(first day, version)``, the first step from the beginning
+        (day None), a version None where none applies. For a given store and country the
+        selection reads only the date and changes only on an ``effective_from``, so the
+        steps say it for every date."""
         starts = sorted({p.effective_from for p in self.enabled})
         if not starts:
             return ((None, None),)
         steps: list[tuple[date | None, str | None]] = []
         first = starts[0]
-        before = self._version_on(first - timedelta(days=1)) if first > date.min else None
+        before = self._version_on(first - timedelta(days=1), store_key, country) if first > date.min else None
         steps.append((None, before))
         for day in starts:
-            version = self._version_on(day)
+            version = self._version_on(day, store_key, country)
             if version != steps[-1][1]:
                 steps.append((day, version))
         return tuple(steps)
 
-    def _version_on(self, day: date) -> str | None:
+    def selection_classes(
+        self,
+    ) -> tuple[tuple[str | None, str | None, tuple[tuple[date | None, str | None], ...]], ...]:
+        """:meth:`selection_steps` for every (store, country) the versions' limits tell
+        apart: ``(store, country, steps)``, a store or country None standing for any other
+        one. The most specific classes come first; the last is (None, None)."""
+        stores = sorted({s for p in self.policies for s in p.stores})
+        countries = sorted({c for p in self.policies for c in p.countries})
+        classes: list[tuple[str | None, str | None]] = [(s, c) for s in stores for c in countries]
+        classes += [(s, None) for s in stores]
+        classes += [(None, c) for c in countries]
+        classes.append((None, None))
+        return tuple((s, c, self.selection_steps(store_key=s, country=c)) for s, c in classes)
+
+    def _version_on(self, day: date, store_key: str | None = None, country: str | None = None) -> str | None:
         try:
-            return self.select(day).version
+            return self.select(day, store_key=store_key, country=country).version
         except PolicyError:
             return None
 

@@ -252,16 +252,20 @@ class UnitSelection:
     """Which units a tagging batch reads. A unit is taken when any part says so.
 
     - ``pending``: flagged ``needs_tag``, or without a tag yet;
-    - ``version_by_date``: tagged under another version than the one its tag's purchase
-      date now selects: ``(first day, version)`` steps in date order, the first step's day
-      None (from the beginning), a version None where no version applies;
+    - ``version_by_class``: tagged under another version than the one its store, its tag's
+      country and purchase date now select: ``(store, country, steps)`` classes, a store or
+      country None matching any other, the first matching class deciding; ``steps`` are
+      ``(first day, version)`` in date order, the first step's day None (from the
+      beginning), a version None where no version applies;
     - ``stale_versions``: tagged under one of these versions;
     - ``skus``: units of these SKUs;
     - ``everything``: every unit.
     """
 
     pending: bool = True
-    version_by_date: tuple[tuple[date | None, str | None], ...] | None = None
+    version_by_class: (
+        tuple[tuple[str | None, str | None, tuple[tuple[date | None, str | None], ...]], ...] | None
+    ) = None
     stale_versions: tuple[str, ...] = ()
     skus: tuple[str, ...] = ()
     everything: bool = False
@@ -273,14 +277,19 @@ def _selected(selection: UnitSelection, *, pg: bool) -> Any:
     parts: list[Any] = []
     if selection.pending:
         parts += [Unit.needs_tag.is_(True), UnitTag.unit_id.is_(None)]
-    if selection.version_by_date:
-        steps = selection.version_by_date
-        whens = [
-            (UnitTag.purchase_date < nxt, version or "")
-            for (_, version), (nxt, _) in itertools.pairwise(steps)
-            if nxt is not None
-        ]
-        now = case(*whens, else_=steps[-1][1] or "") if whens else literal(steps[-1][1] or "")
+    if selection.version_by_class:
+        by_class = []
+        for store, country, steps in selection.version_by_class:
+            conds = []
+            if store is not None:
+                conds.append(Unit.store_key == store)
+            if country is not None:
+                conds.append(UnitTag.country == country)
+            by_class.append((and_(*conds) if conds else None, _version_on(steps)))
+        now: Any = by_class[-1][1]
+        for cond, version in reversed(by_class[:-1]):
+            if cond is not None:
+                now = case((cond, version), else_=now)
         parts.append(and_(UnitTag.unit_id.is_not(None), UnitTag.policy_version != now))
     if selection.stale_versions:
         parts.append(in_values(UnitTag.policy_version, list(selection.stale_versions), pg=pg))
@@ -317,6 +326,16 @@ UNIT_FACT_COLUMNS = (
     "total_amount",
     "is_replacement",
 )
+
+
+def _version_on(steps: tuple[tuple[date | None, str | None], ...]) -> Any:
+    """SQL: the version of the step the tag's purchase date falls in ('' for none)."""
+    whens = [
+        (UnitTag.purchase_date < nxt, version or "")
+        for (_, version), (nxt, _) in itertools.pairwise(steps)
+        if nxt is not None
+    ]
+    return case(*whens, else_=steps[-1][1] or "") if whens else literal(steps[-1][1] or "")
 
 
 def unit_fact_rows(

@@ -15,13 +15,20 @@ Rules kept here, for every way an order arrives (API page, webhook, file):
   boundary, with the digester the session carries (``make_session_factory``).
 
 Statements are issued in batches (one SELECT to classify a batch, then executemany
-inserts/updates), so memory stays flat in the size of an import.
+inserts/updates), so memory stays flat in the size of an import. New rows (orders, lines,
+units, raw payloads) take the bulk path of :mod:`vipsync.store.bulk`: COPY on PostgreSQL
+(raw payloads through a staging table and one INSERT ... SELECT ... ON CONFLICT DO
+NOTHING, order ids drawn from the sequence), one DBAPI executemany of pre-built tuples on
+SQLite. Each raw payload is serialized once: its digest and its stored JSON text come from
+the same text. ``Repository(..., bulk=False)`` writes the same rows through Core inserts
+(``tests/integration/test_bulk_write_identical.py`` checks both store identical tables).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
+from sqlalchemy import CursorResult, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,6 +44,7 @@ from vipsync.connectors.minimize import minimize
 from vipsync.connectors.records import MemberRecord, OrderFact, OrderRecord, canonical_json, payload_sha256
 from vipsync.errors import ConfigError, RecordError
 from vipsync.privacy import Digester
+from vipsync.store.bulk import dbapi_errors, insert_rows, raw_connection
 from vipsync.store.models import (
     ImportError_,
     ImportRun,
@@ -131,11 +139,19 @@ class Repository:
     """Reads and writes of the normalized store inside one session (one transaction)."""
 
     def __init__(
-        self, session: Session, *, now: Callable[[], datetime] = utcnow, digester: Digester | None = None
+        self,
+        session: Session,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        digester: Digester | None = None,
+        bulk: bool = True,
     ) -> None:
         self.session = session
         self.now = now
         self.pg = session.get_bind().dialect.name == "postgresql"
+        # The bulk path (COPY on PostgreSQL, DBAPI executemany on SQLite) for new rows;
+        # False: Core inserts, the same rows (kept to check the two agree).
+        self.bulk = bulk
         self.digester: Digester | None = digester or session.info.get("digester")
 
     # ------------------------------------------------------------------ personal data
@@ -210,9 +226,15 @@ class Repository:
 
         new: list[tuple[OrderRecord, str]] = []
         replace: list[tuple[OrderRecord, str, int]] = []
+        # Each raw payload is serialized once: its digest (in the content digest and the
+        # raw table's key) and, on the fast path, the stored JSON text come from this text.
+        raw_texts: dict[tuple[str, str], tuple[str, str]] = {}
         ties: list[tuple[OrderRecord, str, int]] = []
         for rec in records:
-            digest = rec.content_hash()
+            raw_text = canonical_json(rec.raw)
+            sha = hashlib.sha256(raw_text.encode("utf-8")).hexdigest()
+            raw_texts[rec.identity] = (raw_text, sha)
+            digest = rec.content_hash(raw_sha256=sha)
             old = existing.get(rec.identity)
             if old is None:
                 new.append((rec, digest))
@@ -240,7 +262,7 @@ class Repository:
             return counts
 
         touched = [r for r, _ in new] + [r for r, _, _ in replace]
-        raw_ids = self._store_raw(touched, now)
+        raw_ids = self._store_raw(touched, now, raw_texts)
         self._ensure_products(touched, now)
 
         # Orders.
@@ -248,16 +270,7 @@ class Repository:
             order_rows = [
                 self._order_row(rec, digest, raw_ids, now) | {"created_at": now} for rec, digest in new
             ]
-            orders = table_of(Order)
-            result = (
-                s.execute(
-                    insert(orders).returning(orders.c.id, sort_by_parameter_order=True),
-                    order_rows,
-                )
-                .scalars()
-                .all()
-            )
-            new_ids = list(result)
+            new_ids = self._insert_orders(order_rows) if self.bulk else self._insert_orders_core(order_rows)
         else:
             new_ids = []
         if replace:
@@ -294,7 +307,7 @@ class Repository:
                     }
                 )
         if line_rows:
-            s.execute(insert(table_of(OrderLineRow)), line_rows)
+            self._insert(OrderLineRow, line_rows)
 
         # Units.
         unit_inserts: list[dict] = []
@@ -348,7 +361,7 @@ class Repository:
                         {"id": u.id, "removed": True, "needs_tag": True, "title": u.title, "updated_at": now}
                     )
         if unit_inserts:
-            s.execute(insert(table_of(Unit)), unit_inserts)
+            self._insert(Unit, unit_inserts)
         if unit_updates:
             s.execute(update(Unit), unit_updates)
 
@@ -356,6 +369,43 @@ class Repository:
         counts.updated += len(replace)
         counts.changed_order_ids.extend(new_ids + replaced_ids)
         return counts
+
+    def _insert(self, model: Any, rows: list[dict]) -> None:
+        """Insert rows of one table: the bulk path (COPY / DBAPI executemany) or a Core
+        executemany; the same stored rows either way."""
+        table = table_of(model)
+        if self.bulk:
+            columns = list(rows[0])
+            insert_rows(self.session, table, columns, [tuple(r[c] for c in columns) for r in rows])
+        else:
+            self.session.execute(insert(table), rows)
+
+    def _insert_orders_core(self, order_rows: list[dict]) -> list[int]:
+        orders = table_of(Order)
+        result = self.session.execute(
+            insert(orders).returning(orders.c.id, sort_by_parameter_order=True), order_rows
+        )
+        return list(result.scalars().all())
+
+    def _insert_orders(self, order_rows: list[dict]) -> list[int]:
+        """Insert new orders in row order; their ids, the same ones a one-by-one insert
+        would give: drawn from the sequence on PostgreSQL, next after the highest on
+        SQLite (a concurrent writer's clash is a unique violation the writer retries)."""
+        n = len(order_rows)
+        if self.pg:
+            ids = sorted(
+                self.session.execute(
+                    text(
+                        "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, :n)"
+                    ),
+                    {"n": n},
+                ).scalars()
+            )
+        else:
+            top = self.session.execute(select(func.coalesce(func.max(Order.id), 0))).scalar_one()
+            ids = list(range(top + 1, top + 1 + n))
+        self._insert(Order, [{"id": oid, **row} for oid, row in zip(ids, order_rows, strict=True)])
+        return ids
 
     def _progress_of(self, order_ids: Sequence[int]) -> dict[int, tuple[bool, int]]:
         """(cancelled, refunded units) of stored orders."""
@@ -406,11 +456,16 @@ class Repository:
             "updated_at": now,
         }
 
-    def _store_raw(self, records: Sequence[OrderRecord], now: datetime) -> dict[tuple[str, str, str], int]:
+    def _store_raw(
+        self,
+        records: Sequence[OrderRecord],
+        now: datetime,
+        raw_texts: dict[tuple[str, str], tuple[str, str]] | None = None,
+    ) -> dict[tuple[str, str, str], int]:
         rows = []
         keys = []
         for rec in records:
-            sha = payload_sha256(rec.raw)
+            raw_text, sha = (raw_texts or {}).get(rec.identity) or (None, payload_sha256(rec.raw))
             keys.append((rec.store_key, rec.raw_kind, rec.external_id, sha))
             rows.append(
                 {
@@ -419,11 +474,14 @@ class Repository:
                     "kind": rec.raw_kind,
                     "external_id": rec.external_id,
                     "sha256": sha,
-                    "payload": rec.raw,
+                    "payload": raw_text if self.bulk and raw_text is not None else rec.raw,
                     "received_at": now,
                 }
             )
-        _insert_ignore(self.session, RawPayload, rows, ["store_key", "kind", "external_id", "sha256"])
+        if self.bulk:
+            self._insert_raw_bulk(rows)
+        else:
+            _insert_ignore(self.session, RawPayload, rows, ["store_key", "kind", "external_id", "sha256"])
         ids: dict[tuple[str, str, str], int] = {}
         wanted = set(keys)
         groups: dict[tuple[str, str], list[str]] = {}
@@ -442,6 +500,35 @@ class Repository:
                     if (store_key, kind, r.external_id, r.sha256) in wanted:
                         ids[(store_key, kind, r.external_id)] = r.id
         return ids
+
+    def _insert_raw_bulk(self, rows: list[dict]) -> None:
+        """Raw payloads, a version already kept left alone: on PostgreSQL COPY into a
+        temporary staging table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        values = [tuple(r[c] for c in columns) for r in rows]
+        conflict = "ON CONFLICT (store_key, kind, external_id, sha256) DO NOTHING"
+        if not self.pg:
+            insert_rows(self.session, table_of(RawPayload), columns, values, on_conflict=conflict)
+            return
+        cols = ", ".join(columns)
+        with (
+            dbapi_errors(self.session, "COPY raw_payloads_stage"),
+            raw_connection(self.session).cursor() as cur,
+        ):
+            # The payload columns only: the stage must not draw ids from the table's sequence.
+            cur.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS raw_payloads_stage ON COMMIT DELETE ROWS AS "
+                f"SELECT 0 AS seq, {cols} FROM raw_payloads WITH NO DATA"
+            )
+            with cur.copy(f"COPY raw_payloads_stage (seq, {cols}) FROM STDIN") as copy:
+                for seq, row in enumerate(values):
+                    copy.write_row((seq, *row))
+            cur.execute(
+                f"INSERT INTO raw_payloads ({cols}) SELECT {cols} FROM raw_payloads_stage ORDER BY seq {conflict}"
+            )
+            cur.execute("DELETE FROM raw_payloads_stage")
 
     def _ensure_products(self, records: Sequence[OrderRecord], now: datetime) -> None:
         titles: dict[str, str] = {}
