@@ -254,3 +254,26 @@ def test_an_old_summary_is_rebuilt_even_when_its_marker_did_not_move(client, api
         s.commit()
     body = client.get("/v1/units/counts", params={"by": "store"}, headers=_auth(READ)).json()
     assert body["total"] == 11
+
+
+_ANY = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=600), st.lists(st.text(max_size=5), max_size=3)
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["sku", "title", "category", "note", "dry_run", "stores", "countries"]),
+        _ANY,
+        max_size=5,
+    ),
+    version=st.sampled_from(["tesmart-id-2025-11-01", "vip-2024", "nope", "x" * 70]),
+)
+def test_hostile_decision_bodies_are_answered_never_a_500(client, body, version):
+    body = {**body, "dry_run": True} if "dry_run" not in body else body
+    for path in ("/v1/ops/catalog/classify", f"/v1/ops/policies/{version}/enable"):
+        resp = client.post(path, json=body, headers=_auth(SUPPORT))
+        assert resp.status_code in (200, 422), (path, body, resp.text)
+        if resp.status_code == 422:
+            assert resp.json()["detail"]

@@ -22,7 +22,7 @@ Support = Annotated[Caller, Depends(require_scope("support"))]
 class Classify(BaseModel):
     """Classify a SKU, or (``title``) the order lines without a SKU that carry this title."""
 
-    sku: str | None = Field(None, max_length=128)
+    sku: str | None = Field(None, max_length=255)
     title: str | None = Field(None, max_length=512)
     category: str = Field(max_length=32)
     note: str = Field("", max_length=2000)

@@ -28,8 +28,8 @@ def _filter(request: Request, eligible: bool | None, purchased_from: date | None
     for name in q.UNIT_FILTERS:
         value = request.query_params.get(name)
         if value is not None and value != "":
-            if len(value) > 128:
-                raise HTTPException(422, detail=f"{name}: longer than 128 characters")
+            if len(value) > 255:
+                raise HTTPException(422, detail=f"{name}: longer than 255 characters")
             if any(ord(c) < 32 for c in value):
                 raise HTTPException(422, detail=f"{name}: control characters are not allowed")
             equals.append((name, value))

@@ -42,9 +42,9 @@ def print_decision(result: Any, *, as_json: bool) -> None:
     head = "dry run, nothing written: " if result.dry_run else ""
     console.print(f"{head}{result.decision}", highlight=False)
     console.print(
-        f"{result.affected_units} unit(s) affected, {result.changed_units} would change status or windows"
+        f"{result.affected_units} unit(s) affected, {result.changed_units} would change category, status or windows"
         if result.dry_run
-        else f"{result.affected_units} unit(s) re-tagged, {result.changed_units} changed status or windows",
+        else f"{result.affected_units} unit(s) re-tagged, {result.changed_units} changed category, status or windows",
         highlight=False,
     )
     console.print(f"{result.windows_changed} window(s) changed", highlight=False)
@@ -54,13 +54,25 @@ def print_decision(result: Any, *, as_json: bool) -> None:
             matrix.add_row(k, str(v))
         console.print(matrix)
     if result.changes:
-        table = Table("unit", "store", "order", "sku", "before", "after", "version", "windows", title="units")
+        table = Table(
+            "unit",
+            "store",
+            "order",
+            "sku",
+            "category",
+            "before",
+            "after",
+            "version",
+            "windows",
+            title="units",
+        )
         for c in result.changes:
             table.add_row(
                 str(c.unit_id),
                 c.store,
                 c.order_id,
                 c.sku,
+                f"{c.category_before or '-'} -> {c.category_after}",
                 f"{c.benefit_before or '-'} / {'eligible' if c.eligible_before else 'not eligible'}",
                 f"{c.benefit_after or '-'} / {'eligible' if c.eligible_after else 'not eligible'}",
                 f"{c.version_before or '-'} -> {c.version_after}",

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from vipsync.store.models import UnitCountsState
@@ -166,8 +166,10 @@ def counts(session: Session, by: tuple[str, ...], flt: UnitFilter | None = None)
         and flt.purchased_from is None
         and flt.purchased_to is None
     )
+    _short(session)
     if summarized:
         refresh_counts(session)
+        _short(session)  # the refresh may have committed
         sql = f"SELECT {dims}, SUM(units) AS units FROM unit_counts WHERE {where} GROUP BY {dims} ORDER BY units DESC"
     else:
         sql = f"SELECT {dims}, COUNT(*) AS units FROM ops_units WHERE {where} GROUP BY {dims} ORDER BY units DESC"
@@ -235,37 +237,65 @@ def _until(session: Session, days: int) -> date:
     return today + timedelta(days=days)
 
 
+def _short(session: Session) -> None:
+    """PostgreSQL: no JIT compilation for these short queries (compiling costs more than
+    it saves, and much more on a busy machine)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+
+
 def windows_closing(session: Session, *, within_days: int, limit: int = 100) -> dict[str, Any]:
     """Windows closing in the next ``within_days`` days: counts per window, the first rows."""
-    params = {"until": _until(session, within_days), "limit": limit}
+    _short(session)
+    until = _until(session, within_days)
     by_window = session.execute(
         text(
             "SELECT window_kind, COUNT(*) AS units FROM ops_windows_closing WHERE closes_on <= :until "
             "GROUP BY window_kind ORDER BY window_kind"
         ),
-        params,
+        {"until": until},
     ).mappings()
     counts = {r["window_kind"]: int(r["units"]) for r in by_window}
-    # The first rows of each window read its (end, unit id) index in order; merged here.
-    per_window = [
-        [
-            _row(r)
-            for r in session.execute(
-                text(
-                    "SELECT * FROM ops_windows_closing WHERE window_kind = :kind AND closes_on <= :until "
-                    "ORDER BY closes_on, unit_id LIMIT :limit"
-                ),
-                {**params, "kind": kind},
-            ).mappings()
-        ]
-        for kind, _column in WINDOW_COLUMNS
-    ]
-    merged = heapq.merge(*per_window, key=lambda r: (r["closes_on"], r["unit_id"]))
-    return {"by_window": counts, "rows": list(itertools.islice(merged, limit))}
+    # The first units of each window, read in order from its (end, unit id) index (the
+    # view's rows of the same set, which the planner would sort whole), merged here; then
+    # their rows from the view.
+    firsts = []
+    for kind, column in WINDOW_COLUMNS:
+        firsts.append(
+            [
+                (end, uid, kind)
+                for uid, end in session.execute(
+                    text(
+                        f"SELECT unit_id, {column} FROM unit_tags "
+                        f"WHERE {column} >= CURRENT_DATE AND {column} <= :until "
+                        f"ORDER BY {column}, unit_id LIMIT :limit"
+                    ),
+                    {"until": until, "limit": limit},
+                )
+            ]
+        )
+    wanted = list(itertools.islice(heapq.merge(*firsts), limit))
+    if not wanted:
+        return {"by_window": counts, "rows": []}
+    ids = sorted({uid for _, uid, _ in wanted})
+    pairs = {(uid, kind) for _, uid, kind in wanted}
+    found = {
+        (r["unit_id"], r["window_kind"]): _row(r)
+        for r in session.execute(
+            text("SELECT * FROM ops_windows_closing WHERE unit_id IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": ids},
+        ).mappings()
+        if (r["unit_id"], r["window_kind"]) in pairs
+    }
+    rows = [found[(uid, kind)] for _, uid, kind in wanted if (uid, kind) in found]
+    return {"by_window": counts, "rows": rows}
 
 
 def registration_deadlines(session: Session, *, within_days: int, limit: int = 100) -> dict[str, Any]:
     """Unregistered units whose deadline falls in the next ``within_days`` days."""
+    _short(session)
     params = {"until": _until(session, within_days), "limit": limit}
     total = session.execute(
         text("SELECT COUNT(*) FROM ops_registration_deadlines WHERE registration_deadline <= :until"), params
@@ -286,6 +316,7 @@ def sync_health(session: Session) -> list[dict[str, Any]]:
 
 
 def unclassified(session: Session, *, limit: int = 200) -> list[dict[str, Any]]:
+    _short(session)
     rows = session.execute(
         text("SELECT * FROM ops_unclassified ORDER BY orders DESC, sku, title LIMIT :limit"), {"limit": limit}
     ).mappings()

@@ -98,6 +98,8 @@ class UnitChange:
     store: str
     order_id: str
     sku: str
+    category_before: str | None
+    category_after: str
     benefit_before: str | None
     benefit_after: str | None
     eligible_before: bool | None
@@ -167,8 +169,8 @@ def classify(
         raise ConfigError("sku: empty (for order lines without a SKU, classify by --title)")
     if "\x00" in sku or "\x00" in tkey:  # PostgreSQL text cannot hold NUL: no SKU or title has one
         raise ConfigError(f"{'title' if by_title else 'sku'}: contains a NUL character")
-    if len(sku) > 128:
-        raise ConfigError("sku: longer than 128 characters")
+    if len(sku) > 255:
+        raise ConfigError("sku: longer than 255 characters (the longest SKU a store may send)")
     who = _decided_by(decided_by)
     label = f"classify {'title ' + repr(key) if by_title else sku} as {category}"
     from vipsync.workers.tagging import load_rules
@@ -347,14 +349,15 @@ def _preview(
             v = verdicts[uid]
             t = tags.get(uid)
             before = (
-                (t.benefit_status, bool(t.eligible), t.policy_version)
+                (t.benefit_status, bool(t.eligible), t.policy_version, t.category, tuple(t.reasons or ()))
                 if t is not None
-                else (None, None, None)
+                else (None, None, None, None, None)
             )
             windows = sum(
                 1 for a, b in zip(_windows(t) if t else (None,) * 4, _windows(v), strict=True) if a != b
             )
-            if before == (v.benefit_status, v.eligible, v.policy_version) and windows == 0 and t is not None:
+            after = (v.benefit_status, v.eligible, v.policy_version, v.category, tuple(v.reasons))
+            if before == after and windows == 0 and t is not None:
                 continue
             result.changed_units += 1
             result.windows_changed += windows
@@ -367,6 +370,8 @@ def _preview(
                         store=u.store_key,
                         order_id=u.order_external_id,
                         sku=u.sku,
+                        category_before=before[3],
+                        category_after=v.category,
                         benefit_before=before[0],
                         benefit_after=v.benefit_status,
                         eligible_before=before[1],
