@@ -9,12 +9,16 @@ from sqlalchemy import func, select
 
 from vipsync.bootstrap import Context
 from vipsync.config.settings import Settings
+from vipsync.connectors.shopify.queries import page_size_for_cost
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE
 from vipsync.devtools.fake_shopify import FakeShopify
 from vipsync.errors import PermanentSourceError, TransientSourceError
 from vipsync.store.models import ImportError_, Order, OrderLineRow
 from vipsync.store.repository import Repository
 from vipsync.workers.shopify_jobs import make_client, sync_shop
+
+THREE_PAGES = 2 * page_size_for_cost() + 10  # orders filling two pages and part of a third
+FOUR_PAGES = 3 * page_size_for_cost() + 10
 
 KEY = "shopify-us"
 
@@ -113,7 +117,7 @@ def test_rereading_the_overlap_creates_no_duplicates(fake, sqlite_ctx):
 
 def test_order_updated_during_a_sync_is_picked_up_by_the_next(fake, sqlite_ctx):
     ctx = sqlite_ctx
-    fake.add_orders(60)
+    fake.add_orders(THREE_PAGES)
     target = fake.order_ids[0]  # the oldest update: it is on the first page
     later = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
     pages = []
@@ -138,7 +142,7 @@ def test_order_updated_during_a_sync_is_picked_up_by_the_next(fake, sqlite_ctx):
         assert (
             s.execute(select(Order.is_cancelled).where(Order.external_id == str(target))).scalar_one() is True
         )
-    assert _counts(ctx)["orders"] == 60
+    assert _counts(ctx)["orders"] == THREE_PAGES
 
 
 def test_throttling_is_honoured_without_hitting_an_empty_bucket(fake, sqlite_ctx):
@@ -180,7 +184,7 @@ def test_each_injected_fault_is_survived_with_no_order_lost_or_duplicated(fake, 
 
 def test_a_page_that_never_comes_back_whole_stops_the_sync_without_moving_past_it(fake, sqlite_ctx):
     ctx = sqlite_ctx
-    fake.add_orders(60)
+    fake.add_orders(FOUR_PAGES)
     seen = []
 
     def break_third_page(variables):
@@ -193,14 +197,14 @@ def test_a_page_that_never_comes_back_whole_stops_the_sync_without_moving_past_i
     with pytest.raises(TransientSourceError):
         _sync(ctx, client=client)
     stored = _counts(ctx)["orders"]
-    assert 0 < stored < 60
+    assert 0 < stored < FOUR_PAGES
     with ctx.session_factory() as s:
         newest_stored = s.execute(select(func.max(Order.source_updated_at))).scalar_one()
     assert _cursor(ctx) == newest_stored  # the bookmark is at the last committed page
     fake.on_orders_page = None
     fake._faults.clear()
     _sync(ctx)
-    assert _counts(ctx)["orders"] == 60
+    assert _counts(ctx)["orders"] == FOUR_PAGES
 
 
 def test_bulk_backfill_loads_every_order_with_refunds_and_sets_the_bookmark(fake, ctx):

@@ -10,6 +10,7 @@ import pytest
 from vipsync.connectors.shopify.queries import (
     MAX_QUERY_COST,
     ORDERS_PAGE_QUERY,
+    REFUNDS_PER_ORDER,
     orders_page_cost,
     page_size_for_cost,
     updated_between,
@@ -103,8 +104,13 @@ def test_incomplete_pages_are_not_valid():
 
 def test_order_with_more_lines_or_refunds_than_the_page_holds_is_fetched_whole():
     assert needs_full_fetch({"lineItems": {"pageInfo": {"hasNextPage": True}, "nodes": []}, "refunds": []})
-    assert needs_full_fetch({"lineItems": {"pageInfo": {"hasNextPage": False}}, "refunds": [{}, {}]})
-    assert not needs_full_fetch({"lineItems": {"pageInfo": {"hasNextPage": False}}, "refunds": [{}]})
+    full = [{}] * REFUNDS_PER_ORDER  # a full refunds list may hold more: read whole
+    assert needs_full_fetch({"lineItems": {"pageInfo": {"hasNextPage": False}}, "refunds": full})
+    assert not needs_full_fetch({"lineItems": {"pageInfo": {"hasNextPage": False}}, "refunds": full[1:]})
+    one_refund_more_lines = [{"refundLineItems": {"pageInfo": {"hasNextPage": True}}}]
+    assert needs_full_fetch(
+        {"lineItems": {"pageInfo": {"hasNextPage": False}}, "refunds": one_refund_more_lines}
+    )
 
 
 def test_webhook_signature_is_accepted_only_for_the_exact_body_and_secret():

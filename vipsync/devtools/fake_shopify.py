@@ -714,7 +714,8 @@ class FakeShopify:
         if page:
             last = page[-1]
             end = base64.b64encode(f"{last.updated_at.isoformat()}|{last.id}".encode()).decode()
-        actual = 2 + sum(self._actual_cost(n, self._line_cost(query)) for n in nodes)
+        # the orders connection (2) and its pageInfo object (1), as Shopify counts them
+        actual = 3 + sum(self._actual_cost(n, self._line_cost(query)) for n in nodes)
         self.counters["orders_served"] += len(nodes)
         return {"orders": {"pageInfo": {"hasNextPage": more, "endCursor": end}, "nodes": nodes}}, actual
 
@@ -917,7 +918,7 @@ class FakeShopify:
             first, lf, rf, rlf = self._page_sizes(query, variables)
             line_cost = self._line_cost(query)
             requested = (
-                (2 + first * self._node_cost(lf, rf, rlf, line_cost))
+                (3 + first * self._node_cost(lf, rf, rlf, line_cost))
                 if kind == "orders"
                 else self._node_cost(lf, rf, rlf, line_cost)
             )
