@@ -9,7 +9,7 @@ code (each proof tags its own order's units, so the store is not tagged beforeha
 proves a different stored order by its postal code (the verified path: member check,
 indexed order lookup, owner check, link, re-tag of the order's units, the answer). A
 second, short run measures refusals, which wait ``VIPSYNC_PROOF_MIN_DELAY_MS`` by design.
-Targets (issue #12): p99 < 20 ms for a verified stored order, >= 500 requests/s.
+Targets: p99 < 20 ms for a verified stored order, >= 500 requests/s.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from vipsync.bootstrap import Context, set_context
 from vipsync.cli.main import app
+from vipsync.config.settings import Settings
 from vipsync.devtools.factories import order_record
 from vipsync.errors import VipsyncError
 from vipsync.store.models import CatalogDecision, Claim, PolicyDecision, Unit, UnitTag
@@ -194,17 +196,26 @@ def test_enabling_tesmart_id_judges_only_eu_units_bought_since_and_keeps_claims(
         ["policy", "disable", "vip-2024"],
         ["policy", "enable", "tesmart-id-2025-11-01", "--store", "shopify-mars"],
         ["policy", "enable", "tesmart-id-2025-11-01", "--country", "UK"],
-        ["db", "grant-readonly", "dash"],
     ],
 )
 def test_bad_decisions_are_refused_with_one_clear_line(context, args):
-    if args[0] == "db" and context.engine.dialect.name == "postgresql":
-        pytest.skip("PostgreSQL has roles")
     result = runner.invoke(app, args)
     assert isinstance(result.exception, VipsyncError), result.exception
     with context.session_factory() as s:
         assert s.execute(select(func.count()).select_from(CatalogDecision)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(PolicyDecision)).scalar_one() == 0
+
+
+def test_grant_readonly_is_refused_on_sqlite_which_has_no_roles(sqlite_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIPSYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VIPSYNC_DATABASE_URL", sqlite_url)
+    set_context(Context(settings=Settings(), database_url=sqlite_url))
+    try:
+        result = runner.invoke(app, ["db", "grant-readonly", "dash"])
+    finally:
+        set_context(None)
+    assert isinstance(result.exception, VipsyncError), result.exception
+    assert "PostgreSQL" in str(result.exception)
 
 
 def test_the_bad_decision_exits_2_without_a_traceback(context, db_url):
