@@ -40,7 +40,7 @@ class QuoteBody(BaseModel):
 
     member_email: str = Field(min_length=3, max_length=320)
     store: str = Field(min_length=1, max_length=64, description="The web store of the new order.")
-    sku: str = Field(min_length=1, max_length=128, description="The new product's SKU.")
+    sku: str = Field(min_length=1, max_length=255, description="The new product's SKU.")
     list_price: Decimal | None = Field(None, gt=0, max_digits=14, decimal_places=2)
     currency: str | None = Field(None, min_length=3, max_length=3)
     reason: str | None = Field(None, max_length=500)

@@ -70,8 +70,8 @@ WIDTHS: Mapping[str, int] = {
     # order_facts
     "order_external_id": 64,
     "fact_key": 200,
-    "fact_line_key": 128,
-    "fact_sku": 128,
+    "fact_line_key": 255,
+    "fact_sku": 255,
 }
 
 

@@ -186,8 +186,8 @@ class OrderFactRow(Base):
     kind: Mapped[str] = mapped_column(String(16))  # refund | return | deleted
     fact_key: Mapped[str] = mapped_column(String(200))
     posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    line_key: Mapped[str | None] = mapped_column(String(128))
-    sku: Mapped[str | None] = mapped_column(String(128))
+    line_key: Mapped[str | None] = mapped_column(String(255))
+    sku: Mapped[str | None] = mapped_column(String(255))
     quantity: Mapped[int] = mapped_column(Integer, server_default="0")
     principal: Mapped[Decimal | None] = mapped_column(Money)  # the item price refunded
     amount: Mapped[Decimal | None] = mapped_column(Money)  # everything refunded (tax, shipping...)
@@ -368,7 +368,7 @@ class TradeInQuote(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
     policy_version: Mapped[str] = mapped_column(String(64))
     store_key: Mapped[str] = mapped_column(String(64))  # the shop of the new order
-    new_sku: Mapped[str] = mapped_column(String(128))
+    new_sku: Mapped[str] = mapped_column(String(255))
     currency: Mapped[str] = mapped_column(String(3))
     list_price: Mapped[Decimal] = mapped_column(Money)
     discount: Mapped[Decimal] = mapped_column(Money)

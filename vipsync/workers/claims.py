@@ -249,8 +249,8 @@ def quote_trade_in(
     the list price read from that shop (``price_lookup(store_key, sku) -> (price, currency)``),
     or given by a ``support`` caller with a reason; a single-use code with an expiry."""
     now = now or _utcnow()
-    if not isinstance(sku, str) or not sku.strip() or len(sku) > 128:
-        raise RecordError("a SKU of 1 to 128 characters", field="sku")
+    if not isinstance(sku, str) or not sku.strip() or len(sku) > 255:
+        raise RecordError("a SKU of 1 to 255 characters", field="sku")
     shop = next((s for s in ctx.stores if s.key == store and s.kind == "shopify" and s.official), None)
     if shop is None:
         raise RecordError("not an official web store", field="store")
