@@ -261,7 +261,7 @@ def test_a_refund_event_the_store_cannot_hold_is_rejected_alone_never_truncated(
 def test_a_returns_row_with_an_overlong_sku_is_rejected_naming_it():
     text = (
         "Order ID\tReturn request date\tMerchant SKU\tReturn quantity\n"
-        f"303-1234567-1234567\t2026-01-05\t{'S' * 200}\t1\n"
+        f"303-1234567-1234567\t2026-01-05\t{'S' * 256}\t1\n"
         "303-1234567-1234567\t2026-01-05\tHKS0401A3U\t1\n"
     ).encode()
     out = list(read_returns_report(io.BytesIO(text), NA))
