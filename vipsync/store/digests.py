@@ -13,17 +13,25 @@ committed, and is idempotent: run it again after a crash.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.connectors.minimize import EMAIL_DIGEST, EMAIL_KEY_ID
 from vipsync.connectors.records import canonical_json, payload_sha256
 from vipsync.privacy import Digester
-from vipsync.store.models import ImportError_, Member, Order, PrivacyRequest, RawPayload, WebhookDelivery
+from vipsync.store.models import (
+    ImportError_,
+    Member,
+    Order,
+    PrivacyRequest,
+    RawPayload,
+    WebhookDelivery,
+    table_of,
+)
 
 __all__ = ["RekeyReport", "digest_status", "rekey"]
 
@@ -84,62 +92,39 @@ def rekey(
 ) -> RekeyReport:
     """Move every stored e-mail digest to the current key; one transaction per batch."""
     report = RekeyReport()
-    current = digester.key_id
     for name, model in (("orders", Order), ("members", Member)):
-        while True:
-            with factory() as s:
-                rows = s.execute(
-                    select(model.id, model.email_hash, model.email_key_id)
-                    .where(
-                        model.email_hash.is_not(None),
-                        (model.email_key_id != current) | model.email_key_id.is_(None),
-                    )
-                    .limit(BATCH)
-                ).all()
-                if not rows:
-                    break
-                s.execute(
-                    update(model),
-                    [
-                        {
-                            "id": r.id,
-                            "email_hash": digester.rekey(r.email_hash, r.email_key_id),
-                            "email_key_id": current,
-                        }
-                        for r in rows
-                    ],
-                )
-                s.commit()
-            report.add(name, len(rows))
+        for n in _rekey_column(factory, digester, table_of(model), "email_hash", "email_key_id"):
+            report.add(name, n)
             if progress:
                 progress(name, report.rows[name])
-    while True:
-        with factory() as s:
-            reqs = s.execute(
-                select(PrivacyRequest.id, PrivacyRequest.subject_digest, PrivacyRequest.subject_key_id)
-                .where(
-                    PrivacyRequest.subject_digest.is_not(None),
-                    (PrivacyRequest.subject_key_id != current) | PrivacyRequest.subject_key_id.is_(None),
-                )
-                .limit(BATCH)
-            ).all()
-            if not reqs:
-                break
-            s.execute(
-                update(PrivacyRequest),
-                [
-                    {
-                        "id": r.id,
-                        "subject_digest": digester.rekey(r.subject_digest, r.subject_key_id),
-                        "subject_key_id": current,
-                    }
-                    for r in reqs
-                ],
-            )
-            s.commit()
-        report.add("privacy_requests", len(reqs))
+    for n in _rekey_column(factory, digester, table_of(PrivacyRequest), "subject_digest", "subject_key_id"):
+        report.add("privacy_requests", n)
     _rekey_kept_payloads(factory, digester, report)
     return report
+
+
+def _rekey_column(
+    factory: sessionmaker[Session], digester: Digester, table: Table, digest: str, key_id: str
+) -> Iterator[int]:
+    """Re-key the digests of one column not yet under the current key, a batch per
+    transaction; yields each batch's size."""
+    current = digester.key_id
+    digest_col, key_col = table.c[digest], table.c[key_id]
+    while True:
+        with factory() as s:
+            rows = s.execute(
+                select(table.c.id, digest_col, key_col)
+                .where(digest_col.is_not(None), (key_col != current) | key_col.is_(None))
+                .limit(BATCH)
+            ).all()
+            if not rows:
+                return
+            s.execute(
+                update(table).where(table.c.id == bindparam("row_id")),
+                [{"row_id": r.id, digest: digester.rekey(r[1], r[2]), key_id: current} for r in rows],
+            )
+            s.commit()
+        yield len(rows)
 
 
 def _rekey_kept_payloads(factory: sessionmaker[Session], digester: Digester, report: RekeyReport) -> None:
