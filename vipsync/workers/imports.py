@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +23,8 @@ from vipsync.store.writer import write_page
 __all__ = ["ImportSummary", "import_facts", "import_records"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,36 +60,60 @@ def import_records(
 ) -> ImportSummary:
     """Write ``items`` to the store; returns the counts. ``kind`` names the source in the
     import-error table (``shopify``, ``amazon-report``, ``members``)."""
-    with factory() as session:
-        run_id = Repository(session).start_run(kind, store_key=store_key, source_name=source_name)
-        session.commit()
-    summary = ImportSummary(run_id=run_id)
-    batch: list[OrderRecord | MemberRecord | Rejected] = []
 
-    def flush() -> None:
-        if not batch:
-            return
-        outcome = write_page(factory, batch, source=kind, store_key=store_key, run_id=run_id)
+    def write(batch: list[OrderRecord | MemberRecord | Rejected], summary: ImportSummary) -> None:
+        outcome = write_page(factory, batch, source=kind, store_key=store_key, run_id=summary.run_id)
         summary.read += outcome.read
         summary.inserted += outcome.inserted
         summary.updated += outcome.updated
         summary.unchanged += outcome.unchanged
         summary.rejected += outcome.rejected
-        batch.clear()
         if on_batch:
             on_batch(summary)
 
+    return _run_in_batches(
+        factory,
+        items,
+        write,
+        kind=kind,
+        store_key=store_key,
+        source_name=source_name,
+        batch_size=batch_size,
+        done_message="import finished",
+    )
+
+
+def _run_in_batches(
+    factory: sessionmaker[Session],
+    items: Iterable[T],
+    write: Callable[[list[T], ImportSummary], None],
+    *,
+    kind: str,
+    store_key: str | None,
+    source_name: str,
+    batch_size: int,
+    done_message: str,
+) -> ImportSummary:
+    """One import run: ``items`` handed to ``write`` in batches of ``batch_size``, the run
+    recorded in the store as done, or as failed when anything escapes."""
+    with factory() as session:
+        run_id = Repository(session).start_run(kind, store_key=store_key, source_name=source_name)
+        session.commit()
+    summary = ImportSummary(run_id=run_id)
+    batch: list[T] = []
     try:
         for item in items:
             batch.append(item)
             if len(batch) >= batch_size:
-                flush()
-        flush()
+                write(batch, summary)
+                batch = []
+        if batch:
+            write(batch, summary)
     except BaseException:
         _finish(factory, run_id, summary, status="failed")
         raise
     _finish(factory, run_id, summary, status="done")
-    log.info("import finished", extra={"kind": kind, "store": store_key, **summary.as_dict()})
+    log.info(done_message, extra={"kind": kind, "store": store_key, **summary.as_dict()})
     return summary
 
 
@@ -111,15 +138,8 @@ def import_facts(
     """Write facts after the sale (a returns report...) in batches, each in its own
     transaction, with its rejects in the import-error table under ``kind``. A fact already
     kept counts as unchanged; the units of the orders concerned are flagged for tagging."""
-    with factory() as session:
-        run_id = Repository(session).start_run(kind, store_key=store_key, source_name=source_name)
-        session.commit()
-    summary = ImportSummary(run_id=run_id)
-    batch: list[OrderFact | Rejected] = []
 
-    def flush() -> None:
-        if not batch:
-            return
+    def write(batch: list[OrderFact | Rejected], summary: ImportSummary) -> None:
         with factory() as session:
             repo = Repository(session)
             counts = repo.record_facts([f for f in batch if isinstance(f, OrderFact)])
@@ -131,24 +151,21 @@ def import_facts(
                     field=rej.field,
                     message=rej.message,
                     raw=rej.raw if rej.raw is not None else "",
-                    run_id=run_id,
+                    run_id=summary.run_id,
                 )
                 summary.rejected += 1
             session.commit()
         summary.read += len(batch)
         summary.inserted += counts.inserted
         summary.unchanged += counts.existing
-        batch.clear()
 
-    try:
-        for item in items:
-            batch.append(item)
-            if len(batch) >= batch_size:
-                flush()
-        flush()
-    except BaseException:
-        _finish(factory, run_id, summary, status="failed")
-        raise
-    _finish(factory, run_id, summary, status="done")
-    log.info("facts import finished", extra={"kind": kind, "store": store_key, **summary.as_dict()})
-    return summary
+    return _run_in_batches(
+        factory,
+        items,
+        write,
+        kind=kind,
+        store_key=store_key,
+        source_name=source_name,
+        batch_size=batch_size,
+        done_message="facts import finished",
+    )
