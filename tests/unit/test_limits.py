@@ -6,9 +6,13 @@ import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
+import json
 
-from vipsync.connectors.limits import Limits, check_order, map_or_reject, scrub_nul
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vipsync.connectors.limits import Limits, check_order, json_clean, map_or_reject, scrub_nul
 from vipsync.connectors.records import OrderRecord, Rejected
 from vipsync.devtools.factories import order_record
 from vipsync.errors import RecordError
@@ -71,3 +75,40 @@ def test_a_quantity_above_the_setting_is_rejected_through_map_or_reject():
     item = map_or_reject(lambda payload: payload, rec, limits=Limits())
     assert isinstance(item, Rejected) and item.field == "lines[0].quantity"
     assert "VIPSYNC_MAX_LINE_QUANTITY" in item.message
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet=st.sampled_from("a\x00\\u0{[é")),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(alphabet=st.sampled_from("k\x00\\u0"), max_size=3), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(_JSON, st.booleans())
+def test_json_the_reader_calls_clean_needs_no_scrubbing(value, ascii_only):
+    """The readers skip the walk of the raw payload when its JSON text says it is clean:
+    that must never let a NUL character through."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    if json_clean(text):
+        assert scrub_nul(value) is value
+    if json_clean(text.encode("utf-8")):
+        assert scrub_nul(value) is value
+
+
+def test_nul_characters_and_deep_nesting_are_never_clean():
+    assert not json_clean(json.dumps({"note": "a\x00b"}))
+    assert not json_clean(json.dumps({"note": "a\x00b"}).encode("utf-16"))
+    deep = "[" * 201 + "]" * 201
+    assert not json_clean(deep)
+    with pytest.raises(RecordError):
+        scrub_nul(json.loads("[" * 202 + "]" * 202))
+    assert json_clean(json.dumps({"id": 1, "note": "\\u0001", "items": [{}, []]}))
+
+
+def test_a_clean_payload_is_kept_as_it_is_by_map_or_reject():
+    rec = order_record(1)
+    raw = {"note": "a\x00b"}
+    mapped = map_or_reject(lambda _: dataclasses.replace(rec, raw=raw), None, clean=False)
+    assert isinstance(mapped, OrderRecord) and mapped.raw == {"note": "a\ufffdb"}
+    assert map_or_reject(lambda _: dataclasses.replace(rec, raw={"id": 1}), None, clean=True).raw == {"id": 1}

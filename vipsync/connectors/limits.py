@@ -39,6 +39,7 @@ __all__ = [
     "check_fact",
     "check_order",
     "current_limits",
+    "json_clean",
     "map_or_reject",
     "scrub_nul",
 ]
@@ -49,6 +50,7 @@ MAX_AMOUNT = Decimal(10) ** 12
 MIN_YEAR, MAX_YEAR = 1970, 2100  # 1970: the sandbox of the Orders API dates its orders there
 MAX_TITLE = 4_000  # characters of a line title kept (a Shopify product title is at most 255)
 MAX_DISCOUNT_CODES = 250
+_MAX_DEPTH = 200  # nesting levels of a kept raw payload
 
 # Column widths (characters) of the mapped fields; the store's columns are exactly these.
 WIDTHS: Mapping[str, int] = {
@@ -134,9 +136,10 @@ def check_fact(fact: OrderFact) -> OrderFact:
     return fact
 
 
-def check_order(rec: OrderRecord, limits: Limits | None = None) -> OrderRecord:
+def check_order(rec: OrderRecord, limits: Limits | None = None, *, clean: bool = False) -> OrderRecord:
     """Raise RecordError naming the first field of ``rec`` out of limits; else return the
-    record, its raw payload freed of NUL characters."""
+    record, its raw payload freed of NUL characters (``clean``: the reader knows it is
+    already, see :func:`json_clean`, and it is not walked again)."""
     limits = limits or current_limits()
     rid = rec.external_id if "\x00" not in rec.external_id else rec.external_id.replace("\x00", "\ufffd")
     rid = rid[:128]
@@ -180,8 +183,24 @@ def check_order(rec: OrderRecord, limits: Limits | None = None) -> OrderRecord:
         raise RecordError(f"more than {MAX_DISCOUNT_CODES} codes", record_id=rid, field="discount_codes")
     for i, code in enumerate(rec.discount_codes):
         _text(code, record_id=rid, field=f"discount_codes[{i}]", width_key="discount_code")
+    if clean:
+        return rec
     raw = scrub_nul(rec.raw)
     return rec if raw is rec.raw else dataclasses.replace(rec, raw=raw)
+
+
+def json_clean(text: bytes | str) -> bool:
+    """True when the value parsed from the JSON ``text`` is one :func:`scrub_nul` returns
+    as it is: no NUL character (JSON writes one only as the escape ``\\u0000``, a raw
+    control character being invalid, and text without NUL bytes is no UTF-16/32 encoding
+    that could hide the escape) and no deeper nesting than it allows (fewer brackets in all
+    than the depth limit). A false "no" (an escaped backslash before ``u0000``, many
+    brackets) only costs the walk."""
+    if isinstance(text, str):
+        return (
+            "\\u0000" not in text and "\x00" not in text and text.count("{") + text.count("[") <= _MAX_DEPTH
+        )
+    return b"\\u0000" not in text and b"\x00" not in text and text.count(b"{") + text.count(b"[") <= _MAX_DEPTH
 
 
 def scrub_nul(value: Any, _depth: int = 0) -> Any:
@@ -189,7 +208,7 @@ def scrub_nul(value: Any, _depth: int = 0) -> Any:
     U+FFFD; the same object when it has none."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if _depth > 200:
+    if _depth > _MAX_DEPTH:
         raise RecordError("nested more than 200 levels deep", field=None)
     if isinstance(value, dict):
         changed = False
@@ -223,15 +242,17 @@ def map_or_reject(
     record_id: str = "?",
     raw: Any = None,
     limits: Limits | None = None,
+    clean: bool = False,
     **kwargs: Any,
 ) -> OrderRecord | Rejected:
     """``mapper(payload, *args, **kwargs)`` checked by :func:`check_order` (a mapper may also
     return its own Rejected, passed on as it is); any failure is a
     Rejected naming the record and the field, keeping ``raw`` (default: the payload) for
-    replay. ``record_id`` names the record when neither the error nor the payload does."""
+    replay. ``record_id`` names the record when neither the error nor the payload does;
+    ``clean``: the payload needs no scrubbing (:func:`json_clean`)."""
     try:
         mapped = mapper(payload, *args, **kwargs)
-        return mapped if isinstance(mapped, Rejected) else check_order(mapped, limits)
+        return mapped if isinstance(mapped, Rejected) else check_order(mapped, limits, clean=clean)
     except RecordError as exc:
         rid = exc.record_id if exc.record_id not in (None, "?") else None
         return Rejected(rid or _guess_id(payload) or record_id, exc.field, exc.reason, _kept(payload, raw))

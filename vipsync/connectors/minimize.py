@@ -407,14 +407,27 @@ def _keep(value: Any, allowed: frozenset[str], key: str | None) -> Any:
             }
         if key == "recipient":
             return {"deliveryAddress": _keep(value.get("deliveryAddress") or {}, allowed, "deliveryAddress")}
-        return {
-            k: (_keep(v, allowed, k) if isinstance(v, (dict, list)) else _text(v))
-            for k, v in value.items()
-            if k in allowed
-        }
+        out = {}
+        for k, v in value.items():
+            if k in allowed:
+                out[k] = _kept(v, allowed, k)
+        return out
     if isinstance(value, list):
-        return [_keep(v, allowed, key) if isinstance(v, (dict, list)) else _text(v) for v in value]
+        return [_kept(v, allowed, key) for v in value]
     return _text(value)
+
+
+def _kept(v: Any, allowed: frozenset[str], key: str | None) -> Any:
+    """One value under a kept key: what ``_keep`` or ``_text`` gives, the plain JSON types
+    (what a parser returns) decided by their exact type first, the hot path of an import."""
+    kind = type(v)
+    if kind is str:
+        return v if "\x00" not in v else v.replace("\x00", "\ufffd")
+    if kind is int or kind is bool or v is None:
+        return v
+    if kind is dict or kind is list or isinstance(v, (dict, list)):
+        return _keep(v, allowed, key)
+    return _text(v)
 
 
 def minimize(

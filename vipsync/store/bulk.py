@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -78,7 +80,7 @@ def insert_rows(
         return
     dialect = session.get_bind().dialect
     procs = _processors(table, tuple(columns), dialect)
-    prepared = [_apply(row, procs) for row in rows] if procs else [tuple(row) for row in rows]
+    prepared = _apply(rows, procs) if procs else [tuple(row) for row in rows]
     marks = ", ".join("?" * len(columns))
     # exec_driver_sql: the DBAPI's executemany as it is, its errors wrapped as SQLAlchemy's.
     session.connection().exec_driver_sql(
@@ -111,16 +113,43 @@ def _json_none(col_type: Any) -> str | None:
     return None if col_type.none_as_null else "null"
 
 
-def _apply(row: Sequence[Any], procs: tuple[tuple[int, Callable[[Any], Any], bool], ...]) -> tuple[Any, ...]:
-    values = list(row)
-    for i, proc, is_json in procs:
-        value = values[i]
-        if is_json:
-            if value is None or not isinstance(value, str):
+# Values whose processed form depends on their value alone (equal values, equal forms: two
+# aware timestamps of the same instant give the same UTC text): each distinct one of a call
+# goes through its processor once (the batch's write time, dates, prices repeat).
+_MEMO_TYPES = frozenset({datetime, date, Decimal, bool})
+_MISS = object()
+
+
+def _apply(
+    rows: Sequence[Sequence[Any]], procs: tuple[tuple[int, Callable[[Any], Any], bool], ...]
+) -> list[tuple[Any, ...]]:
+    memos: list[dict[Any, Any]] = [{} for _ in procs]
+    out = []
+    for row in rows:
+        values = list(row)
+        for (i, proc, is_json), memo in zip(procs, memos, strict=True):
+            value = values[i]
+            if is_json:
+                if value is None or (type(value) is list and not value):
+                    key: Any = (type(value), None)
+                elif isinstance(value, str):
+                    continue
+                else:
+                    values[i] = proc(value)
+                    continue
+            elif value is None:
+                continue
+            elif type(value) in _MEMO_TYPES:
+                key = (type(value), value)
+            else:
                 values[i] = proc(value)
-        elif value is not None:
-            values[i] = proc(value)
-    return tuple(values)
+                continue
+            done = memo.get(key, _MISS)
+            if done is _MISS:
+                done = memo[key] = proc(value)
+            values[i] = done
+        out.append(tuple(values))
+    return out
 
 
 @lru_cache(maxsize=64)

@@ -23,7 +23,7 @@ from typing import IO, Any
 import ijson
 
 from vipsync.config.stores import ShopifyShop
-from vipsync.connectors.limits import map_or_reject
+from vipsync.connectors.limits import json_clean, map_or_reject
 from vipsync.connectors.records import OrderRecord, Rejected
 from vipsync.connectors.shopify.bulk_jsonl import assemble_bulk_orders, gid_type, is_bulk_line
 from vipsync.connectors.shopify.mapping import legacy_id, map_graphql_order, map_rest_order
@@ -83,24 +83,29 @@ def _record_id(obj: Any, fallback: str) -> str:
     return fallback
 
 
-def map_any_order(obj: Any, shop: ShopifyShop, *, fallback_id: str = "?") -> OrderRecord | Rejected:
-    """Map one order of either shape, within the limits; a bad record becomes a Rejected."""
+def map_any_order(
+    obj: Any, shop: ShopifyShop, *, fallback_id: str = "?", clean: bool = False
+) -> OrderRecord | Rejected:
+    """Map one order of either shape, within the limits; a bad record becomes a Rejected.
+    ``clean``: the order needs no scrubbing of NUL characters (``limits.json_clean``)."""
     mapper = map_graphql_order if is_graphql_order(obj) else map_rest_order
-    return map_or_reject(mapper, obj, shop, record_id=_record_id(obj, fallback_id))
+    return map_or_reject(mapper, obj, shop, record_id=_record_id(obj, fallback_id), clean=clean)
 
 
-def _unwrap(obj: Any, shop: ShopifyShop, where: str) -> Iterator[OrderRecord | Rejected]:
+def _unwrap(
+    obj: Any, shop: ShopifyShop, where: str, *, clean: bool = False
+) -> Iterator[OrderRecord | Rejected]:
     """A JSON value holding orders: an order, ``{"order": ...}``, ``{"orders": [...]}``."""
     if isinstance(obj, dict) and isinstance(obj.get("orders"), list):
         for i, item in enumerate(obj["orders"]):
-            yield map_any_order(item, shop, fallback_id=f"{where} orders[{i}]")
+            yield map_any_order(item, shop, fallback_id=f"{where} orders[{i}]", clean=clean)
     elif isinstance(obj, dict) and isinstance(obj.get("order"), dict):
-        yield map_any_order(obj["order"], shop, fallback_id=where)
+        yield map_any_order(obj["order"], shop, fallback_id=where, clean=clean)
     elif isinstance(obj, dict):
-        yield map_any_order(obj, shop, fallback_id=where)
+        yield map_any_order(obj, shop, fallback_id=where, clean=clean)
     elif isinstance(obj, list):
         for i, item in enumerate(obj):
-            yield from _unwrap(item, shop, f"{where} [{i}]")
+            yield from _unwrap(item, shop, f"{where} [{i}]", clean=clean)
     else:
         yield Rejected(where, None, "an order must be a JSON object", {"unparsed_line": json.dumps(obj)})
 
@@ -206,7 +211,7 @@ def _read_json_lines(reader: _Prefixed, shop: ShopifyShop) -> Iterator[OrderReco
                 f"line {number}", None, "not valid JSON", {"unparsed_line": text.decode("utf-8", "replace")}
             )
             continue
-        yield from _unwrap(obj, shop, f"line {number}")
+        yield from _unwrap(obj, shop, f"line {number}", clean=json_clean(text))
 
 
 def _read_bulk(
