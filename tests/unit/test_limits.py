@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
-
-import json
 
 import pytest
 from hypothesis import given
@@ -79,8 +78,10 @@ def test_a_quantity_above_the_setting_is_rejected_through_map_or_reject():
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet=st.sampled_from("a\x00\\u0{[é")),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(alphabet=st.sampled_from("k\x00\\u0"), max_size=3), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(alphabet=st.sampled_from("k\x00\\u0"), max_size=3), children, max_size=4)
+    ),
     max_leaves=30,
 )
 

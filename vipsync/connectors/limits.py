@@ -200,7 +200,9 @@ def json_clean(text: bytes | str) -> bool:
         return (
             "\\u0000" not in text and "\x00" not in text and text.count("{") + text.count("[") <= _MAX_DEPTH
         )
-    return b"\\u0000" not in text and b"\x00" not in text and text.count(b"{") + text.count(b"[") <= _MAX_DEPTH
+    return (
+        b"\\u0000" not in text and b"\x00" not in text and text.count(b"{") + text.count(b"[") <= _MAX_DEPTH
+    )
 
 
 def scrub_nul(value: Any, _depth: int = 0) -> Any:
