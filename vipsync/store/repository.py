@@ -64,6 +64,28 @@ from vipsync.store.sql import in_values
 __all__ = ["FactCounts", "Repository", "UpsertCounts", "utcnow"]
 
 CHUNK = 500
+LINE_COLUMNS = (
+    "order_id",
+    "line_key",
+    "sku",
+    "title",
+    "quantity",
+    "refunded_quantity",
+    "unit_price",
+    "discount",
+)
+UNIT_COLUMNS = (
+    "order_id",
+    "store_key",
+    "order_external_id",
+    "sku",
+    "ordinal",
+    "title",
+    "removed",
+    "needs_tag",
+    "created_at",
+    "updated_at",
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +152,22 @@ def _printable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+_ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(OrderRecord))
+_set = object.__setattr__
+
+
+def _stored_as(rec: OrderRecord, email_hash: str | None, email_key_id: str | None, raw: Any) -> OrderRecord:
+    """``dataclasses.replace(rec, email_hash=..., email_key_id=..., raw=...)`` without its
+    ``__init__`` and checks (nothing they check changes), once per order of an import."""
+    new = object.__new__(OrderRecord)
+    for name in _ORDER_FIELDS:
+        _set(new, name, getattr(rec, name))
+    _set(new, "email_hash", email_hash)
+    _set(new, "email_key_id", email_key_id)
+    _set(new, "raw", raw)
+    return new
+
+
 def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -180,7 +218,7 @@ class Repository:
             digester=self.digester,
             source=rec.source,
         )
-        return dataclasses.replace(rec, email_hash=digest, email_key_id=key_id, raw=raw)
+        return _stored_as(rec, digest, key_id, raw)
 
     # ------------------------------------------------------------------ orders
     def upsert_orders(self, records: Iterable[OrderRecord]) -> UpsertCounts:
@@ -284,7 +322,7 @@ class Repository:
             replaced_ids = []
 
         # Lines.
-        line_rows: list[dict] = []
+        line_rows: list[tuple] = []
         for oid, rec in zip(
             new_ids + replaced_ids, [r for r, _ in new] + [r for r, _, _ in replace], strict=True
         ):
@@ -295,22 +333,22 @@ class Repository:
                     key += "'"
                 seen_keys.add(key)
                 line_rows.append(
-                    {
-                        "order_id": oid,
-                        "line_key": key,
-                        "sku": line.sku,
-                        "title": line.title,
-                        "quantity": line.quantity,
-                        "refunded_quantity": line.refunded_quantity,
-                        "unit_price": line.unit_price,
-                        "discount": line.discount,
-                    }
+                    (
+                        oid,
+                        key,
+                        line.sku,
+                        line.title,
+                        line.quantity,
+                        line.refunded_quantity,
+                        line.unit_price,
+                        line.discount,
+                    )
                 )
         if line_rows:
-            self._insert(OrderLineRow, line_rows)
+            self._insert(OrderLineRow, LINE_COLUMNS, line_rows)
 
         # Units.
-        unit_inserts: list[dict] = []
+        unit_inserts: list[tuple] = []
         unit_updates: list[dict] = []
         current: dict[int, dict[tuple[str, int], Any]] = {}
         if replaced_ids:
@@ -341,18 +379,18 @@ class Repository:
                     )
                 else:
                     unit_inserts.append(
-                        {
-                            "order_id": oid,
-                            "store_key": rec.store_key,
-                            "order_external_id": rec.external_id,
-                            "sku": sku,
-                            "ordinal": ordinal,
-                            "title": titles[sku],
-                            "removed": False,
-                            "needs_tag": True,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
+                        (
+                            oid,
+                            rec.store_key,
+                            rec.external_id,
+                            sku,
+                            ordinal,
+                            titles[sku],
+                            False,
+                            True,
+                            now,
+                            now,
+                        )
                     )
             wanted_set = set(wanted)
             for unit_key, u in have.items():
@@ -361,7 +399,7 @@ class Repository:
                         {"id": u.id, "removed": True, "needs_tag": True, "title": u.title, "updated_at": now}
                     )
         if unit_inserts:
-            self._insert(Unit, unit_inserts)
+            self._insert(Unit, UNIT_COLUMNS, unit_inserts)
         if unit_updates:
             s.execute(update(Unit), unit_updates)
 
@@ -370,15 +408,14 @@ class Repository:
         counts.changed_order_ids.extend(new_ids + replaced_ids)
         return counts
 
-    def _insert(self, model: Any, rows: list[dict]) -> None:
-        """Insert rows of one table: the bulk path (COPY / DBAPI executemany) or a Core
-        executemany; the same stored rows either way."""
+    def _insert(self, model: Any, columns: Sequence[str], rows: list[tuple]) -> None:
+        """Insert rows (tuples in ``columns`` order) of one table: the bulk path (COPY /
+        DBAPI executemany) or a Core executemany; the same stored rows either way."""
         table = table_of(model)
         if self.bulk:
-            columns = list(rows[0])
-            insert_rows(self.session, table, columns, [tuple(r[c] for c in columns) for r in rows])
+            insert_rows(self.session, table, columns, rows)
         else:
-            self.session.execute(insert(table), rows)
+            self.session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
 
     def _insert_orders_core(self, order_rows: list[dict]) -> list[int]:
         orders = table_of(Order)
@@ -404,7 +441,8 @@ class Repository:
         else:
             top = self.session.execute(select(func.coalesce(func.max(Order.id), 0))).scalar_one()
             ids = list(range(top + 1, top + 1 + n))
-        self._insert(Order, [{"id": oid, **row} for oid, row in zip(ids, order_rows, strict=True)])
+        columns = ("id", *order_rows[0])
+        self._insert(Order, columns, [(oid, *row.values()) for oid, row in zip(ids, order_rows, strict=True)])
         return ids
 
     def _progress_of(self, order_ids: Sequence[int]) -> dict[int, tuple[bool, int]]:
