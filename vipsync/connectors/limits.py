@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from vipsync.connectors.records import OrderFact, OrderRecord, Rejected
@@ -77,6 +78,25 @@ WIDTHS: Mapping[str, int] = {
 }
 
 
+# The order's own text fields and their widths, checked in this order.
+_ORDER_TEXT = tuple(
+    (name, WIDTHS[name])
+    for name in (
+        "store_key",
+        "external_id",
+        "name",
+        "marketplace_id",
+        "currency",
+        "financial_status",
+        "order_status",
+        "email_hash",
+        "country",
+        "shipping_postal_code",
+        "replaced_order_id",
+    )
+)
+
+
 @dataclass(frozen=True)
 class Limits:
     """The limits that are settings (``VIPSYNC_MAX_LINE_QUANTITY``)."""
@@ -88,7 +108,12 @@ def current_limits() -> Limits:
     """The limits of this process's settings."""
     from vipsync.config.settings import get_settings
 
-    return Limits(max_line_quantity=get_settings().max_line_quantity)
+    return _limits(get_settings().max_line_quantity)
+
+
+@lru_cache(maxsize=8)
+def _limits(max_line_quantity: int) -> Limits:
+    return Limits(max_line_quantity=max_line_quantity)
 
 
 def _text(value: str | None, *, record_id: str, field: str, width_key: str | None = None) -> None:
@@ -143,30 +168,25 @@ def check_order(rec: OrderRecord, limits: Limits | None = None, *, clean: bool =
     limits = limits or current_limits()
     rid = rec.external_id if "\x00" not in rec.external_id else rec.external_id.replace("\x00", "\ufffd")
     rid = rid[:128]
-    for name in (
-        "store_key",
-        "external_id",
-        "name",
-        "marketplace_id",
-        "currency",
-        "financial_status",
-        "order_status",
-        "email_hash",
-        "country",
-        "shipping_postal_code",
-        "replaced_order_id",
-    ):
-        _text(getattr(rec, name), record_id=rid, field=name)
+    for name, width in _ORDER_TEXT:
+        value = getattr(rec, name)
+        if value is not None and (len(value) > width or "\x00" in value):
+            _text(value, record_id=rid, field=name)  # raises, naming what is wrong
     for name in ("purchased_at", "updated_at", "cancelled_at"):
         _when(getattr(rec, name), record_id=rid, field=name)
     _amount(rec.total_amount, record_id=rid, field="total_amount")
     if len(rec.lines) > MAX_LINES:
         raise RecordError(f"more than {MAX_LINES} lines", record_id=rid, field="lines")
+    sku_width, key_width, title_width = WIDTHS["sku"], WIDTHS["line_key"], WIDTHS["title"]
     for i, line in enumerate(rec.lines):
         where = f"lines[{i}]"
-        _text(line.sku, record_id=rid, field=f"{where}.sku", width_key="sku")
-        _text(line.line_key, record_id=rid, field=f"{where}.line_key", width_key="line_key")
-        _text(line.title, record_id=rid, field=f"{where}.title", width_key="title")
+        for value, field, width in (
+            (line.sku, "sku", sku_width),
+            (line.line_key, "line_key", key_width),
+            (line.title, "title", title_width),
+        ):
+            if value is not None and (len(value) > width or "\x00" in value):
+                _text(value, record_id=rid, field=f"{where}.{field}", width_key=field)
         if not 0 <= line.quantity <= limits.max_line_quantity:
             raise RecordError(
                 f"quantity outside 0..{limits.max_line_quantity} (VIPSYNC_MAX_LINE_QUANTITY)",
