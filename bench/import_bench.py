@@ -2,10 +2,12 @@
 orders, into SQLite and into PostgreSQL, next to the raw write rate of the same rows
 (plain executemany on SQLite, COPY on PostgreSQL) measured in the same run.
 
-    python bench/import_bench.py --n 100000 [--db sqlite|postgresql|both]
+    python bench/import_bench.py --n 100000 [--db sqlite|postgresql|both] [--digest]
 
 Each measurement runs in a fresh child process so its peak RSS is its own; the child's
 RSS after imports and before work is printed too, so growth with N is visible.
+``--digest`` also prints a digest of the stored tables (times of the write left out): run
+it with two versions of the code to check that they store identical tables.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def child_import(url: str, file: Path) -> dict:
     with file.open("rb") as fh:
         again = import_records(factory, read_orders_file(fh, shop), kind="shopify", store_key=shop.key)
     elapsed2 = time.perf_counter() - t2
-    return {
+    out = {
         "orders": summary.inserted,
         "seconds": elapsed,
         "reimport_seconds": elapsed2,
@@ -111,6 +113,43 @@ def child_import(url: str, file: Path) -> dict:
         "base_rss_mib": base,
         "peak_rss_mib": rss_mib(),
     }
+    if os.environ.get("BENCH_DIGEST"):
+        out["digest"] = tables_digest(url)
+    return out
+
+
+DIGEST_TABLES = ("raw_payloads", "products", "orders", "order_lines", "units", "import_errors")
+WRITE_TIMES = {"created_at", "updated_at", "received_at", "first_seen_at"}
+
+
+def tables_digest(url: str) -> str:
+    """sha256 of the stored tables (rows in id order, every column but the times of the
+    write): equal digests from two versions of the code = identical tables."""
+    import hashlib
+
+    from vipsync.store.models import Base
+
+    digest = hashlib.sha256()
+    columns = {
+        t: [c.name for c in Base.metadata.tables[t].columns if c.name not in WRITE_TIMES]
+        for t in DIGEST_TABLES
+    }
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.split("///", 1)[1]) as conn:
+            for table, cols in columns.items():
+                for row in conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY id"):
+                    digest.update(repr(row).encode())
+    else:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            for table, cols in columns.items():
+                text_cols = ", ".join(f"{c}::text" for c in cols)
+                for row in conn.execute(f"SELECT {text_cols} FROM {table} ORDER BY id"):
+                    digest.update(repr(row).encode())
+    return digest.hexdigest()
 
 
 def child_raw(url: str, file: Path) -> dict:
@@ -150,9 +189,20 @@ def child_raw(url: str, file: Path) -> dict:
             lines.append((oid, line.line_key, line.sku, line.title, line.quantity, 0))
         for sku, ordinal in r.unit_keys():
             units.append((oid, r.store_key, r.external_id, sku, ordinal, "", now, now))
-    cols_o = "id, source, store_key, external_id, name, purchased_at, purchase_date, source_updated_at, country, country_source, discount_codes, content_hash, created_at, updated_at"
-    cols_l = "order_id, line_key, sku, title, quantity, refunded_quantity"
-    cols_u = "order_id, store_key, order_external_id, sku, ordinal, title, created_at, updated_at"
+    elapsed, how = write_raw(url, orders, lines, units)
+    return {"orders": len(orders), "lines": len(lines), "units": len(units), "seconds": elapsed, "how": how}
+
+
+COLS_O = "id, source, store_key, external_id, name, purchased_at, purchase_date, source_updated_at, country, country_source, discount_codes, content_hash, created_at, updated_at"
+COLS_L = "order_id, line_key, sku, title, quantity, refunded_quantity"
+COLS_U = "order_id, store_key, order_external_id, sku, ordinal, title, created_at, updated_at"
+
+
+def write_raw(url: str, orders: list[tuple], lines: list[tuple], units: list[tuple]) -> tuple[float, str]:
+    """Write order, line and unit rows (tuples in COLS_O, COLS_L, COLS_U order) into the
+    migrated, empty store at ``url`` with the fastest plain path: one executemany per table
+    on SQLite, COPY on PostgreSQL. Returns (seconds, how)."""
+    cols_o, cols_l, cols_u = COLS_O, COLS_L, COLS_U
     t = time.perf_counter()
     if url.startswith("sqlite"):
         import sqlite3
@@ -188,8 +238,7 @@ def child_raw(url: str, file: Path) -> dict:
                             copy.write_row(row)
             conn.commit()
         how = "COPY"
-    elapsed = time.perf_counter() - t
-    return {"orders": len(orders), "lines": len(lines), "units": len(units), "seconds": elapsed, "how": how}
+    return time.perf_counter() - t, how
 
 
 def run_child(mode: str, url: str, file: Path) -> dict:
@@ -206,10 +255,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--digest", action="store_true", help="print a digest of the stored tables")
     ap.add_argument("--child")
     ap.add_argument("--url")
     ap.add_argument("--file")
     args = ap.parse_args()
+    if args.digest:
+        os.environ["BENCH_DIGEST"] = "1"  # the children inherit it
     if args.child:
         fn = child_import if args.child == "import" else child_raw
         print(json.dumps(fn(args.url, Path(args.file))))
@@ -241,6 +293,8 @@ def main() -> None:
                 f"re-import of the same file: {imp['orders'] / imp['reimport_seconds']:,.0f} orders/s, "
                 f"{imp['reimport_unchanged']:,} unchanged"
             )
+            if "digest" in imp:
+                print(f"{db:10s} stored tables digest: {imp['digest']}")
             print(
                 f"{db:10s} raw {raw['how']}: {raw['orders'] / raw['seconds']:9,.0f} orders/s "
                 f"({raw['orders']:,} orders + {raw['lines']:,} lines + {raw['units']:,} units in {raw['seconds']:.1f} s); "

@@ -3,7 +3,9 @@
 Prints, for the incremental path (GraphQL pages) and the bulk path (bulk operation +
 JSONL download + constant-memory join): API calls per 1,000 orders, orders/s, the
 seconds spent waiting for the cost bucket, requests sent into an empty bucket, and the
-peak resident memory of the syncing process. The fake runs in its own process, so the
+peak resident memory of the syncing process; for the bulk path also the raw write rate of
+the same order, line and unit rows (plain executemany into an empty store, measured in the
+same run after the sync) and the sync's share of it. The fake runs in its own process, so the
 memory figure is the sync's alone; each path runs in a fresh process against a fresh
 SQLite store.
 
@@ -81,18 +83,39 @@ def _child(path: str, url: str, workdir: Path) -> None:
     result = sync_shop(ctx, "shopify-us", backfill=(path == "bulk"), client=client, bulk_poll_s=0.5)
     elapsed = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        json.dumps(
-            {
-                "read": result.read,
-                "inserted": result.inserted,
-                "calls": client.calls,
-                "elapsed_s": elapsed,
-                "wait_s": client.wait_s,
-                "peak_mib": peak_kib / 1024,
-            }
-        )
-    )
+    figures = {
+        "read": result.read,
+        "inserted": result.inserted,
+        "calls": client.calls,
+        "elapsed_s": elapsed,
+        "wait_s": client.wait_s,
+        "peak_mib": peak_kib / 1024,
+    }
+    if path == "bulk":
+        figures["raw_s"] = _raw_write_s(workdir / f"{path}.sqlite3", workdir / "raw.sqlite3")
+    print(json.dumps(figures))
+
+
+def _raw_write_s(synced: Path, target: Path) -> float:
+    """Seconds to write the synced store's order, line and unit rows again into an empty
+    store with plain executemany (import_bench's raw writer): the physical limit the sync
+    is compared with, measured in the same run."""
+    import sqlite3
+
+    from import_bench import COLS_L, COLS_O, COLS_U, write_raw
+
+    from vipsync.store.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{target}")
+    upgrade(engine)
+    engine.dispose()
+    with sqlite3.connect(synced) as conn:
+        rows = [
+            conn.execute(f"SELECT {cols} FROM {table} ORDER BY id").fetchall()
+            for table, cols in (("orders", COLS_O), ("order_lines", COLS_L), ("units", COLS_U))
+        ]
+    seconds, _how = write_raw(f"sqlite:///{target}", *rows)
+    return seconds
 
 
 def _run_path(path: str, orders: int, restore_rate: float, bucket_size: float) -> dict:
@@ -141,15 +164,19 @@ def main() -> None:
     )
     print(
         f"{'path':<12}{'orders':>8}{'API calls':>11}{'calls/1000':>12}{'orders/s':>10}{'bucket wait s':>15}"
-        f"{'empty-bucket':>14}{'peak RSS MiB':>14}"
+        f"{'empty-bucket':>14}{'peak RSS MiB':>14}{'raw orders/s':>14}{'share of raw':>14}"
     )
     runs = [("incremental", args.n), ("bulk", max(1, args.bulk_n // 10)), ("bulk", args.bulk_n)]
     for path, n in runs:
         f = _run_path(path, n, args.restore_rate, args.bucket_size)
         assert f["inserted"] == n, f"{path}: {f['inserted']} of {n} orders stored"
+        raw = ""
+        if "raw_s" in f:  # the bulk path's rows written again plainly, in the same run
+            raw_rate = n / f["raw_s"]
+            raw = f"{raw_rate:>14.0f}{100 * (n / f['elapsed_s']) / raw_rate:>13.0f}%"
         print(
             f"{path:<12}{n:>8}{f['calls']:>11}{f['calls'] * 1000 / n:>12.1f}{n / f['elapsed_s']:>10.0f}"
-            f"{f['wait_s']:>15.1f}{f['empty_bucket']:>14}{f['peak_mib']:>14.0f}",
+            f"{f['wait_s']:>15.1f}{f['empty_bucket']:>14}{f['peak_mib']:>14.0f}{raw}",
             flush=True,
         )
 
