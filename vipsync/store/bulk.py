@@ -71,10 +71,13 @@ def insert_rows(
                 for row in rows:
                     values = list(row)
                     for i in json_at:
-                        if values[i] is None:
+                        value = values[i]
+                        if value is None:
                             values[i] = json_null[i]
-                        elif not isinstance(values[i], str):
-                            values[i] = json.dumps(values[i])
+                        elif type(value) is list and not value:
+                            values[i] = "[]"  # json.dumps([]), most orders' discount codes
+                        elif not isinstance(value, str):
+                            values[i] = json.dumps(value)
                     copy.write_row(values)
             else:
                 for row in rows:

@@ -545,7 +545,7 @@ class Repository:
         if not rows:
             return
         columns = list(rows[0])
-        values = [tuple(r[c] for c in columns) for r in rows]
+        values = [tuple(r.values()) for r in rows]  # every row's keys in the same order
         conflict = "ON CONFLICT (store_key, kind, external_id, sha256) DO NOTHING"
         if not self.pg:
             insert_rows(self.session, table_of(RawPayload), columns, values, on_conflict=conflict)
