@@ -6,16 +6,21 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import redis
 from sqlalchemy import select
 
 from tests.api_helpers import auth, client_for, make_context, recent, store_order
+from vipsync.config.settings import Settings
 from vipsync.config.stores import load_stores
+from vipsync.connectors.records import OrderFact
+from vipsync.devtools.factories import order_record
 from vipsync.devtools.fake_shopify import FakeShopify
 from vipsync.devtools.worker_procs import delete_namespace, new_namespace
 from vipsync.store.models import Claim, ImportError_, TradeInQuote, Unit
+from vipsync.store.repository import Repository
 from vipsync.store.writer import write_batch
 from vipsync.workers.trade_ins import apply_trade_in_codes
 
@@ -165,3 +170,118 @@ def test_an_unknown_code_on_an_order_is_flagged_and_records_nothing(shop):
     with ctx.session_factory() as s:
         assert s.execute(select(Claim)).first() is None
         assert s.execute(select(Unit)).first() is not None
+
+
+def test_a_replacement_unit_gets_no_benefit_of_its_own_claims_and_quotes_say_why(shop):
+    ctx, client, _ = shop
+    today = datetime.now(UTC).date()
+    _member_with_unit(ctx, client, n=70, days=400, registered=(today - timedelta(days=420)).isoformat())
+    # The free replacement sent for it, on the member's e-mail: a unit of its own in the store.
+    replacement = replace(
+        store_order(ctx, 71, email="member@example.com", purchased_at=recent(200)),
+        is_replacement=True,
+        total_amount=Decimal("0.00"),
+    )
+    write_batch(
+        ctx.session_factory, [replace(replacement, updated_at=replacement.updated_at + timedelta(seconds=1))]
+    )
+    res = client.post("/v1/members/lookup", json={"email": "member@example.com"}, headers=auth("support"))
+    [unit] = [u for u in res.json()["units"] if u["order_id"] == replacement.external_id]
+    assert unit["benefit_status"] is None and "replacement_order" in unit["reasons"]
+    on = (today - timedelta(days=1)).isoformat()
+    answers = {
+        kind: _claim(client, unit["unit_id"], kind, on)
+        for kind in ("exchange", "trade_in", "warranty_exchange")
+    }
+    quote = client.post(
+        f"/v1/units/{unit['unit_id']}/trade-in-quotes",
+        json={"member_email": "member@example.com", "store": "shopify-us", "sku": "HKS0801A1U"},
+        headers=auth("website"),
+    )
+    for res in [*answers.values(), quote]:
+        assert res.status_code == 422, res.text
+        assert "replacement unit (replacement_order) gets no exchange or trade-in benefit" in res.text, (
+            res.text
+        )
+    with ctx.session_factory() as s:
+        assert s.execute(select(Claim)).first() is None
+        assert s.execute(select(TradeInQuote)).first() is None
+
+
+@pytest.fixture
+def tesmart_id(db_url, tmp_path, monkeypatch):
+    """The TESmart ID terms enabled for the Amazon NA account, the fake shop selling the new product."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = Settings().policies_dir
+    (policies / "vip-2024.toml").write_text((shipped / "vip-2024.toml").read_text())
+    terms = (shipped / "tesmart-id-2025-11-01.toml").read_text()
+    terms = terms.replace("enabled = false", "enabled = true").replace(
+        'stores = ["shopify-eu", "amazon-eu"]', 'stores = ["amazon-na"]'
+    )
+    (policies / "tesmart-id-2025-11-01.toml").write_text(terms)
+    r = redis.Redis.from_url(REDIS_URL)
+    ns = new_namespace()
+    ctx = make_context(db_url, tmp_path, ns, REDIS_URL, policies_dir=policies)
+    with FakeShopify(orders=0, seed=3) as fake:
+        fake.variants["HKS0801A1U"] = ("249.99", "299.99")
+        stores = tmp_path / "stores.toml"
+        default = ctx.settings.stores_file.read_text()
+        stores.write_text(
+            default.replace("[stores.shopify-us]", "[stores.shopify-us-old]") + "\n" + fake.stores_toml()
+        )
+        monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN", fake.access_token)
+        monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_API_SECRET", fake.webhook_secret)
+        ctx._stores = load_stores(stores)
+        with client_for(ctx) as client:
+            yield ctx, client
+    ctx.dispose()
+    delete_namespace(r, ns)
+
+
+def test_a_tesmart_id_quote_takes_the_amount_paid_after_discounts_minus_money_refunds(tesmart_id):
+    ctx, client = tesmart_id
+    today = datetime.now(UTC).date()
+    body = {"email": "member@example.com", "country": "US"}
+    body |= {"registered_on": (today - timedelta(days=420)).isoformat(), "reason": "registered at the fair"}
+    assert client.post("/v1/members", json=body, headers=auth("support")).status_code in (200, 201)
+    # Two units at 199.99 with 0.01 off the line: 399.97 paid, 199.99 and 199.98 per unit.
+    rec = order_record(
+        90, source="amazon", store_key="amazon-na", lines=(("HKS0401A3U", 2),), purchased_at=recent(200)
+    )
+    rec = replace(rec, lines=tuple(replace(line, discount=Decimal("0.01")) for line in rec.lines))
+    write_batch(ctx.session_factory, [rec])
+    money_refund = OrderFact(
+        source="amazon",
+        store_key="amazon-na",
+        order_external_id=rec.external_id,
+        kind="refund",
+        fact_key="goodwill-1",
+        posted_at=recent(100),
+        amount=Decimal("30.01"),  # money alone, for the order: 15.01 and 15.00 per unit
+        currency="USD",
+    )
+    with ctx.session_factory() as s:
+        Repository(s).record_facts([money_refund])
+        s.commit()
+    proof = client.post(
+        "/v1/proofs",
+        json={"member_email": "member@example.com", "order_id": rec.external_id, "postal_code": "40202"},
+        headers=auth("website"),
+    )
+    assert proof.status_code == 200, proof.text
+    units = sorted(proof.json()["orders"][0]["units"], key=lambda u: u["ordinal"])
+    assert [u["policy_version"] for u in units] == ["tesmart-id-2025-11-01"] * 2
+    assert [u["benefit_status"] for u in units] == ["available"] * 2
+    quotes = [
+        client.post(
+            f"/v1/units/{u['unit_id']}/trade-in-quotes",
+            json={"member_email": "member@example.com", "store": "shopify-us", "sku": "HKS0801A1U"},
+            headers=auth("website"),
+        )
+        for u in units
+    ]
+    assert [q.status_code for q in quotes] == [201, 201], [q.text for q in quotes]
+    # Under 36 months: 50% of (199.99 - 15.01) = 92.49 and of (199.98 - 15.00) = 92.49.
+    assert [q.json()["discount"] for q in quotes] == ["92.49", "92.49"]
+    assert [q.json()["final_price"] for q in quotes] == ["207.50", "207.50"]
