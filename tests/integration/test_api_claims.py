@@ -3,6 +3,7 @@ unit, ordinary warranty exchanges, quotes read from the (fake) shop, codes on or
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,9 +20,10 @@ from vipsync.connectors.records import OrderFact
 from vipsync.devtools.factories import order_record
 from vipsync.devtools.fake_shopify import FakeShopify
 from vipsync.devtools.worker_procs import delete_namespace, new_namespace
-from vipsync.store.models import Claim, ImportError_, TradeInQuote, Unit
+from vipsync.store.models import Claim, ImportError_, Order, RawPayload, TradeInQuote, Unit, WebhookDelivery
 from vipsync.store.repository import Repository
 from vipsync.store.writer import write_batch
+from vipsync.workers.shopify_jobs import process_webhook
 from vipsync.workers.trade_ins import apply_trade_in_codes
 
 REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -285,3 +287,58 @@ def test_a_tesmart_id_quote_takes_the_amount_paid_after_discounts_minus_money_re
     # Under 36 months: 50% of (199.99 - 15.01) = 92.49 and of (199.98 - 15.00) = 92.49.
     assert [q.json()["discount"] for q in quotes] == ["92.49", "92.49"]
     assert [q.json()["final_price"] for q in quotes] == ["207.50", "207.50"]
+
+
+def test_a_trade_in_code_in_the_order_attribute_records_the_claim_and_keeps_no_other_attribute(
+    shop, fixtures_dir
+):
+    ctx, client, _ = shop
+    unit = _member_with_unit(ctx, client, n=80, days=200)
+    res = client.post(
+        f"/v1/units/{unit}/trade-in-quotes",
+        json={"member_email": "member@example.com", "store": "shopify-us", "sku": "HKS0801A1U"},
+        headers=auth("website"),
+    )
+    assert res.status_code == 201, res.text
+    code = res.json()["code"]
+    # The new order as Shopify's orders/create webhook sends it: the code in an order
+    # attribute (not a discount code), beside a gift message that must never be stored.
+    order = json.loads((fixtures_dir / "shopify" / "order.json").read_text())["order"]
+    now = datetime.now(UTC).isoformat()
+    order |= {
+        "id": 880000001,
+        "name": "#8801",
+        "processed_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "email": "member@example.com",
+        "discount_codes": [],
+        "note_attributes": [
+            {"name": "Gift message", "value": "Happy birthday Ann"},
+            {"name": "trade_in_code", "value": code.lower()},
+        ],
+    }
+    with ctx.session_factory() as s:
+        row = WebhookDelivery(
+            webhook_id="w-trade-in-attribute",
+            store_key="shopify-us",
+            topic="orders/create",
+            payload=order,
+            status="pending",
+            received_at=datetime.now(UTC),
+        )
+        s.add(row)
+        s.commit()
+        delivery = row.id
+    assert process_webhook(ctx, delivery)["status"] == "done"
+    result = apply_trade_in_codes(ctx)
+    assert (result.recorded, result.flagged) == (1, 0)
+    with ctx.session_factory() as s:
+        claim = s.execute(select(Claim).where(Claim.unit_id == unit)).scalar_one()
+        assert claim.kind == "trade_in" and claim.quote_id == res.json()["quote"]
+        assert s.execute(select(TradeInQuote.status)).scalar_one() == "used"
+        stored = s.execute(select(Order).where(Order.external_id == "880000001")).scalar_one()
+        assert stored.trade_in_codes == [code.lower()] and stored.discount_codes == []
+        raw = s.execute(select(RawPayload.payload).where(RawPayload.id == stored.raw_payload_id)).scalar_one()
+    assert raw["note_attributes"] == [{"name": "trade_in_code", "value": code.lower()}]
+    assert "Happy birthday" not in json.dumps(raw)

@@ -18,8 +18,8 @@ from vipsync.errors import BenefitAlreadyUsed, EligibilityError
 __all__ = [
     "REPLACEMENT_UNIT",
     "ClaimDecision",
-    "refuse_replacement_unit",
     "check_claim",
+    "refuse_replacement_unit",
     "replacement_coverage_end",
     "stacks_with_other_discount",
     "trade_in_discount",

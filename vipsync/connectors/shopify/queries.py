@@ -61,6 +61,7 @@ _ORDER_SCALARS = """
       email
       currencyCode
       discountCodes
+      customAttributes { key value }
       tags
       totalPriceSet { shopMoney { amount currencyCode } }
       shippingAddress { countryCodeV2 zip }
