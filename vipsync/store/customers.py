@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from vipsync.store.models import (
@@ -33,7 +33,7 @@ __all__ = [
     "find_orders",
     "member_by_digest",
     "member_unit_ids",
-    "order_owner",
+    "order_unit_states",
     "record_decision",
     "unit_answers",
 ]
@@ -41,7 +41,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class OrderFacts:
-    """What a proof of purchase compares: an order's keys and its second factors."""
+    """What a proof of purchase compares: an order's keys and its second factors, and the
+    member it belongs to (``owner``), read in the same statement."""
 
     id: int
     source: str
@@ -52,6 +53,21 @@ class OrderFacts:
     postal_code: str | None
     country: str | None
     purchase_date: date
+    owner: int | None = None
+
+
+def _owner_col() -> Any:
+    """The member each order belongs to, as a column: the first verified proof, else
+    (web-store orders) the member whose e-mail digest is the order's."""
+    linked = (
+        select(OrderMemberLink.member_id)
+        .where(OrderMemberLink.order_id == Order.id)
+        .order_by(OrderMemberLink.verified_at, OrderMemberLink.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    by_email = select(Member.id).where(Member.email_hash == Order.email_hash).scalar_subquery()
+    return func.coalesce(linked, case((Order.source != "amazon", by_email), else_=None))
 
 
 _ORDER_COLS = (
@@ -78,9 +94,11 @@ def find_orders(
     amazon_id: str | None = None,
     amazon_stores: Sequence[str] = (),
 ) -> list[OrderFacts]:
-    """Orders by Shopify name per shop (``{store_key: [name, ...]}``) or by Amazon order id."""
+    """Orders by Shopify name per shop (``{store_key: [name, ...]}``) or by Amazon order id,
+    each with its owner: one statement."""
+    cols = (*_ORDER_COLS, _owner_col())
     if amazon_id is not None:
-        q = select(*_ORDER_COLS).where(Order.source == "amazon", Order.external_id == amazon_id)
+        q = select(*cols).where(Order.source == "amazon", Order.external_id == amazon_id)
         if amazon_stores:
             q = q.where(Order.store_key.in_(list(amazon_stores)))
         return _facts(session.execute(q.order_by(Order.id)))
@@ -89,7 +107,7 @@ def find_orders(
         return []
     # One indexed query for every shop (store_key, name); a shop's own affixes are checked after.
     every = sorted({n for wanted in names.values() for n in wanted})
-    q = select(*_ORDER_COLS).where(Order.store_key.in_(list(names)), Order.name.in_(every))
+    q = select(*cols).where(Order.store_key.in_(list(names)), Order.name.in_(every))
     return [o for o in _facts(session.execute(q.order_by(Order.id))) if o.name in names[o.store_key]]
 
 
@@ -97,23 +115,12 @@ def member_by_digest(session: Session, email_hash: str) -> Member | None:
     return session.execute(select(Member).where(Member.email_hash == email_hash)).scalar_one_or_none()
 
 
-def order_owner(session: Session, order: OrderFacts) -> int | None:
-    """The member an order belongs to: the first verified proof, else (web-store orders)
-    the member whose e-mail digest is the order's."""
-    linked = session.execute(
-        select(OrderMemberLink.member_id)
-        .where(OrderMemberLink.order_id == order.id)
-        .order_by(OrderMemberLink.verified_at, OrderMemberLink.id)
-        .limit(1)
-    ).scalar_one_or_none()
-    if linked is not None:
-        return int(linked)
-    if order.source != "amazon" and order.email_hash:
-        by_email = session.execute(
-            select(Member.id).where(Member.email_hash == order.email_hash)
-        ).scalar_one_or_none()
-        return int(by_email) if by_email is not None else None
-    return None
+def order_unit_states(session: Session, order_id: int) -> list[tuple[int, bool]]:
+    """(unit id, whether it waits for its tag) of each unit of an order."""
+    rows = session.execute(
+        select(Unit.id, Unit.needs_tag).where(Unit.order_id == order_id).order_by(Unit.id)
+    ).all()
+    return [(int(uid), bool(pending)) for uid, pending in rows]
 
 
 def member_unit_ids(session: Session, member: Member) -> list[int]:
