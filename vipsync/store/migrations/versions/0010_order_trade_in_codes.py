@@ -4,16 +4,16 @@ The website writes a trade-in quote's code into an order attribute (POLICY.md, T
 the Shopify mapper reads it into ``orders.trade_in_codes`` (a JSON list, null when none),
 beside the discount codes.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
