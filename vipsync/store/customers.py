@@ -33,7 +33,7 @@ __all__ = [
     "find_orders",
     "member_by_digest",
     "member_unit_ids",
-    "order_unit_states",
+    "order_unit_answers",
     "record_decision",
     "unit_answers",
 ]
@@ -115,14 +115,6 @@ def member_by_digest(session: Session, email_hash: str) -> Member | None:
     return session.execute(select(Member).where(Member.email_hash == email_hash)).scalar_one_or_none()
 
 
-def order_unit_states(session: Session, order_id: int) -> list[tuple[int, bool]]:
-    """(unit id, whether it waits for its tag) of each unit of an order."""
-    rows = session.execute(
-        select(Unit.id, Unit.needs_tag).where(Unit.order_id == order_id).order_by(Unit.id)
-    ).all()
-    return [(int(uid), bool(pending)) for uid, pending in rows]
-
-
 def member_unit_ids(session: Session, member: Member) -> list[int]:
     """The units of every order the member owns (by e-mail for web-store orders, or by a
     verified proof of purchase)."""
@@ -138,89 +130,107 @@ def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+_ANSWER_COLS = (
+    Unit.id,
+    Unit.store_key,
+    Unit.order_external_id,
+    Unit.sku,
+    Unit.ordinal,
+    Unit.needs_tag,
+    UnitTag.policy_version,
+    UnitTag.eligible,
+    UnitTag.reasons,
+    UnitTag.purchase_date,
+    UnitTag.original_warranty_end,
+    UnitTag.registration_deadline,
+    UnitTag.extended_warranty_end,
+    UnitTag.trade_in_opens,
+    UnitTag.benefit_status,
+    UnitTag.member_id,
+    Claim.kind,
+    Claim.claimed_on,
+    Claim.ship_date,
+    Claim.replacement_cover_end,
+    WarrantyExchange.requested_on.label("exchange_requested_on"),
+    WarrantyExchange.ship_date.label("exchange_ship_date"),
+    WarrantyExchange.replacement_cover_end.label("exchange_cover_end"),
+)
+
+
 def unit_answers(session: Session, unit_ids: Sequence[int]) -> list[dict[str, Any]]:
     """Each unit with its tag (windows, reasons, ``benefit_status``), its claim with the
     replacement's cover, and its ordinary warranty exchanges; no personal data."""
     if not unit_ids:
         return []
-    ids = list(unit_ids)
+    return _answers(session, Unit.id.in_(list(unit_ids)))[0]
+
+
+def order_unit_answers(session: Session, order_id: int) -> tuple[list[dict[str, Any]], bool]:
+    """:func:`unit_answers` of every unit of an order, and whether their tags are current
+    (none waits for its tag, none was never tagged): one statement."""
+    return _answers(session, Unit.order_id == order_id)
+
+
+def _answers(session: Session, where: Any) -> tuple[list[dict[str, Any]], bool]:
     rows = session.execute(
-        select(
-            Unit.id,
-            Unit.store_key,
-            Unit.order_external_id,
-            Unit.sku,
-            Unit.ordinal,
-            UnitTag.policy_version,
-            UnitTag.eligible,
-            UnitTag.reasons,
-            UnitTag.purchase_date,
-            UnitTag.original_warranty_end,
-            UnitTag.registration_deadline,
-            UnitTag.extended_warranty_end,
-            UnitTag.trade_in_opens,
-            UnitTag.benefit_status,
-            UnitTag.member_id,
-            Claim.kind,
-            Claim.claimed_on,
-            Claim.ship_date,
-            Claim.replacement_cover_end,
-        )
+        select(*_ANSWER_COLS)
         .outerjoin(UnitTag, UnitTag.unit_id == Unit.id)
         .outerjoin(Claim, Claim.unit_id == Unit.id)
-        .where(Unit.id.in_(ids))
-        .order_by(Unit.id)
+        .outerjoin(WarrantyExchange, WarrantyExchange.unit_id == Unit.id)
+        .where(where)
+        .order_by(Unit.id, WarrantyExchange.id)
     ).all()
-    exchanges: dict[int, list[dict[str, Any]]] = {}
-    for uid, requested, ship, cover in session.execute(
-        select(
-            WarrantyExchange.unit_id,
-            WarrantyExchange.requested_on,
-            WarrantyExchange.ship_date,
-            WarrantyExchange.replacement_cover_end,
-        )
-        .where(WarrantyExchange.unit_id.in_(ids))
-        .order_by(WarrantyExchange.id)
-    ):
-        exchanges.setdefault(uid, []).append(
-            {"requested_on": _iso(requested), "ship_date": _iso(ship), "replacement_cover_end": _iso(cover)}
-        )
-    out = []
+    out: list[dict[str, Any]] = []
+    current = True
+    last: dict[str, Any] | None = None
     for r in rows:
-        claim = None
-        if r.kind is not None:
-            claim = {
-                "kind": r.kind,
-                "claimed_on": _iso(r.claimed_on),
-                "ship_date": _iso(r.ship_date),
-                "replacement_cover_end": _iso(r.replacement_cover_end),
-            }
-        # A recorded claim always shows, whatever the tag says later.
-        status = r.benefit_status
-        if claim is not None and status in (None, "member_exited", "not_member", "available"):
-            status = f"{claim['kind']}_used"
-        out.append(
-            {
-                "unit_id": r.id,
-                "store": r.store_key,
-                "order_id": r.order_external_id,
-                "sku": r.sku,
-                "ordinal": r.ordinal,
-                "policy_version": r.policy_version,
-                "eligible": r.eligible,
-                "reasons": list(r.reasons or []),
-                "purchase_date": _iso(r.purchase_date),
-                "original_warranty_end": _iso(r.original_warranty_end),
-                "registration_deadline": _iso(r.registration_deadline),
-                "extended_warranty_end": _iso(r.extended_warranty_end),
-                "trade_in_opens": _iso(r.trade_in_opens),
-                "benefit_status": status,
-                "member": r.member_id,
-                "claim": claim,
-                "warranty_exchanges": exchanges.get(r.id, []),
-            }
-        )
-    return out
+        if last is None or last["unit_id"] != r.id:
+            last = _answer(r)
+            out.append(last)
+            current = current and not r.needs_tag and r.policy_version is not None
+        if r.exchange_requested_on is not None:
+            last["warranty_exchanges"].append(
+                {
+                    "requested_on": _iso(r.exchange_requested_on),
+                    "ship_date": _iso(r.exchange_ship_date),
+                    "replacement_cover_end": _iso(r.exchange_cover_end),
+                }
+            )
+    return out, current
+
+
+def _answer(r: Any) -> dict[str, Any]:
+    claim = None
+    if r.kind is not None:
+        claim = {
+            "kind": r.kind,
+            "claimed_on": _iso(r.claimed_on),
+            "ship_date": _iso(r.ship_date),
+            "replacement_cover_end": _iso(r.replacement_cover_end),
+        }
+    # A recorded claim always shows, whatever the tag says later.
+    status = r.benefit_status
+    if claim is not None and status in (None, "member_exited", "not_member", "available"):
+        status = f"{claim['kind']}_used"
+    return {
+        "unit_id": r.id,
+        "store": r.store_key,
+        "order_id": r.order_external_id,
+        "sku": r.sku,
+        "ordinal": r.ordinal,
+        "policy_version": r.policy_version,
+        "eligible": r.eligible,
+        "reasons": list(r.reasons or []),
+        "purchase_date": _iso(r.purchase_date),
+        "original_warranty_end": _iso(r.original_warranty_end),
+        "registration_deadline": _iso(r.registration_deadline),
+        "extended_warranty_end": _iso(r.extended_warranty_end),
+        "trade_in_opens": _iso(r.trade_in_opens),
+        "benefit_status": status,
+        "member": r.member_id,
+        "claim": claim,
+        "warranty_exchanges": [],
+    }
 
 
 def record_decision(

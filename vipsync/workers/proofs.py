@@ -41,9 +41,8 @@ from vipsync.store.customers import (
     OrderFacts,
     find_orders,
     member_by_digest,
-    order_unit_states,
+    order_unit_answers,
     record_decision,
-    unit_answers,
 )
 from vipsync.store.models import OrderMemberLink
 from vipsync.store.writer import write_page
@@ -301,16 +300,12 @@ def _verified(
     entry: dict[str, Any] = {"store": o.store_key, "order": o.name, "status": status, "message": message}
     if status == "other_member":
         return entry
-    states = order_unit_states(session, o.id)
-    unit_ids = [uid for uid, _ in states]
-    retag = status == "linked" or any(pending for _, pending in states)
-    if retag:
+    if status == "linked":
         session.flush()
-        tag_units_now(session, cached_rules(ctx), unit_ids)
-    units = unit_answers(session, unit_ids)
-    if not retag and any(u["policy_version"] is None for u in units):
-        tag_units_now(session, cached_rules(ctx), unit_ids)  # a unit never tagged yet
-        units = unit_answers(session, unit_ids)
+    units, current = order_unit_answers(session, o.id)
+    if status == "linked" or not current:
+        tag_units_now(session, cached_rules(ctx), [u["unit_id"] for u in units])
+        units, _ = order_unit_answers(session, o.id)
     entry["units"] = units
     return entry
 
