@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from vipsync.store.models import (
     Claim,
@@ -31,6 +31,7 @@ from vipsync.store.models import (
 __all__ = [
     "OrderFacts",
     "find_orders",
+    "member_and_orders",
     "member_by_digest",
     "member_unit_ids",
     "order_unit_answers",
@@ -64,9 +65,12 @@ def _owner_col() -> Any:
         .where(OrderMemberLink.order_id == Order.id)
         .order_by(OrderMemberLink.verified_at, OrderMemberLink.id)
         .limit(1)
+        .correlate(Order)
         .scalar_subquery()
     )
-    by_email = select(Member.id).where(Member.email_hash == Order.email_hash).scalar_subquery()
+    # Its own alias: the statement may read the presenting member from ``members`` too.
+    owner = aliased(Member)
+    by_email = select(owner.id).where(owner.email_hash == Order.email_hash).correlate(Order).scalar_subquery()
     return func.coalesce(linked, case((Order.source != "amazon", by_email), else_=None))
 
 
@@ -87,6 +91,25 @@ def _facts(rows: Any) -> list[OrderFacts]:
     return [OrderFacts(*r) for r in rows]
 
 
+def _order_filter(
+    names: dict[str, list[str]] | None, amazon_id: str | None, amazon_stores: Sequence[str]
+) -> Any:
+    """The condition of :func:`find_orders` (None: no order can match)."""
+    if amazon_id is not None:
+        cond = and_(Order.source == "amazon", Order.external_id == amazon_id)
+        return and_(cond, Order.store_key.in_(list(amazon_stores))) if amazon_stores else cond
+    if not names:
+        return None
+    # One indexed query for every shop (store_key, name); a shop's own affixes are checked after.
+    every = sorted({n for wanted in names.values() for n in wanted})
+    return and_(Order.store_key.in_(list(names)), Order.name.in_(every))
+
+
+def _kept(rows: Any, names: dict[str, list[str]] | None) -> list[OrderFacts]:
+    found = _facts(rows)
+    return found if names is None else [o for o in found if o.name in names.get(o.store_key, ())]
+
+
 def find_orders(
     session: Session,
     *,
@@ -96,19 +119,46 @@ def find_orders(
 ) -> list[OrderFacts]:
     """Orders by Shopify name per shop (``{store_key: [name, ...]}``) or by Amazon order id,
     each with its owner: one statement."""
-    cols = (*_ORDER_COLS, _owner_col())
-    if amazon_id is not None:
-        q = select(*cols).where(Order.source == "amazon", Order.external_id == amazon_id)
-        if amazon_stores:
-            q = q.where(Order.store_key.in_(list(amazon_stores)))
-        return _facts(session.execute(q.order_by(Order.id)))
-    names = names or {}
-    if not names:
+    cond = _order_filter(names, amazon_id, amazon_stores)
+    if cond is None:
         return []
-    # One indexed query for every shop (store_key, name); a shop's own affixes are checked after.
-    every = sorted({n for wanted in names.values() for n in wanted})
-    q = select(*cols).where(Order.store_key.in_(list(names)), Order.name.in_(every))
-    return [o for o in _facts(session.execute(q.order_by(Order.id))) if o.name in names[o.store_key]]
+    q = select(*_ORDER_COLS, _owner_col()).where(cond).order_by(Order.id)
+    return _kept(session.execute(q), None if amazon_id is not None else names)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """What a proof needs of the member presenting it."""
+
+    id: int
+    registered_at: date | None
+    exited_at: date | None
+    erased_at: datetime | None
+
+
+def member_and_orders(
+    session: Session,
+    member_hash: str,
+    *,
+    names: dict[str, list[str]] | None = None,
+    amazon_id: str | None = None,
+    amazon_stores: Sequence[str] = (),
+) -> tuple[MemberState | None, list[OrderFacts]]:
+    """The member with this e-mail digest and :func:`find_orders`, in one statement: a row
+    anchors the member (absent: nulls), the matching orders join it."""
+    anchor = select(literal(1).label("one")).subquery("anchor")
+    member_cols = (Member.id, Member.registered_at, Member.exited_at, Member.erased_at)
+    cond = _order_filter(names, amazon_id, amazon_stores)
+    q = select(*member_cols).select_from(anchor).outerjoin(Member, Member.email_hash == member_hash)
+    if cond is not None:
+        q = q.add_columns(*_ORDER_COLS, _owner_col()).outerjoin(Order, cond).order_by(Order.id)
+    rows: list[Any] = list(session.execute(q).all())
+    first = rows[0] if rows else None
+    member = MemberState(*first[:4]) if first is not None and first[0] is not None else None
+    if cond is None:
+        return member, []
+    orders = [r[4:] for r in rows if r[4] is not None]
+    return member, _kept(orders, None if amazon_id is not None else names)
 
 
 def member_by_digest(session: Session, email_hash: str) -> Member | None:

@@ -40,7 +40,7 @@ from vipsync.errors import RecordError, TransientSourceError
 from vipsync.store.customers import (
     OrderFacts,
     find_orders,
-    member_by_digest,
+    member_and_orders,
     order_unit_answers,
     record_decision,
 )
@@ -131,16 +131,15 @@ def _stores(ctx, kind: str, store: str | None) -> list[Any]:
     return found
 
 
-def _lookup(ctx, session, ref: OrderReference, store: str | None) -> list[OrderFacts]:
+def _where(ctx, ref: OrderReference, store: str | None) -> dict[str, Any]:
+    """The order lookup of a reference: Shopify names per shop, or an Amazon id."""
     if ref.kind == "amazon_order_id":
-        return find_orders(
-            session, amazon_id=ref.value, amazon_stores=[s.key for s in _stores(ctx, "amazon", store)]
-        )
+        return {"amazon_id": ref.value, "amazon_stores": [s.key for s in _stores(ctx, "amazon", store)]}
     names = {
         s.key: shopify_names(ref.value, [(s.order_name_prefix, s.order_name_suffix)])
         for s in _stores(ctx, "shopify", store)
     }
-    return find_orders(session, names=names)
+    return {"names": names}
 
 
 def _invoice_date_ok(order: OrderFacts, dates: Sequence[date]) -> bool:
@@ -201,7 +200,7 @@ def verify_proof(
     # One session, one transaction (the on-demand fetch aside): every round trip to the
     # database counts in the answer's time.
     with ctx.session_factory() as session:
-        member = member_by_digest(session, member_hash)
+        member, orders = member_and_orders(session, member_hash, **_where(ctx, ref, req.store))
         if (
             member is None
             or member.erased_at is not None
@@ -218,7 +217,6 @@ def verify_proof(
             session.commit()
             return ProofResult("register_first", REGISTER_FIRST, ref.value)
         member_id = int(member.id)
-        orders = _lookup(ctx, session, ref, req.store)
 
         if not orders and fetch is not None:
             session.rollback()  # no transaction stays open while a source answers
@@ -246,7 +244,7 @@ def verify_proof(
                 for rec in records:  # the normal write path: a bad record is rejected alone, for ops
                     source = "shopify" if rec.source == "shopify" else "amazon-api"
                     write_page(ctx.session_factory, [rec], source=source, store_key=rec.store_key)
-                orders = _lookup(ctx, session, ref, req.store)
+                orders = find_orders(session, **_where(ctx, ref, req.store))
 
         matched = [o for o in orders if _matches(ctx, o, req, factor_hash)]
         if not matched:
