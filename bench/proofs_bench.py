@@ -211,7 +211,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2_000, help="verified proofs to send")
     ap.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     ap.add_argument("--workers", type=int, default=4, help="uvicorn worker processes")
-    ap.add_argument("--refusals", type=int, default=100, help="refused proofs to send (each waits the delay)")
+    ap.add_argument(
+        "--refusals",
+        type=int,
+        default=None,
+        help="refused proofs to send, each to its own unknown order (default: 100 with httpx, 3,000 with wrk)",
+    )
     ap.add_argument(
         "--client",
         choices=("wrk", "httpx"),
@@ -222,6 +227,9 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=20_000, help="wrk: distinct stored orders to prove")
     args = ap.parse_args()
     wanted = args.requests if args.client == "httpx" else args.pool
+    if args.refusals is None:
+        # Each refused order identifier counts against its own rate limit (5 by default).
+        args.refusals = 100 if args.client == "httpx" else 3_000
 
     with scratch_database(PG_ADMIN, prefix="vipsync_proofs_bench") as url:
         t = time.perf_counter()
