@@ -2,6 +2,7 @@
 served by uvicorn with 4 workers against a PostgreSQL store of N units.
 
     python bench/proofs_bench.py [--n 1000000] [--requests 2000] [--concurrency 16] [--workers 4]
+                                 [--client wrk|httpx] [--duration 10]
 
 The store is filled with COPY (the tagging benchmark's generator: orders, lines, units,
 members) in its own database, dropped at the end; every order gets a shipping postal
@@ -10,6 +11,13 @@ proves a different stored order by its postal code (the verified path: member ch
 indexed order lookup, owner check, link, re-tag of the order's units, the answer). A
 second, short run measures refusals, which wait ``VIPSYNC_PROOF_MIN_DELAY_MS`` by design.
 Targets: p99 < 20 ms for a verified stored order, >= 500 requests/s.
+
+The load comes from ``wrk`` (Debian's package; C, so the client does not take the CPU
+the server needs) when it is installed, each of its threads sending its own share of the
+bodies for ``--duration`` seconds; else from an httpx client in this process, which sends
+``--requests`` bodies. Each run also prints the CPU time the client and the uvicorn
+processes used per request, read from ``/proc`` (the rest of a request's time is
+PostgreSQL, Redis and waiting for a core).
 """
 
 from __future__ import annotations
@@ -17,7 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
+import re
+import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -83,14 +95,141 @@ def _report(title: str, latencies: list[float], codes: dict[int, int], elapsed: 
     )
 
 
+def _tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) of a process and its children, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    wanted = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    for pid in wanted:
+        total += times.get(pid, 0.0)
+    return total
+
+
+_LUA = """
+local bodies = {BODIES}
+local token = "{TOKEN}"
+local threads, counter = {{}}, 1
+function setup(thread)
+  thread:set("first", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  step, i, codes = {THREADS}, first, {{}}
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+function request()
+  local body = bodies[i]
+  i = i + step
+  if i > #bodies then i = first end
+  return wrk.format(nil, "/v1/proofs", nil, body)
+end
+function response(status, headers, body)
+  codes[status] = (codes[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local merged = {{}}
+  for _, t in ipairs(threads) do
+    for status, n in pairs(t:get("codes")) do merged[status] = (merged[status] or 0) + n end
+  end
+  local parts = {{}}
+  for status, n in pairs(merged) do table.insert(parts, string.format('"%d": %d', status, n)) end
+  io.write(string.format('RESULT {{"requests": %d, "elapsed_us": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, "codes": {{%s}}}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    table.concat(parts, ", ")))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _run_wrk(url: str, bodies: list[dict], concurrency: int, duration: int, threads: int = 2) -> dict:
+    """One wrk run: each thread sends its own share of ``bodies`` (wrapping around when it
+    runs out); the figures wrk measured, and the client's CPU seconds."""
+    script = _LUA.format(
+        BODIES="{" + ",".join(_lua_string(json.dumps(b)) for b in bodies) + "}",
+        TOKEN=TOKEN,
+        THREADS=threads,
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--timeout", "30s", "-s", f.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    os.unlink(f.name)
+    found = re.search(r"^RESULT (.*)$", out, re.M)
+    if found is None:
+        raise RuntimeError("wrk printed no result:\n" + out)
+    result: dict = json.loads(found.group(1))
+    result["client_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return result
+
+
+def _report_wrk(title: str, r: dict, server_cpu_s: float, pool: int) -> None:
+    n, elapsed = r["requests"], r["elapsed_us"] / 1e6
+    codes = {int(k): v for k, v in sorted(r["codes"].items(), key=lambda kv: int(kv[0]))}
+    print(
+        f"{title}: {n:,} requests in {elapsed:.2f} s = {n / elapsed:,.0f} req/s; "
+        f"p50 {r['p50_us'] / 1000:.1f} ms, p99 {r['p99_us'] / 1000:.1f} ms, max {r['max_us'] / 1000:.1f} ms; "
+        f"statuses {codes}; CPU per request: server {server_cpu_s * 1000 / max(n, 1):.2f} ms, "
+        f"client (wrk) {r['client_cpu_s'] * 1000 / max(n, 1):.2f} ms"
+        + (f"; {n - pool:,} requests reused a body (pool {pool:,})" if n > pool else "")
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50_000, help="units in the store (the target: 1,000,000)")
     ap.add_argument("--requests", type=int, default=2_000, help="verified proofs to send")
     ap.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     ap.add_argument("--workers", type=int, default=4, help="uvicorn worker processes")
-    ap.add_argument("--refusals", type=int, default=100, help="refused proofs to send (each waits the delay)")
+    ap.add_argument(
+        "--refusals",
+        type=int,
+        default=None,
+        help="refused proofs to send, each to its own unknown order (default: 100 with httpx, 3,000 with wrk)",
+    )
+    ap.add_argument(
+        "--client",
+        choices=("wrk", "httpx"),
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load tool",
+    )
+    ap.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
+    ap.add_argument("--pool", type=int, default=20_000, help="wrk: distinct stored orders to prove")
     args = ap.parse_args()
+    wanted = args.requests if args.client == "httpx" else args.pool
+    if args.refusals is None:
+        # Each refused order identifier counts against its own rate limit (5 by default).
+        args.refusals = 100 if args.client == "httpx" else 3_000
 
     with scratch_database(PG_ADMIN, prefix="vipsync_proofs_bench") as url:
         t = time.perf_counter()
@@ -105,7 +244,7 @@ def main() -> None:
             cur.execute(
                 "SELECT o.name, o.shipping_postal_code FROM orders o WHERE o.is_cancelled = false "
                 "AND NOT EXISTS (SELECT 1 FROM members m WHERE m.email_hash = o.email_hash) ORDER BY o.id DESC LIMIT %s",
-                (args.requests,),
+                (wanted + 50,),
             )
             targets = cur.fetchall()
             cur.execute("ANALYZE")
@@ -162,21 +301,30 @@ def main() -> None:
                 for name, zip_code in targets
             ]
             asyncio.run(_run(base, bodies[:50], args.concurrency))  # warm the workers' pools
-            latencies, codes, elapsed = asyncio.run(_run(base, bodies[50:], args.concurrency))
-            _report(f"verified proofs (stored orders, {args.workers} workers)", latencies, codes, elapsed)
-            again, codes, elapsed = asyncio.run(_run(base, bodies[50:], args.concurrency))
-            _report("verified again (orders already linked)", again, codes, elapsed)
             refusals = [
                 {"member_email": member["email"], "order_id": f"#{9_000_000 + i}", "postal_code": "00000"}
                 for i in range(args.refusals)
             ]
-            latencies, codes, elapsed = asyncio.run(_run(base, refusals, args.concurrency))
-            _report(
-                "refusals (unknown orders; wait the 200 ms minimum delay by design)",
-                latencies,
-                codes,
-                elapsed,
-            )
+            runs = [
+                (f"verified proofs (stored orders, {args.workers} workers)", bodies[50:]),
+                ("verified again (orders already linked)", bodies[50:]),
+                ("refusals (unknown orders; wait the 200 ms minimum delay by design)", refusals),
+            ]
+            print(f"client: {args.client}, {args.concurrency} connections; load average {os.getloadavg()}")
+            for title, batch in runs:
+                cpu = _tree_cpu_s(server.pid)
+                if args.client == "wrk":
+                    result = _run_wrk(base, batch, args.concurrency, args.duration)
+                    _report_wrk(title, result, _tree_cpu_s(server.pid) - cpu, len(batch))
+                    continue
+                started = time.process_time()
+                latencies, codes, elapsed = asyncio.run(_run(base, batch, args.concurrency))
+                _report(title, latencies, codes, elapsed)
+                n = len(latencies)
+                print(
+                    f"  CPU per request: server {(_tree_cpu_s(server.pid) - cpu) * 1000 / n:.2f} ms, "
+                    f"client (httpx, this process) {(time.process_time() - started) * 1000 / n:.2f} ms"
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)

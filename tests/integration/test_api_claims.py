@@ -3,20 +3,27 @@ unit, ordinary warranty exchanges, quotes read from the (fake) shop, codes on or
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import redis
 from sqlalchemy import select
 
 from tests.api_helpers import auth, client_for, make_context, recent, store_order
+from vipsync.config.settings import Settings
 from vipsync.config.stores import load_stores
+from vipsync.connectors.records import OrderFact
+from vipsync.devtools.factories import order_record
 from vipsync.devtools.fake_shopify import FakeShopify
 from vipsync.devtools.worker_procs import delete_namespace, new_namespace
-from vipsync.store.models import Claim, ImportError_, TradeInQuote, Unit
+from vipsync.store.models import Claim, ImportError_, Order, RawPayload, TradeInQuote, Unit, WebhookDelivery
+from vipsync.store.repository import Repository
 from vipsync.store.writer import write_batch
+from vipsync.workers.shopify_jobs import process_webhook
 from vipsync.workers.trade_ins import apply_trade_in_codes
 
 REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -165,3 +172,173 @@ def test_an_unknown_code_on_an_order_is_flagged_and_records_nothing(shop):
     with ctx.session_factory() as s:
         assert s.execute(select(Claim)).first() is None
         assert s.execute(select(Unit)).first() is not None
+
+
+def test_a_replacement_unit_gets_no_benefit_of_its_own_claims_and_quotes_say_why(shop):
+    ctx, client, _ = shop
+    today = datetime.now(UTC).date()
+    _member_with_unit(ctx, client, n=70, days=400, registered=(today - timedelta(days=420)).isoformat())
+    # The free replacement sent for it, on the member's e-mail: a unit of its own in the store.
+    replacement = replace(
+        store_order(ctx, 71, email="member@example.com", purchased_at=recent(200)),
+        is_replacement=True,
+        total_amount=Decimal("0.00"),
+    )
+    write_batch(
+        ctx.session_factory, [replace(replacement, updated_at=replacement.updated_at + timedelta(seconds=1))]
+    )
+    res = client.post("/v1/members/lookup", json={"email": "member@example.com"}, headers=auth("support"))
+    [unit] = [u for u in res.json()["units"] if u["order_id"] == replacement.external_id]
+    assert unit["benefit_status"] is None and "replacement_order" in unit["reasons"]
+    on = (today - timedelta(days=1)).isoformat()
+    answers = {
+        kind: _claim(client, unit["unit_id"], kind, on)
+        for kind in ("exchange", "trade_in", "warranty_exchange")
+    }
+    quote = client.post(
+        f"/v1/units/{unit['unit_id']}/trade-in-quotes",
+        json={"member_email": "member@example.com", "store": "shopify-us", "sku": "HKS0801A1U"},
+        headers=auth("website"),
+    )
+    for res in [*answers.values(), quote]:
+        assert res.status_code == 422, res.text
+        assert "replacement unit (replacement_order) gets no exchange or trade-in benefit" in res.text, (
+            res.text
+        )
+    with ctx.session_factory() as s:
+        assert s.execute(select(Claim)).first() is None
+        assert s.execute(select(TradeInQuote)).first() is None
+
+
+@pytest.fixture
+def tesmart_id(db_url, tmp_path, monkeypatch):
+    """The TESmart ID terms enabled for the Amazon NA account, the fake shop selling the new product."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = Settings().policies_dir
+    (policies / "vip-2024.toml").write_text((shipped / "vip-2024.toml").read_text())
+    terms = (shipped / "tesmart-id-2025-11-01.toml").read_text()
+    terms = terms.replace("enabled = false", "enabled = true").replace(
+        'stores = ["shopify-eu", "amazon-eu"]', 'stores = ["amazon-na"]'
+    )
+    (policies / "tesmart-id-2025-11-01.toml").write_text(terms)
+    r = redis.Redis.from_url(REDIS_URL)
+    ns = new_namespace()
+    ctx = make_context(db_url, tmp_path, ns, REDIS_URL, policies_dir=policies)
+    with FakeShopify(orders=0, seed=3) as fake:
+        fake.variants["HKS0801A1U"] = ("249.99", "299.99")
+        stores = tmp_path / "stores.toml"
+        default = ctx.settings.stores_file.read_text()
+        stores.write_text(
+            default.replace("[stores.shopify-us]", "[stores.shopify-us-old]") + "\n" + fake.stores_toml()
+        )
+        monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN", fake.access_token)
+        monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_API_SECRET", fake.webhook_secret)
+        ctx._stores = load_stores(stores)
+        with client_for(ctx) as client:
+            yield ctx, client
+    ctx.dispose()
+    delete_namespace(r, ns)
+
+
+def test_a_tesmart_id_quote_takes_the_amount_paid_after_discounts_minus_money_refunds(tesmart_id):
+    ctx, client = tesmart_id
+    today = datetime.now(UTC).date()
+    body = {"email": "member@example.com", "country": "US"}
+    body |= {"registered_on": (today - timedelta(days=420)).isoformat(), "reason": "registered at the fair"}
+    assert client.post("/v1/members", json=body, headers=auth("support")).status_code in (200, 201)
+    # Two units at 199.99 with 0.01 off the line: 399.97 paid, 199.99 and 199.98 per unit.
+    rec = order_record(
+        90, source="amazon", store_key="amazon-na", lines=(("HKS0401A3U", 2),), purchased_at=recent(200)
+    )
+    rec = replace(rec, lines=tuple(replace(line, discount=Decimal("0.01")) for line in rec.lines))
+    write_batch(ctx.session_factory, [rec])
+    money_refund = OrderFact(
+        source="amazon",
+        store_key="amazon-na",
+        order_external_id=rec.external_id,
+        kind="refund",
+        fact_key="goodwill-1",
+        posted_at=recent(100),
+        amount=Decimal("30.01"),  # money alone, for the order: 15.01 and 15.00 per unit
+        currency="USD",
+    )
+    with ctx.session_factory() as s:
+        Repository(s).record_facts([money_refund])
+        s.commit()
+    proof = client.post(
+        "/v1/proofs",
+        json={"member_email": "member@example.com", "order_id": rec.external_id, "postal_code": "40202"},
+        headers=auth("website"),
+    )
+    assert proof.status_code == 200, proof.text
+    units = sorted(proof.json()["orders"][0]["units"], key=lambda u: u["ordinal"])
+    assert [u["policy_version"] for u in units] == ["tesmart-id-2025-11-01"] * 2
+    assert [u["benefit_status"] for u in units] == ["available"] * 2
+    quotes = [
+        client.post(
+            f"/v1/units/{u['unit_id']}/trade-in-quotes",
+            json={"member_email": "member@example.com", "store": "shopify-us", "sku": "HKS0801A1U"},
+            headers=auth("website"),
+        )
+        for u in units
+    ]
+    assert [q.status_code for q in quotes] == [201, 201], [q.text for q in quotes]
+    # Under 36 months: 50% of (199.99 - 15.01) = 92.49 and of (199.98 - 15.00) = 92.49.
+    assert [q.json()["discount"] for q in quotes] == ["92.49", "92.49"]
+    assert [q.json()["final_price"] for q in quotes] == ["207.50", "207.50"]
+
+
+def test_a_trade_in_code_in_the_order_attribute_records_the_claim_and_keeps_no_other_attribute(
+    shop, fixtures_dir
+):
+    ctx, client, _ = shop
+    unit = _member_with_unit(ctx, client, n=80, days=200)
+    res = client.post(
+        f"/v1/units/{unit}/trade-in-quotes",
+        json={"member_email": "member@example.com", "store": "shopify-us", "sku": "HKS0801A1U"},
+        headers=auth("website"),
+    )
+    assert res.status_code == 201, res.text
+    code = res.json()["code"]
+    # The new order as Shopify's orders/create webhook sends it: the code in an order
+    # attribute (not a discount code), beside a gift message that must never be stored.
+    order = json.loads((fixtures_dir / "shopify" / "order.json").read_text())["order"]
+    now = datetime.now(UTC).isoformat()
+    order |= {
+        "id": 880000001,
+        "name": "#8801",
+        "processed_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "email": "member@example.com",
+        "discount_codes": [],
+        "note_attributes": [
+            {"name": "Gift message", "value": "Happy birthday Ann"},
+            {"name": "trade_in_code", "value": code.lower()},
+        ],
+    }
+    with ctx.session_factory() as s:
+        row = WebhookDelivery(
+            webhook_id="w-trade-in-attribute",
+            store_key="shopify-us",
+            topic="orders/create",
+            payload=order,
+            status="pending",
+            received_at=datetime.now(UTC),
+        )
+        s.add(row)
+        s.commit()
+        delivery = row.id
+    assert process_webhook(ctx, delivery)["status"] == "done"
+    result = apply_trade_in_codes(ctx)
+    assert (result.recorded, result.flagged) == (1, 0)
+    with ctx.session_factory() as s:
+        claim = s.execute(select(Claim).where(Claim.unit_id == unit)).scalar_one()
+        assert claim.kind == "trade_in" and claim.quote_id == res.json()["quote"]
+        assert s.execute(select(TradeInQuote.status)).scalar_one() == "used"
+        stored = s.execute(select(Order).where(Order.external_id == "880000001")).scalar_one()
+        assert stored.trade_in_codes == [code.lower()] and stored.discount_codes == []
+        raw = s.execute(select(RawPayload.payload).where(RawPayload.id == stored.raw_payload_id)).scalar_one()
+    assert raw["note_attributes"] == [{"name": "trade_in_code", "value": code.lower()}]
+    assert "Happy birthday" not in json.dumps(raw)

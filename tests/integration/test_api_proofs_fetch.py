@@ -4,6 +4,7 @@ project's fake Shopify and fake SP-API; a store that is down gets "try again lat
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,11 +23,12 @@ from vipsync.store.models import Order, ProofDecision
 REDIS_URL = os.environ.get("VIPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture
-def env(db_url, tmp_path, monkeypatch):
+@contextmanager
+def _environment(db_url, tmp_path, monkeypatch, **overrides):
     r = redis.Redis.from_url(REDIS_URL)
     ns = new_namespace()
-    ctx = make_context(db_url, tmp_path, ns, REDIS_URL, proof_min_delay_ms=3000, proof_fetch_timeout_ms=3000)
+    settings = {"proof_min_delay_ms": 3000, "proof_fetch_timeout_ms": 3000, **overrides}
+    ctx = make_context(db_url, tmp_path, ns, REDIS_URL, **settings)
     amazon_orders = generate_orders(3, markets=("DE",), seed=5, end=datetime.now(UTC) - timedelta(days=100))
     with FakeShopify(orders=0, seed=2) as shop, FakeSpApi(orders=amazon_orders, rate_scale=2000) as amazon:
         environ: dict[str, str] = {}
@@ -38,16 +40,26 @@ def env(db_url, tmp_path, monkeypatch):
         monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_ACCESS_TOKEN", shop.access_token)
         monkeypatch.setenv("VIPSYNC_FAKE_SHOPIFY_API_SECRET", shop.webhook_secret)
         ctx._stores = load_stores(stores)
-        with client_for(ctx) as client:
-            assert (
-                client.post(
-                    "/v1/members", json={"email": "m@example.com", "country": "DE"}, headers=auth("website")
-                ).status_code
-                == 201
-            )
-            yield ctx, client, shop, amazon, amazon_orders
-    ctx.dispose()
-    delete_namespace(r, ns)
+        try:
+            with client_for(ctx) as client:
+                assert (
+                    client.post(
+                        "/v1/members",
+                        json={"email": "m@example.com", "country": "DE"},
+                        headers=auth("website"),
+                    ).status_code
+                    == 201
+                )
+                yield ctx, client, shop, amazon, amazon_orders
+        finally:
+            ctx.dispose()
+            delete_namespace(r, ns)
+
+
+@pytest.fixture
+def env(db_url, tmp_path, monkeypatch):
+    with _environment(db_url, tmp_path, monkeypatch) as found:
+        yield found
 
 
 def test_an_unknown_shopify_order_is_fetched_by_name_stored_and_verified(env):
@@ -97,3 +109,49 @@ def test_a_store_that_is_down_gets_try_again_later_not_not_found(env):
     assert (datetime.now(UTC) - started).total_seconds() >= ctx.settings.proof_min_delay_ms / 1000
     with ctx.session_factory() as s:
         assert s.execute(select(ProofDecision.outcome)).scalars().all() == ["try_later"]
+
+
+def test_an_amazon_store_that_cannot_be_reached_gets_try_again_later(env):
+    ctx, client, _, amazon, orders = env
+    amazon.stop()  # the seller account's API refuses connections
+    res = client.post(
+        "/v1/proofs",
+        json={
+            "member_email": "m@example.com",
+            "order_id": orders[0].order_id,
+            "postal_code": normalize_postal_code(orders[0].postal_code),
+        },
+        headers=auth("website"),
+    )
+    assert res.status_code == 503, res.text
+    assert res.json() == {"verified": False, "message": res.json()["message"]}
+    assert "try again later" in res.json()["message"]
+    with ctx.session_factory() as s:
+        assert s.execute(select(func.count()).select_from(Order)).scalar_one() == 0
+        assert s.execute(select(ProofDecision.outcome)).scalars().all() == ["try_later"]
+
+
+def test_the_fetch_budget_is_shared_by_every_process(db_url, tmp_path, monkeypatch):
+    """Two contexts stand for two uvicorn workers: the budget one spent is spent for the other."""
+    with _environment(db_url, tmp_path, monkeypatch, proof_fetch_budget_per_min=1) as (ctx, client, *_):
+        body = {"member_email": "m@example.com", "postal_code": "12345"}
+        first = client.post("/v1/proofs", json={**body, "order_id": "#5001"}, headers=auth("website"))
+        assert first.status_code == 404, first.text  # fetched: the shop has no such order
+        other = make_context(
+            db_url,
+            tmp_path,
+            ctx.settings.broker_namespace,
+            REDIS_URL,
+            proof_min_delay_ms=3000,
+            proof_fetch_timeout_ms=3000,
+            proof_fetch_budget_per_min=1,
+        )
+        other._stores = ctx.stores
+        try:
+            with client_for(other) as second_worker:
+                res = second_worker.post(
+                    "/v1/proofs", json={**body, "order_id": "#5002"}, headers=auth("website")
+                )
+        finally:
+            other.dispose()
+        assert res.status_code == 503 and "try again later" in res.json()["message"], res.text

@@ -3,9 +3,12 @@
 Every refusal of an order and factor (unknown order, wrong factor, no postal code) gets
 the same status (404) and body, no sooner than ``VIPSYNC_PROOF_MIN_DELAY_MS`` after the
 request arrived; while a store's API is down, 503 "try again later" instead. Refused
-attempts are counted per client token, per end-user address (the ``X-End-User-Address``
-header the website forwards, else the peer address) and per normalized order identifier,
-as keyed digests in Redis; over a limit: 429 with ``Retry-After``.
+attempts are counted per client token, per end-user address and per normalized order
+identifier, as keyed digests in Redis; over a limit: 429 with ``Retry-After``. The end-user
+address is the peer's, unless the caller's token is named in
+``VIPSYNC_API_TRUSTED_PROXY_TOKENS`` (the website's backend forwarding its visitor's
+address in ``X-End-User-Address``): no other caller can choose the key it is counted under.
+A database that cannot be reached is 503 "try again later" too, never a traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vipsync.api.auth import Caller, require_scope
+from vipsync.api.errors import DB_UNREACHABLE
 from vipsync.api.limits import SlidingWindow
 from vipsync.connectors.files.invoice import read_invoice
 from vipsync.errors import RecordError
@@ -135,7 +139,11 @@ def _judge(
         return 503, {"verified": False, "message": TRY_LATER}, 30
     if wait:
         return 429, {"detail": "too many refused attempts: try again later"}, wait
-    result = verify_proof(ctx, req, client=caller.token_name, fetch=fetch_on_demand(ctx))
+    try:
+        result = verify_proof(ctx, req, client=caller.token_name, fetch=fetch_on_demand(ctx))
+    except DB_UNREACHABLE as exc:
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        return 503, {"verified": False, "message": TRY_LATER}, 30
     if result.outcome == "verified":
         return 200, result.as_dict(), 0
     if result.outcome == "register_first":
@@ -149,15 +157,25 @@ def _judge(
     return 404, result.as_dict(), 0
 
 
+def end_user_address(request: Request, caller: Caller) -> str:
+    """The address the per-address limit counts: ``X-End-User-Address`` from a trusted
+    proxy token, else the peer's address."""
+    settings = request.app.state.ctx.settings
+    trusted = {n.strip() for n in settings.api_trusted_proxy_tokens.split(",") if n.strip()}
+    forwarded = request.headers.get("x-end-user-address", "").strip()
+    if forwarded and caller.token_name in trusted:
+        return forwarded[:64]
+    return (request.client.host if request.client else "")[:64]
+
+
 @router.post("/proofs", summary="Verify a proof of purchase and link the order to a member")
 async def post_proof(
     body: Proof, request: Request, caller: Caller = Depends(require_scope("website", "support"))
 ) -> JSONResponse:
     started = time.monotonic()
     ctx = request.app.state.ctx
-    address = request.headers.get("x-end-user-address") or (request.client.host if request.client else "")
     status, payload, retry_after = await run_in_threadpool(
-        _judge, ctx, _limiter(request), body, caller, address[:64]
+        _judge, ctx, _limiter(request), body, caller, end_user_address(request, caller)
     )
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     if status in (404, 503):

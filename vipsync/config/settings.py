@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     proof_rate_per_token: int = Field(default=10_000, ge=1)  # refused attempts per client token
     proof_rate_per_address: int = Field(default=20, ge=1)  # per end-user address
     proof_rate_per_order: int = Field(default=5, ge=1)  # per normalized order identifier
+    # Names of the client tokens (comma-separated) allowed to forward their visitor's address
+    # in X-End-User-Address (the website's backend); any other caller is counted by its peer address.
+    api_trusted_proxy_tokens: str = ""
     claim_backdate_days: int = Field(default=30, ge=0)  # older request dates need a support reason
     trade_in_quote_days: int = Field(default=30, ge=1)  # a quote's code expires after this
 

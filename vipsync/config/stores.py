@@ -101,6 +101,9 @@ class ShopifyShop(_StoreBase):
     # An order at zero total carrying this tag is a free replacement (POLICY.md,
     # replacement_order); None: the shop marks no replacements.
     replacement_tag: str | None = None
+    # The order attribute (Shopify "note attribute" / "custom attribute") the website writes a
+    # trade-in quote's code into (POLICY.md, Trade-in); its value is read as a trade-in code.
+    trade_in_attribute: str = "trade_in_code"
 
     _tz = field_validator("timezone")(_zone)
     _cc = field_validator("country")(_country)

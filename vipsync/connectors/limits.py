@@ -204,6 +204,10 @@ def check_order(rec: OrderRecord, limits: Limits | None = None, *, clean: bool =
         raise RecordError(f"more than {MAX_DISCOUNT_CODES} codes", record_id=rid, field="discount_codes")
     for i, code in enumerate(rec.discount_codes):
         _text(code, record_id=rid, field=f"discount_codes[{i}]", width_key="discount_code")
+    if len(rec.trade_in_codes) > MAX_DISCOUNT_CODES:
+        raise RecordError(f"more than {MAX_DISCOUNT_CODES} codes", record_id=rid, field="trade_in_codes")
+    for i, code in enumerate(rec.trade_in_codes):
+        _text(code, record_id=rid, field=f"trade_in_codes[{i}]", width_key="discount_code")
     if clean:
         return rec
     raw = scrub_nul(rec.raw)

@@ -14,7 +14,8 @@ Shapes and what they keep (besides ``email_digest``/``email_key_id``):
 
 - ``shopify_order``: Shopify orders in the REST/webhook, GraphQL and bulk shapes: ids and
   names (``#1001``), times, financial/fulfillment statuses, cancel reason, test flag, tags,
-  currency and amounts (money sets), discount codes, line items (id, SKU, title, product
+  currency and amounts (money sets), discount codes, the order attributes that carry a
+  trade-in code (and nothing of the others), line items (id, SKU, title, product
   and variant ids, quantities, price, discounts), refunds (ids, times, refund line items
   with quantities and restock type, transactions' kind/status/amount), returns (return
   status, ids, times, returned and exchange items with their line ids and quantities),
@@ -134,6 +135,9 @@ _SHOPIFY_ORDER = (
         "totalTaxSet",
         "discount_codes",
         "discountCodes",
+        # order attributes: only a trade-in code's (see _keep)
+        "note_attributes",
+        "customAttributes",
         "code",
         "type",
         "customer",
@@ -402,7 +406,25 @@ def _text(value: Any) -> Any:
     return value
 
 
+# Order attributes hold free text (gift messages, engravings): only an entry whose value is a
+# trade-in quote's code (``TI-`` and hex, vipsync.workers.claims) is kept, with its name.
+ATTRIBUTE_LISTS = frozenset({"note_attributes", "customAttributes"})
+_TRADE_IN_CODE = re.compile(r"\s*TI-[0-9A-F]{4,32}\s*", re.IGNORECASE)
+
+
+def _code_attributes(items: list) -> list:
+    return [
+        {k: _text(v) for k, v in item.items() if k in ("name", "key", "value") and isinstance(v, str)}
+        for item in items
+        if isinstance(item, dict)
+        and isinstance(item.get("value"), str)
+        and _TRADE_IN_CODE.fullmatch(item["value"])
+    ]
+
+
 def _keep(value: Any, allowed: frozenset[str], key: str | None) -> Any:
+    if key in ATTRIBUTE_LISTS:
+        return _code_attributes(value) if isinstance(value, list) else None
     if isinstance(value, dict):
         if key in ADDRESS_OBJECTS:
             return {

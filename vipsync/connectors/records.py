@@ -134,6 +134,8 @@ class OrderRecord:
     country_source: Literal["shipping", "billing", "store"] = "store"
     shipping_postal_code: str | None = None
     discount_codes: tuple[str, ...] = ()
+    # Trade-in codes the website put on the order as an attribute (Shopify), not a discount.
+    trade_in_codes: tuple[str, ...] = ()
     # A free replacement of an earlier order (Amazon IsReplacementOrder, or a Shopify order
     # carrying the store's replacement tag): not a purchase, its units get no windows.
     is_replacement: bool = False
@@ -193,6 +195,8 @@ class OrderRecord:
         # Added later: only when set, so the digests of earlier versions stay the same.
         if self.is_replacement or self.replaced_order_id:
             body["replacement"] = [self.is_replacement, self.replaced_order_id]
+        if self.trade_in_codes:
+            body["trade_in_codes"] = list(self.trade_in_codes)
         if self.ops_flags:
             body["flags"] = list(self.ops_flags)
         return payload_sha256(body)

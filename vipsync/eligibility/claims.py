@@ -16,14 +16,20 @@ from vipsync.eligibility.policy import Policy, TradeIn
 from vipsync.errors import BenefitAlreadyUsed, EligibilityError
 
 __all__ = [
+    "REPLACEMENT_UNIT",
     "ClaimDecision",
     "check_claim",
+    "refuse_replacement_unit",
     "replacement_coverage_end",
     "stacks_with_other_discount",
     "trade_in_discount",
 ]
 
 CENT = Decimal("0.01")
+REPLACEMENT_UNIT = (
+    "a replacement unit (replacement_order) gets no exchange or trade-in benefit of its own: "
+    "the unit it replaces keeps its windows, and the replacement's cover is recorded on that unit"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,13 @@ def replacement_coverage_end(
     return max(add_days(exchange_on, replacement_days + 1), extended_warranty_end)
 
 
+def refuse_replacement_unit(verdict: Verdict) -> None:
+    """A free replacement's unit is offered and granted nothing (POLICY.md, One benefit per
+    unit): EligibilityError saying so."""
+    if "replacement_order" in verdict.reasons:
+        raise EligibilityError(REPLACEMENT_UNIT)
+
+
 def check_claim(verdict: Verdict, kind: str, on: date, policy: Policy) -> ClaimDecision:
     """May this unit make this claim on this date? Raises BenefitAlreadyUsed for a second
     benefit and EligibilityError (saying which rule) for any other refusal. ``policy`` must
@@ -56,6 +69,7 @@ def check_claim(verdict: Verdict, kind: str, on: date, policy: Policy) -> ClaimD
         )
     if kind not in ("exchange", "trade_in"):
         raise EligibilityError(f"unknown claim kind {kind!r} (exchange or trade_in)")
+    refuse_replacement_unit(verdict)
     if not verdict.eligible:
         raise EligibilityError("the unit is not eligible for VIP benefits: " + ", ".join(verdict.reasons))
     if on < verdict.purchase_date:

@@ -142,6 +142,8 @@ class Order(Base):
     country_source: Mapped[str] = mapped_column(String(16))
     shipping_postal_code: Mapped[str | None] = mapped_column(String(32))
     discount_codes: Mapped[Any] = mapped_column(JSONType)
+    # Trade-in codes the website put on the order as an attribute; a JSON list or null.
+    trade_in_codes: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
     # A free replacement (POLICY.md replacement_order) and the order it replaces, if known.
     is_replacement: Mapped[bool] = mapped_column(Boolean, server_default=false())
     replaced_order_id: Mapped[str | None] = mapped_column(String(64))

@@ -528,6 +528,7 @@ class Repository:
             "country_source": rec.country_source,
             "shipping_postal_code": rec.shipping_postal_code,
             "discount_codes": list(rec.discount_codes),
+            "trade_in_codes": list(rec.trade_in_codes) or None,
             "is_replacement": rec.is_replacement,
             "replaced_order_id": rec.replaced_order_id,
             "ops_flags": list(rec.ops_flags) or None,

@@ -19,11 +19,26 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from vipsync.eligibility.calendar import add_days, local_date
-from vipsync.eligibility.claims import check_claim, replacement_coverage_end, trade_in_discount
+from vipsync.eligibility.claims import (
+    check_claim,
+    refuse_replacement_unit,
+    replacement_coverage_end,
+    trade_in_discount,
+)
 from vipsync.eligibility.engine import MemberFacts, UnitFacts, Verdict, evaluate
+from vipsync.eligibility.refunds import FactRow, LineRow, after_sale
 from vipsync.errors import BenefitAlreadyUsed, EligibilityError, RecordError
 from vipsync.store.customers import member_by_digest, unit_answers
-from vipsync.store.models import Claim, Member, Order, OrderLineRow, TradeInQuote, Unit, WarrantyExchange
+from vipsync.store.models import (
+    Claim,
+    Member,
+    Order,
+    OrderFactRow,
+    OrderLineRow,
+    TradeInQuote,
+    Unit,
+    WarrantyExchange,
+)
 from vipsync.workers.members import email_digest_of
 from vipsync.workers.tagging import Rules, cached_rules, tag_units_now, verdicts_for_units
 
@@ -170,6 +185,7 @@ def record_claim(
                 session.commit()
                 return {"recorded": "warranty_exchange", "uses_benefit": False, "unit": answer}
             if kind == "warranty_exchange":
+                refuse_replacement_unit(verdict)
                 if not verdict.valid_purchase:
                     raise EligibilityError("not a valid purchase: " + ", ".join(verdict.reasons))
                 raise EligibilityError(
@@ -215,19 +231,87 @@ def _answer(session, unit_id: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- trade-in quotes
-def _amount_paid(session, unit, currency: str) -> Decimal:
-    """The unit's share of its line after every discount allocation, minus nothing else
-    known here (money refunds take units away through the tags)."""
-    line = session.execute(
-        select(OrderLineRow.unit_price, OrderLineRow.discount, OrderLineRow.quantity)
-        .where(OrderLineRow.order_id == unit.order_id, OrderLineRow.sku == unit.sku)
-        .limit(1)
-    ).first()
-    if line is None or line.unit_price is None:
+def _spread(total: int, n: int) -> list[int]:
+    """``total`` minor units divided equally among ``n`` units, the remainder to the first."""
+    base, rest = divmod(total, n)
+    return [base + 1] * rest + [base] * (n - rest)
+
+
+def _amount_paid(session, unit, order, currency: str) -> Decimal:
+    """ "Amount paid" of the TESmart ID terms (POLICY.md): the unit's share of its line after
+    every discount allocation, minus money refunds. A line's amount is divided equally among
+    its units in minor units, the remainder to the lowest ordinals; a money refund (one that
+    takes no unit) is spread the same way over its line's units, or over every unit of the
+    order when it names no line."""
+    minor = minor_unit(currency)
+
+    def minor_units(value: Decimal) -> int:
+        return int((value / minor).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    lines = session.execute(
+        select(
+            OrderLineRow.line_key,
+            OrderLineRow.sku,
+            OrderLineRow.unit_price,
+            OrderLineRow.discount,
+            OrderLineRow.quantity,
+        )
+        .where(OrderLineRow.order_id == unit.order_id)
+        .order_by(OrderLineRow.id)
+    ).all()
+    # The unit's line: ordinals run 1..n per SKU in line order.
+    seen_of_sku = 0
+    position = 0  # the unit's place among every unit of the order
+    found = None
+    for line in lines:
+        qty = max(int(line.quantity or 0), 0)
+        if found is None and line.sku == unit.sku and seen_of_sku < unit.ordinal <= seen_of_sku + qty:
+            found = (line, unit.ordinal - seen_of_sku - 1)
+            position += unit.ordinal - seen_of_sku - 1
+        elif found is None:
+            position += qty
+        if line.sku == unit.sku:
+            seen_of_sku += qty
+    if found is None or found[0].unit_price is None:
         raise EligibilityError("the amount paid for this unit is not known: ops decides the quote")
-    qty = max(int(line.quantity or 1), 1)
+    line, index = found
+    qty = int(line.quantity)
     total = Decimal(line.unit_price) * qty - Decimal(line.discount or 0)
-    return (total / qty).quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+    paid = _spread(minor_units(total), qty)[index]
+    order_units = sum(max(int(r.quantity or 0), 0) for r in lines)
+    line_keys = {r.line_key for r in lines}
+    prices = [LineRow(r.line_key, r.sku, int(r.quantity or 0), r.unit_price) for r in lines]
+    for fact in session.execute(
+        select(
+            OrderFactRow.kind,
+            OrderFactRow.line_key,
+            OrderFactRow.sku,
+            OrderFactRow.quantity,
+            OrderFactRow.principal,
+            OrderFactRow.amount,
+        )
+        .where(
+            OrderFactRow.store_key == order.store_key,
+            OrderFactRow.order_external_id == order.external_id,
+            OrderFactRow.kind.in_(("refund", "return")),
+        )
+        .order_by(OrderFactRow.id)
+    ):
+        money = fact.amount if fact.amount is not None else fact.principal
+        if not money:
+            continue
+        if after_sale([FactRow(*fact)], prices, None).refunded_by_sku:
+            continue  # it takes units away: its money is theirs, not a refund of this unit's price
+        refund = minor_units(abs(Decimal(money)))
+        if fact.line_key in line_keys:  # a refund of one line
+            if fact.line_key == line.line_key:
+                paid -= _spread(refund, qty)[index]
+        elif fact.sku:  # a line known by its SKU only
+            if fact.sku == unit.sku:
+                paid -= _spread(refund, qty)[index]
+        elif order_units:  # a refund of the order
+            paid -= _spread(refund, order_units)[position]
+    return max(Decimal(paid) * minor, Decimal(0)).quantize(minor)
 
 
 def quote_trade_in(
@@ -276,6 +360,7 @@ def quote_trade_in(
         v = ctxu.verdict
         if member is None or v.member_id != member.id:
             raise EligibilityError("the unit does not belong to this member")
+        refuse_replacement_unit(v)
         if not v.eligible:
             raise EligibilityError("the unit is not eligible: " + ", ".join(v.reasons))
         today = local_date(now, ctxu.zone)
@@ -289,7 +374,7 @@ def quote_trade_in(
         else:
             if (ctxu.order.currency or "").upper() != cur:
                 raise EligibilityError("a quote on the amount paid across currencies goes to ops")
-            paid = _amount_paid(session, ctxu.unit, cur)
+            paid = _amount_paid(session, ctxu.unit, ctxu.order, cur)
             discount = trade_in_discount(
                 terms,
                 new_original_price=price,

@@ -40,12 +40,11 @@ from vipsync.errors import RecordError, TransientSourceError
 from vipsync.store.customers import (
     OrderFacts,
     find_orders,
-    member_by_digest,
-    order_owner,
+    member_and_orders,
+    order_unit_answers,
     record_decision,
-    unit_answers,
 )
-from vipsync.store.models import OrderMemberLink, Unit
+from vipsync.store.models import OrderMemberLink
 from vipsync.store.writer import write_page
 from vipsync.workers.members import email_digest_of
 from vipsync.workers.tagging import cached_rules, tag_units_now
@@ -132,16 +131,15 @@ def _stores(ctx, kind: str, store: str | None) -> list[Any]:
     return found
 
 
-def _lookup(ctx, session, ref: OrderReference, store: str | None) -> list[OrderFacts]:
+def _where(ctx, ref: OrderReference, store: str | None) -> dict[str, Any]:
+    """The order lookup of a reference: Shopify names per shop, or an Amazon id."""
     if ref.kind == "amazon_order_id":
-        return find_orders(
-            session, amazon_id=ref.value, amazon_stores=[s.key for s in _stores(ctx, "amazon", store)]
-        )
+        return {"amazon_id": ref.value, "amazon_stores": [s.key for s in _stores(ctx, "amazon", store)]}
     names = {
         s.key: shopify_names(ref.value, [(s.order_name_prefix, s.order_name_suffix)])
         for s in _stores(ctx, "shopify", store)
     }
-    return find_orders(session, names=names)
+    return {"names": names}
 
 
 def _invoice_date_ok(order: OrderFacts, dates: Sequence[date]) -> bool:
@@ -199,8 +197,10 @@ def verify_proof(
     if req.store is not None and req.store not in {s.key for s in ctx.stores if s.official}:
         raise RecordError("not an official store", field="store")
 
+    # One session, one transaction (the on-demand fetch aside): every round trip to the
+    # database counts in the answer's time.
     with ctx.session_factory() as session:
-        member = member_by_digest(session, member_hash)
+        member, orders = member_and_orders(session, member_hash, **_where(ctx, ref, req.store))
         if (
             member is None
             or member.erased_at is not None
@@ -216,19 +216,19 @@ def verify_proof(
             )
             session.commit()
             return ProofResult("register_first", REGISTER_FIRST, ref.value)
-        member_id = member.id
-        orders = _lookup(ctx, session, ref, req.store)
+        member_id = int(member.id)
 
-    if not orders and fetch is not None:
-        kind = "amazon" if ref.kind == "amazon_order_id" else "shopify"
-        keys = [s.key for s in _stores(ctx, kind, req.store)]
-        try:
-            records = fetch(ref, keys)
-        except TransientSourceError as exc:
-            log.warning(
-                "on-demand fetch failed", extra={"reference_kind": ref.kind, "error": type(exc).__name__}
-            )
-            with ctx.session_factory() as session:
+        if not orders and fetch is not None:
+            session.rollback()  # no transaction stays open while a source answers
+            kind = "amazon" if ref.kind == "amazon_order_id" else "shopify"
+            keys = [s.key for s in _stores(ctx, kind, req.store)]
+            try:
+                records = fetch(ref, keys)
+            except TransientSourceError as exc:
+                log.warning(
+                    "on-demand fetch failed",
+                    extra={"reference_kind": ref.kind, "error": type(exc).__name__},
+                )
                 record_decision(
                     session,
                     client=client,
@@ -239,15 +239,13 @@ def verify_proof(
                     member_id=member_id,
                 )
                 session.commit()
-            return ProofResult("try_later", TRY_LATER, ref.value)
-        if records:
-            for rec in records:  # the normal write path: a bad record is rejected alone, for ops
-                source = "shopify" if rec.source == "shopify" else "amazon-api"
-                write_page(ctx.session_factory, [rec], source=source, store_key=rec.store_key)
-            with ctx.session_factory() as session:
-                orders = _lookup(ctx, session, ref, req.store)
+                return ProofResult("try_later", TRY_LATER, ref.value)
+            if records:
+                for rec in records:  # the normal write path: a bad record is rejected alone, for ops
+                    source = "shopify" if rec.source == "shopify" else "amazon-api"
+                    write_page(ctx.session_factory, [rec], source=source, store_key=rec.store_key)
+                orders = find_orders(session, **_where(ctx, ref, req.store))
 
-    with ctx.session_factory() as session:
         matched = [o for o in orders if _matches(ctx, o, req, factor_hash)]
         if not matched:
             reason = "unknown order" if not orders else "factor does not match"
@@ -265,49 +263,49 @@ def verify_proof(
                 )
             session.commit()
             return ProofResult("refused", REFUSED, ref.value)
-        answers = []
-        rules = cached_rules(ctx)
-        for o in matched:
-            owner = order_owner(session, o)
-            if owner is not None and owner != member_id:
-                status, message = "other_member", OTHER_MEMBER
-            elif owner == member_id:
-                status, message = "already_yours", "verified again: this order is already linked to you"
-            else:
-                session.add(
-                    OrderMemberLink(order_id=o.id, member_id=member_id, method=req.method, verified_at=now)
-                )
-                session.flush()
-                status, message = "linked", "proof of purchase verified: the order is linked to you"
-            record_decision(
-                session,
-                client=client,
-                method=req.method,
-                outcome=status,
-                reason=message,
-                now=now,
-                order_id=o.id,
-                store_key=o.store_key,
-                member_id=member_id,
-            )
-            entry: dict[str, Any] = {
-                "store": o.store_key,
-                "order": o.name,
-                "status": status,
-                "message": message,
-            }
-            if status != "other_member":
-                unit_ids = [
-                    int(u) for u in session.execute(select(Unit.id).where(Unit.order_id == o.id)).scalars()
-                ]
-                tag_units_now(session, rules, unit_ids)
-                entry["units"] = unit_answers(session, unit_ids)
-            answers.append(entry)
+        answers = [_verified(ctx, session, o, req, member_id, client, now) for o in matched]
         session.commit()
     message = "proof of purchase verified"
     if all(a["status"] == "other_member" for a in answers):
         message = OTHER_MEMBER
     return ProofResult("verified", message, ref.value, answers)
+
+
+def _verified(
+    ctx, session, o: OrderFacts, req: ProofRequest, member_id: int, client: str, now: datetime
+) -> dict[str, Any]:
+    """Link one matched order (unless it has an owner), record the decision, and answer its
+    units with their tags; the units are re-tagged only when the link is new or a tag is
+    not current."""
+    if o.owner is not None and o.owner != member_id:
+        status, message = "other_member", OTHER_MEMBER
+    elif o.owner == member_id:
+        status, message = "already_yours", "verified again: this order is already linked to you"
+    else:
+        session.add(OrderMemberLink(order_id=o.id, member_id=member_id, method=req.method, verified_at=now))
+        status, message = "linked", "proof of purchase verified: the order is linked to you"
+    record_decision(
+        session,
+        client=client,
+        method=req.method,
+        outcome=status,
+        reason=message,
+        now=now,
+        order_id=o.id,
+        store_key=o.store_key,
+        member_id=member_id,
+    )
+    entry: dict[str, Any] = {"store": o.store_key, "order": o.name, "status": status, "message": message}
+    if status == "other_member":
+        return entry
+    if status == "linked":
+        session.flush()
+    units, current = order_unit_answers(session, o.id)
+    if status == "linked" or not current:
+        tag_units_now(session, cached_rules(ctx), [u["unit_id"] for u in units])
+        units, _ = order_unit_answers(session, o.id)
+    entry["units"] = units
+    return entry
 
 
 def recent_decisions(ctx, *, limit: int = 50, since: datetime | None = None) -> list[dict[str, Any]]:

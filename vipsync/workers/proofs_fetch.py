@@ -4,8 +4,9 @@ Shopify: the order by name in each official shop with credentials
 (``streams.find_order_by_name``); Amazon: ``getOrder`` and ``getOrderItems`` in each
 official seller account with credentials. Each call is bounded by
 ``VIPSYNC_PROOF_FETCH_TIMEOUT_MS`` and tried once (a proof answers now or says "try again
-later"); each store has a budget of fetches per minute (``VIPSYNC_PROOF_FETCH_BUDGET_PER_MIN``,
-counted in-process). A source that is down raises TransientSourceError.
+later"); each store has a budget of fetches per minute (``VIPSYNC_PROOF_FETCH_BUDGET_PER_MIN``),
+shared by every process through Redis. A source that is down, or a store whose budget is
+spent, raises TransientSourceError.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
+import redis
+
 from vipsync.connectors.amazon.client import SpApiClient
 from vipsync.connectors.amazon.mapping import try_map_order_v0
 from vipsync.connectors.records import OrderRecord
@@ -23,6 +26,7 @@ from vipsync.connectors.shopify.streams import find_order_by_name
 from vipsync.eligibility.proof import OrderReference, shopify_names
 from vipsync.errors import SourceError, TransientSourceError
 from vipsync.workers.proofs import Fetcher
+from vipsync.workers.ratelimit import SlidingWindow
 from vipsync.workers.shopify_jobs import make_client
 
 __all__ = ["FetchBudget", "fetch_on_demand"]
@@ -31,14 +35,27 @@ log = logging.getLogger(__name__)
 
 
 class FetchBudget:
-    """At most ``per_min`` fetches per store in any 60 seconds (this process)."""
+    """At most ``per_min`` fetches per store in any 60 seconds. With a Redis client the
+    budget is shared by every process (each uvicorn worker, the CLI) through one sliding
+    window per store; while Redis cannot be reached, each process counts its own."""
 
-    def __init__(self, per_min: int) -> None:
+    def __init__(self, per_min: int, *, window: SlidingWindow | None = None) -> None:
         self.per_min = per_min
+        self.window = window
         self._calls: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
     def take(self, store_key: str) -> bool:
+        if self.per_min <= 0:
+            return False
+        if self.window is not None:
+            try:
+                return self.window.take("fetch-budget", store_key, self.per_min)
+            except redis.RedisError as exc:
+                log.warning("shared fetch budget unavailable", extra={"error": type(exc).__name__})
+        return self._take_here(store_key)
+
+    def _take_here(self, store_key: str) -> bool:
         now = time.monotonic()
         with self._lock:
             calls = self._calls.setdefault(store_key, deque())
@@ -56,7 +73,10 @@ _budgets: dict[int, FetchBudget] = {}
 def _budget(ctx) -> FetchBudget:
     key = id(ctx)
     if key not in _budgets:
-        _budgets[key] = FetchBudget(ctx.settings.proof_fetch_budget_per_min)
+        s = ctx.settings
+        client = redis.Redis.from_url(s.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        window = SlidingWindow(client, namespace=f"{s.broker_namespace}:proofs", window_s=60)
+        _budgets[key] = FetchBudget(s.proof_fetch_budget_per_min, window=window)
     return _budgets[key]
 
 

@@ -2,7 +2,7 @@
 
 :func:`apply_trade_in_codes` reads the web-store orders stored or changed since its last
 run (a cursor on ``orders.updated_at``) and, for each trade-in code (``TI-...``) an order
-carries:
+carries (in the order attribute the website writes it into, or as a discount code):
 - a valid open quote, the order placed before the quote expires, the unit's benefit still
   available and the unit still the quote's member's: the trade-in claim is recorded,
   dated by the new order's purchase date in the old unit's store zone, and the quote is
@@ -57,8 +57,15 @@ def _utcnow() -> datetime:
 
 
 def _codes(order: Order) -> list[str]:
-    codes = order.discount_codes if isinstance(order.discount_codes, list) else []
-    return [str(c).strip().upper() for c in codes if isinstance(c, str | int)]
+    """The order's codes: its discount codes, then the trade-in codes the website wrote into
+    the order attribute (POLICY.md: "the website puts the code on the new order"), once each."""
+    found: list[str] = []
+    for codes in (order.discount_codes, order.trade_in_codes):
+        for c in codes if isinstance(codes, list) else []:
+            code = str(c).strip().upper() if isinstance(c, str | int) else ""
+            if code and code not in found:
+                found.append(code)
+    return found
 
 
 def _fully_refunded(session, order: Order) -> bool:

@@ -212,6 +212,26 @@ def _codes(items: Any, *, record_id: str, field: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _trade_in_codes(order: dict, shape: _Shape, shop: ShopifyShop, record_id: str) -> tuple[str, ...]:
+    """The values of the shop's trade-in attribute (``note_attributes`` / ``customAttributes``):
+    the codes of trade-in quotes the website put on the order."""
+    items = order.get(shape.attributes)
+    if not isinstance(items, list):
+        return ()  # other attributes are not ours to judge
+    wanted = shop.trade_in_attribute.strip().lower()
+    out = []
+    for i, item in enumerate(items):
+        name = item.get(shape.attribute_name) if isinstance(item, dict) else None
+        if not isinstance(name, str) or name.strip().lower() != wanted:
+            continue
+        value = item.get("value")
+        if not isinstance(value, str):
+            raise RecordError("not a trade-in code", record_id=record_id, field=f"{shape.attributes}[{i}]")
+        if value.strip():
+            out.append(value.strip())
+    return tuple(out)
+
+
 def _unit_quantity(quantity: int, current: int | None, refunded: int) -> int:
     """Units the order still has after edits: current quantity plus refunded, capped."""
     if current is None:
@@ -249,6 +269,8 @@ class _Shape:
     shipping: str
     billing: str
     discount_codes: str
+    attributes: str
+    attribute_name: str
     currency: str
     total: str
     raw_kind: str
@@ -274,6 +296,8 @@ REST = _Shape(
     shipping="shipping_address",
     billing="billing_address",
     discount_codes="discount_codes",
+    attributes="note_attributes",
+    attribute_name="name",
     currency="currency",
     total="total_price",
     raw_kind="order",
@@ -298,6 +322,8 @@ GRAPHQL = _Shape(
     shipping="shippingAddress",
     billing="billingAddress",
     discount_codes="discountCodes",
+    attributes="customAttributes",
+    attribute_name="key",
     currency="currencyCode",
     total="totalPriceSet",
     raw_kind="graphql_order",
@@ -468,6 +494,7 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
         discount_codes=_codes(
             order.get(shape.discount_codes), record_id=record_id, field=shape.discount_codes
         ),
+        trade_in_codes=_trade_in_codes(order, shape, shop, record_id),
         is_replacement=is_replacement,
         ops_flags=flags,
         facts=facts,

@@ -62,6 +62,7 @@ _ORDER_SCALARS = """
       email
       currencyCode
       discountCodes
+      customAttributes { key value }
       tags
       totalPriceSet { shopMoney { amount currencyCode } }
       shippingAddress { countryCodeV2 zip }

@@ -1,0 +1,94 @@
+"""Sliding-window counters in Redis, shared by every process: the proof API's rate limits
+and the on-demand fetch budget. A window is a sorted set of event times per key: the oldest
+event leaving the window frees a slot, which is what ``Retry-After`` says.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+
+__all__ = ["SlidingWindow"]
+
+
+class SlidingWindow:
+    """Counts events per key in a sliding window; ``retry_after_s`` is 0 while under the limit."""
+
+    def __init__(self, client: redis.Redis, *, namespace: str, window_s: int) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.window_s = window_s
+
+    def _key(self, kind: str, digest: str) -> str:
+        return f"{self.namespace}:ratelimit:{kind}:{digest}"
+
+    def retry_after_s(self, kind: str, digest: str, limit: int, *, now: float | None = None) -> int:
+        """Seconds until one more event is allowed (0: allowed now)."""
+        now = time.time() if now is None else now
+        key = self._key(kind, digest)
+        pipe = self.client.pipeline()
+        pipe.zremrangebyscore(key, 0, now - self.window_s)
+        pipe.zcard(key)
+        pipe.zrange(key, 0, 0, withscores=True)
+        _, count, oldest = pipe.execute()
+        if count < limit:
+            return 0
+        first = oldest[0][1] if oldest else now
+        return max(1, int(first + self.window_s - now + 0.999))
+
+    def retry_after_many(self, entries: list[tuple[str, str, int]], *, now: float | None = None) -> int:
+        """:meth:`retry_after_s` of several ``(kind, digest, limit)`` in one round trip:
+        the longest wait."""
+        now = time.time() if now is None else now
+        pipe = self.client.pipeline(transaction=False)
+        for kind, digest, _ in entries:
+            key = self._key(kind, digest)
+            pipe.zremrangebyscore(key, 0, now - self.window_s)
+            pipe.zcard(key)
+            pipe.zrange(key, 0, 0, withscores=True)
+        results = pipe.execute()
+        wait = 0
+        for i, (_, _, limit) in enumerate(entries):
+            count, oldest = results[3 * i + 1], results[3 * i + 2]
+            if count >= limit:
+                first = oldest[0][1] if oldest else now
+                wait = max(wait, max(1, int(first + self.window_s - now + 0.999)))
+        return wait
+
+    def hit_many(self, entries: list[tuple[str, str, int]], *, now: float | None = None) -> None:
+        """Count one event under each ``(kind, digest, _)``, in one round trip."""
+        now = time.time() if now is None else now
+        pipe = self.client.pipeline(transaction=False)
+        for kind, digest, _ in entries:
+            key = self._key(kind, digest)
+            pipe.zadd(key, {uuid.uuid4().hex: now})
+            pipe.expire(key, self.window_s + 1)
+        pipe.execute()
+
+    def take(self, kind: str, digest: str, limit: int, *, now: float | None = None) -> bool:
+        """Count one event under ``(kind, digest)`` if fewer than ``limit`` are in the window
+        (True), else count nothing (False). Shared by every process using the same Redis: the
+        event is added and counted in one transaction and taken back when it went over."""
+        now = time.time() if now is None else now
+        key = self._key(kind, digest)
+        member = uuid.uuid4().hex
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zremrangebyscore(key, 0, now - self.window_s)
+        pipe.zadd(key, {member: now})
+        pipe.zcard(key)
+        pipe.expire(key, self.window_s + 1)
+        count = pipe.execute()[2]
+        if count > limit:
+            self.client.zrem(key, member)
+            return False
+        return True
+
+    def hit(self, kind: str, digest: str, *, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        key = self._key(kind, digest)
+        pipe = self.client.pipeline()
+        pipe.zadd(key, {uuid.uuid4().hex: now})
+        pipe.expire(key, self.window_s + 1)
+        pipe.execute()
