@@ -204,7 +204,9 @@ def test_a_claimed_unit_stays_under_its_claims_version_on_tag_all(context, tmp_p
     assert tags[claimed].policy_version == "tesmart-id-2025-11-01"
 
 
-def test_a_claim_under_a_version_not_loaded_is_an_error_naming_the_unit(context, tmp_path, monkeypatch):
+def test_a_claim_under_a_version_not_loaded_is_reported_and_the_unit_still_tagged(
+    context, tmp_path, monkeypatch
+):
     ctx, _ = _context(context, tmp_path, monkeypatch)
     with ctx.session_factory() as s:
         Repository(s).upsert_orders([order_record(i) for i in (1, 2)])
@@ -221,9 +223,10 @@ def test_a_claim_under_a_version_not_loaded_is_an_error_naming_the_unit(context,
         )
         s.commit()
     result = tag_pending(ctx)
-    assert (result.scanned, result.inserted, result.errors) == (2, 1, 1)
+    assert (result.scanned, result.inserted, result.errors) == (2, 2, 1)
     with ctx.session_factory() as s:
         error = s.execute(select(ImportError_).where(ImportError_.source == "tagging")).scalar_one()
     assert error.record_id == f"unit:{bad}" and error.field == "claims.policy_version"
     assert "vip-1999" in error.message
-    assert bad not in _stored(ctx)
+    tag = _stored(ctx)[bad]
+    assert tag.policy_version == "vip-2024" and tag.benefit_status == "exchange_used"

@@ -451,21 +451,15 @@ def unit_fact_rows(
         # The facts taken (and locked) as one CTE, the flags cleared by a data-modifying
         # CTE in the same statement; the rows say whether each unit was flagged.
         taken = q.cte("taken")
+        # The id bound lets the update walk the unit index from where the batch starts.
+        bound = [Unit.id > after_id] if unit_ids is None else []
         cleared = (
             update(Unit)
-            .where(Unit.id == taken.c.id, Unit.needs_tag.is_(True))
+            .where(Unit.id == taken.c.id, *bound, Unit.needs_tag.is_(True))
             .values(needs_tag=False)
             .returning(Unit.id)
             .cte("cleared")
         )
-        if unit_ids is None:
-            cleared = (
-                update(Unit)
-                .where(Unit.id == taken.c.id, Unit.id > after_id, Unit.needs_tag.is_(True))
-                .values(needs_tag=False)
-                .returning(Unit.id)
-                .cte("cleared")
-            )
         q = select(taken).add_cte(cleared).order_by(taken.c.id)
     conn = session.connection()
     rows = list(conn.execute(q).all())

@@ -10,14 +10,19 @@ write ``unit_tags``.
   rules fingerprint (:func:`rules_fingerprints`, kept in ``tag_rules`` by the last
   completed run) differs, and the units of re-classified products.
 
-Both take units in id order, ``batch_size`` at a time, one transaction per batch, so
-memory stays flat. A batch's facts are one query (:func:`vipsync.store.read_models.
-unit_fact_rows`) and its refunded lines another; units sharing the same facts are judged
-once (:class:`vipsync.eligibility.judge.Judge`); tags are written set-based (COPY on
-PostgreSQL, one executemany on SQLite). On PostgreSQL a batch locks its unit rows
-(``FOR UPDATE SKIP LOCKED``): an order upsert that flags a unit while it is being tagged
-waits for the batch to commit and flags it again, so no change is lost, and two tagging
-workers never take the same units.
+A claimed unit is judged under its claim's policy version, whatever version its purchase
+date selects now (POLICY.md: claims are frozen under the version they were recorded with).
+
+Both take units in id order (keyset: the next ``batch_size`` after the last id), one
+transaction per batch, so memory stays flat. A batch's facts are one query
+(:func:`vipsync.store.read_models.unit_fact_rows`), which also says which orders have
+refunded lines or facts after the sale, so the follow-up reads run for those orders only;
+units sharing the same facts are judged once (:class:`vipsync.eligibility.judge.Judge`);
+tags are written set-based (:class:`_TagWriter`: COPY and a staging ``UPDATE ... FROM`` on
+PostgreSQL, executemany on SQLite). On PostgreSQL the statement that takes a batch locks
+its unit rows (``FOR UPDATE SKIP LOCKED``) and clears their flags: an order upsert that
+flags a unit while it is being tagged waits for the batch to commit and flags it again, so
+no change is lost, and two tagging workers never take the same units.
 
 Units an order edit took away (``removed``) keep a tag that says so: not a valid purchase,
 reason ``refunded`` (the quantity is no longer part of the order), every window null.
@@ -75,7 +80,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 2000
+DEFAULT_BATCH = 5000
 
 
 @dataclass
@@ -295,9 +300,9 @@ def tag_units(
             last = rows[-1][0]
             result.batches += 1
             result.scanned += len(rows)
-            verdicts, errors = _judge(session, rows, rules, categories, judge)
+            verdicts, errors, notes = _judge(session, rows, rules, categories, judge)
             writer.write(session, verdicts, result)
-            for unit_id, store_key, field_name, message in errors:
+            for unit_id, store_key, field_name, message in errors + notes:
                 result.errors += 1
                 _record_tag_error(session, unit_id, store_key, field_name, message)
             session.rollback() if dry_run else session.commit()
@@ -386,11 +391,14 @@ def _judge(
     rules: Rules,
     categories: dict[str, str],
     judge: Judge,
-) -> tuple[list[_Judged], list[_Failed]]:
+) -> tuple[list[_Judged], list[_Failed], list[_Failed]]:
     """Judge a batch of fact rows (:func:`vipsync.store.read_models.unit_fact_rows`,
-    columns in the order of its ``UNIT_FACT_COLUMNS``). A claimed unit is judged under
+    columns in the order of its ``UNIT_FACT_COLUMNS``): (judged units, units that could
+    not be judged, judged units with a problem for ops). A claimed unit is judged under
     its claim's version (POLICY.md: claims are frozen under the version they were recorded
-    with), whatever version its purchase date selects now."""
+    with), whatever version its purchase date selects now; a claim naming a version that is
+    not loaded cannot freeze anything: the unit is judged as if unclaimed by version, and
+    the claim is reported."""
     refunded_units: set[int] = set()
     deleted, fact_refunds = _after_sale_facts(session, [r for r in rows if r[27]])
     with_refunds = sorted({r[1] for r in rows if r[26]} | {oid for oid, _ in fact_refunds})
@@ -408,6 +416,8 @@ def _judge(
 
     judged: list[_Judged] = []
     errors: list[_Failed] = []
+    notes: list[_Failed] = []
+    loaded = {p.version for p in rules.policies.policies}
     official = rules.official_stores
     # Lines without a SKU are placed by their title (an ops decision), if at all.
     no_sku = [r[0] for r in rows if not r[2]]
@@ -476,23 +486,24 @@ def _judge(
             claim,
             bool(replacement),
         )
+        if claim_version is not None and claim_version not in loaded:
+            notes.append(
+                (
+                    uid,
+                    store_key,
+                    "claims.policy_version",
+                    f"the unit's claim names policy version {claim_version!r}, which is not loaded: "
+                    "the unit is judged under the version its purchase date selects",
+                )
+            )
+            claim_version = None
         try:
             shared, unit_member_id, digest = judge.judge(facts, store_key=store_key, version=claim_version)
         except PolicyError as exc:
-            if claim_version is not None:
-                errors.append(
-                    (
-                        uid,
-                        store_key,
-                        "claims.policy_version",
-                        f"the unit's claim was recorded under policy version {claim_version!r}: {exc}",
-                    )
-                )
-            else:
-                errors.append((uid, store_key, "purchase_date", str(exc)))
+            errors.append((uid, store_key, "purchase_date", str(exc)))
             continue
         judged.append((uid, shared, unit_member_id, digest, old_digest))
-    return judged, errors
+    return judged, errors, notes
 
 
 def _after_sale_facts(session: Session, rows: Sequence[Any]) -> tuple[set[int], dict[tuple[int, str], int]]:
@@ -694,9 +705,11 @@ def _judge_units(
         select(Product.sku, Product.title).where(Product.sku.in_({r.sku for r in rows}))
     ):
         categories[sku] = rules.catalog.classify(sku, title or "")
-    judged, errors = _judge(session, rows, rules, categories, Judge(rules.policies))
+    judged, errors, notes = _judge(session, rows, rules, categories, Judge(rules.policies))
     if errors:
         raise PolicyError(errors[0][3])
+    for unit_id, _, _, message in notes:
+        log.warning(message, extra={"unit_id": unit_id})
     return judged
 
 
