@@ -214,7 +214,9 @@ def test_bulk_backfill_loads_every_order_with_refunds_and_sets_the_bookmark(fake
     result = _sync(ctx, backfill=True)
     assert (result.mode, result.inserted, result.rejected) == ("backfill", 150, 0)
     # The bulk query cannot select refunded lines; the one order with a refund is read whole.
-    assert result.notes == ["1 orders with refunds read again for their refunded lines"]
+    assert result.notes == [
+        "1 orders with refunds or returns read again for their refunded lines and exchanges"
+    ]
     assert fake.counters["bulk_runs"] == 1 and fake.counters["bulk_downloads"] == 1
     assert fake.counters["bulk_refused"] == 0
     assert _counts(ctx)["units"] == _expected_units(fake)

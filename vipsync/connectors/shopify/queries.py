@@ -58,6 +58,7 @@ _ORDER_SCALARS = """
       test
       displayFinancialStatus
       displayFulfillmentStatus
+      returnStatus
       email
       currencyCode
       discountCodes
