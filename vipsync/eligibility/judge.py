@@ -4,7 +4,8 @@ A :class:`Judge` wraps :func:`~vipsync.eligibility.engine.evaluate` with caches 
 pure (same facts and policies in, same verdict out):
 
 - the policy version of each purchase date (and store and country, when a version is
-  limited to some);
+  limited to some), unless the unit is pinned to a version (a claimed unit stays under
+  its claim's version, POLICY.md "Policy versions");
 - the verdict of each distinct set of facts without the member;
 - for an eligible unit with a member, the verdict of those facts and the member's
   :func:`~vipsync.eligibility.engine.member_reading` (active, registered in time): the
@@ -64,11 +65,16 @@ class Judge:
             raise found
         return found
 
-    def judge(self, facts: UnitFacts, *, store_key: str | None = None) -> tuple[Verdict, int | None, str]:
+    def judge(
+        self, facts: UnitFacts, *, store_key: str | None = None, version: str | None = None
+    ) -> tuple[Verdict, int | None, str]:
         """``(shared verdict, member id, digest)`` of one unit of ``store_key``: its verdict
         is the shared one with ``member_id`` set to the member id (:func:`with_member`).
-        Raises PolicyError when no version covers the purchase date."""
+        ``version`` pins the unit to that version (loaded, enabled or not) whatever its
+        purchase date selects. Raises PolicyError when no version covers the purchase date
+        or the pinned version is not loaded."""
         key: _Key = (
+            version,
             store_key if self._scoped else None,
             facts.purchase_date,
             facts.country,
@@ -84,7 +90,7 @@ class Judge:
         )
         entry = self._verdicts.get(key)
         if entry is None:
-            entry = self._evaluate(key, facts, None, store_key)
+            entry = self._evaluate(key, facts, None, store_key, version)
         member = facts.member
         if member is None:
             return entry[0], None, entry[1]
@@ -92,19 +98,30 @@ class Judge:
         if shared.eligible:
             reading = (key, member_reading(member, shared.registration_deadline))
             found = self._verdicts.get(reading)
-            entry = found if found is not None else self._evaluate(reading, facts, member, store_key)
+            entry = found if found is not None else self._evaluate(reading, facts, member, store_key, version)
         member_id = member.member_id
         return entry[0], member_id, hashlib.sha256(f"{entry[2]}{member_id}{entry[3]}".encode()).hexdigest()
 
-    def verdict(self, facts: UnitFacts, *, store_key: str | None = None) -> tuple[Verdict, str]:
+    def verdict(
+        self, facts: UnitFacts, *, store_key: str | None = None, version: str | None = None
+    ) -> tuple[Verdict, str]:
         """The unit's own verdict and its digest."""
-        shared, member_id, digest = self.judge(facts, store_key=store_key)
+        shared, member_id, digest = self.judge(facts, store_key=store_key, version=version)
         return with_member(shared, member_id), digest
 
     def _evaluate(
-        self, key: _Key, facts: UnitFacts, member: MemberFacts | None, store_key: str | None
+        self,
+        key: _Key,
+        facts: UnitFacts,
+        member: MemberFacts | None,
+        store_key: str | None,
+        version: str | None,
     ) -> _Entry:
-        policy = self.policy(facts.purchase_date, store_key=store_key, country=facts.country)
+        policy = (
+            self._policies.get(version)
+            if version is not None
+            else self.policy(facts.purchase_date, store_key=store_key, country=facts.country)
+        )
         self.evaluations += 1
         shared = evaluate(_with_member_facts(facts, member), policy)
         text = shared.digest_text()

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from vipsync.store.types import UTCDateTime
 
-__all__ = ["dbapi_errors", "insert_rows", "is_postgresql", "raw_connection"]
+__all__ = ["dbapi_errors", "insert_rows", "is_postgresql", "raw_connection", "update_rows"]
 
 
 def is_postgresql(session: Session) -> bool:
@@ -90,6 +90,26 @@ def insert_rows(
     # exec_driver_sql: the DBAPI's executemany as it is, its errors wrapped as SQLAlchemy's.
     session.connection().exec_driver_sql(
         f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) {on_conflict}".rstrip(), prepared
+    )
+
+
+def update_rows(
+    session: Session, table: Table, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """SQLite: update rows of ``table`` by ``key`` in one DBAPI ``executemany``; ``rows``
+    are tuples of the key and then ``columns``, each value put in the form the column type
+    stores, as :func:`insert_rows` does. (On PostgreSQL, COPY into a staging table and one
+    ``UPDATE ... FROM`` does this set-based.)"""
+    if not rows:
+        return
+    if is_postgresql(session):
+        raise ValueError("on PostgreSQL, stage the rows by COPY and UPDATE ... FROM")
+    names = (key, *columns)
+    procs = _processors(table, tuple(names), session.get_bind().dialect)
+    prepared = _apply(rows, procs) if procs else [tuple(row) for row in rows]
+    sets = ", ".join(f"{c} = ?" for c in columns)
+    session.connection().exec_driver_sql(
+        f"UPDATE {table.name} SET {sets} WHERE {key} = ?", [(*r[1:], r[0]) for r in prepared]
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, literal, or_, select, text, true
+from sqlalchemy import and_, case, false, func, literal, or_, select, text, true, update
 from sqlalchemy.orm import Session, aliased
 
 from vipsync.store.models import (
@@ -257,7 +257,7 @@ class UnitSelection:
 
     - ``pending``: flagged ``needs_tag``, or without a tag yet;
     - ``version_by_class``: tagged under another version than the one its store, its tag's
-      country and purchase date now select: ``(store, country, steps)`` classes, a store or
+      country and purchase date now select (unless its claim's version, which it keeps): ``(store, country, steps)`` classes, a store or
       country None matching any other, the first matching class deciding; ``steps`` are
       ``(first day, version)`` in date order, the first step's day None (from the
       beginning), a version None where no version applies;
@@ -294,7 +294,14 @@ def _selected(selection: UnitSelection, *, pg: bool) -> Any:
         for cond, version in reversed(by_class[:-1]):
             if cond is not None:
                 now = case((cond, version), else_=now)
-        parts.append(and_(UnitTag.unit_id.is_not(None), UnitTag.policy_version != now))
+        # A claimed unit tagged under its claim's version stays under it (POLICY.md).
+        kept = aliased(Claim, name="kept_claim")
+        pinned = (
+            select(kept.id)
+            .where(kept.unit_id == Unit.id, kept.policy_version == UnitTag.policy_version)
+            .exists()
+        )
+        parts.append(and_(UnitTag.unit_id.is_not(None), UnitTag.policy_version != now, ~pinned))
     if selection.stale_versions:
         parts.append(in_values(UnitTag.policy_version, list(selection.stale_versions), pg=pg))
     if selection.skus:
@@ -329,6 +336,9 @@ UNIT_FACT_COLUMNS = (
     "order_external_id",
     "total_amount",
     "is_replacement",
+    "claim_version",
+    "refunded_lines",
+    "after_sale_facts",
 )
 
 
@@ -350,13 +360,19 @@ def unit_fact_rows(
     limit: int = 2000,
     unit_ids: Sequence[int] | None = None,
     lock: bool = False,
+    clear_flags: bool = False,
 ) -> list[Any]:
     """The facts tagging reads about units, one row per unit in id order, in one query:
     the unit, its order, its claim, its member (by the order's e-mail digest for web-store
-    orders, else by the earliest verified proof of purchase) and its current tag's digest.
+    orders, else by the earliest verified proof of purchase), its current tag's digest,
+    and whether its order has refunded lines or facts after the sale (the two follow-up
+    reads are then needed only for those orders).
 
     Either the next ``limit`` units after ``after_id`` that ``selection`` takes, or the
-    units ``unit_ids``. ``lock`` (PostgreSQL) locks the unit rows, skipping locked ones."""
+    units ``unit_ids``. ``lock`` (PostgreSQL) locks the unit rows, skipping locked ones.
+    ``clear_flags`` clears ``needs_tag`` on the units returned (in the caller's
+    transaction; the rows still say whether they were flagged): on PostgreSQL in the same
+    statement that takes and locks them. Rows are plain rows (no ORM processing)."""
     pg = session.get_bind().dialect.name == "postgresql"
     by_email = aliased(Member, name="by_email")
     by_link = aliased(Member, name="by_link")
@@ -374,7 +390,24 @@ def unit_fact_rows(
             f"member_{name}"
         )
 
-    q = (
+    # One index probe per unit (LIMIT 1 keeps the planner from hashing the whole table).
+    refunded_lines = (
+        select(literal(1))
+        .where(OrderLineRow.order_id == Order.id, OrderLineRow.refunded_quantity > 0)
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
+        .label("refunded_lines")
+    )
+    after_sale = (
+        select(literal(1))
+        .where(OrderFactRow.store_key == Order.store_key, OrderFactRow.order_external_id == Order.external_id)
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
+        .label("after_sale_facts")
+    )
+    q: Any = (
         select(
             Unit.id,
             Unit.order_id,
@@ -401,6 +434,9 @@ def unit_fact_rows(
             Order.external_id.label("order_external_id"),
             Order.total_amount,
             Order.is_replacement,
+            Claim.policy_version.label("claim_version"),
+            refunded_lines,
+            after_sale,
         )
         .join(Order, Order.id == Unit.order_id)
         .outerjoin(UnitTag, UnitTag.unit_id == Unit.id)
@@ -415,7 +451,27 @@ def unit_fact_rows(
         q = q.where(Unit.id > after_id, _selected(selection or UnitSelection(), pg=pg)).limit(limit)
     if lock and pg:
         q = q.with_for_update(of=Unit, skip_locked=True)
-    return list(session.execute(q).all())
+    if clear_flags and pg:
+        # The facts taken (and locked) as one CTE, the flags cleared by a data-modifying
+        # CTE in the same statement; the rows say whether each unit was flagged.
+        taken = q.cte("taken")
+        # The id bound lets the update walk the unit index from where the batch starts.
+        bound = [Unit.id > after_id] if unit_ids is None else []
+        cleared = (
+            update(Unit)
+            .where(Unit.id == taken.c.id, *bound, Unit.needs_tag.is_(True))
+            .values(needs_tag=False)
+            .returning(Unit.id)
+            .cte("cleared")
+        )
+        q = select(taken).add_cte(cleared).order_by(taken.c.id)
+    conn = session.connection()
+    rows = list(conn.execute(q).all())
+    if clear_flags and not pg:
+        flagged = [r[0] for r in rows if r[5]]
+        for i in range(0, len(flagged), 500):
+            conn.execute(update(Unit).where(Unit.id.in_(flagged[i : i + 500])).values(needs_tag=False))
+    return rows
 
 
 @dataclass(frozen=True)

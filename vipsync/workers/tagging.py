@@ -10,14 +10,19 @@ write ``unit_tags``.
   rules fingerprint (:func:`rules_fingerprints`, kept in ``tag_rules`` by the last
   completed run) differs, and the units of re-classified products.
 
-Both take units in id order, ``batch_size`` at a time, one transaction per batch, so
-memory stays flat. A batch's facts are one query (:func:`vipsync.store.read_models.
-unit_fact_rows`) and its refunded lines another; units sharing the same facts are judged
-once (:class:`vipsync.eligibility.judge.Judge`); tags are written set-based (COPY on
-PostgreSQL, one executemany on SQLite). On PostgreSQL a batch locks its unit rows
-(``FOR UPDATE SKIP LOCKED``): an order upsert that flags a unit while it is being tagged
-waits for the batch to commit and flags it again, so no change is lost, and two tagging
-workers never take the same units.
+A claimed unit is judged under its claim's policy version, whatever version its purchase
+date selects now (POLICY.md: claims are frozen under the version they were recorded with).
+
+Both take units in id order (keyset: the next ``batch_size`` after the last id), one
+transaction per batch, so memory stays flat. A batch's facts are one query
+(:func:`vipsync.store.read_models.unit_fact_rows`), which also says which orders have
+refunded lines or facts after the sale, so the follow-up reads run for those orders only;
+units sharing the same facts are judged once (:class:`vipsync.eligibility.judge.Judge`);
+tags are written set-based (:class:`_TagWriter`: COPY and a staging ``UPDATE ... FROM`` on
+PostgreSQL, executemany on SQLite). On PostgreSQL the statement that takes a batch locks
+its unit rows (``FOR UPDATE SKIP LOCKED``) and clears their flags: an order upsert that
+flags a unit while it is being tagged waits for the batch to commit and flags it again, so
+no change is lost, and two tagging workers never take the same units.
 
 Units an order edit took away (``removed``) keep a tag that says so: not a valid purchase,
 reason ``refunded`` (the quantity is no longer part of the order), every window null.
@@ -25,7 +30,6 @@ reason ``refunded`` (the quantity is no longer part of the order), every window 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -48,7 +52,7 @@ from vipsync.eligibility.policy import PolicySet
 from vipsync.eligibility.refunds import AfterSale, FactRow, LineRow, after_sale, allocate_refunds
 from vipsync.eligibility.status import unit_statuses
 from vipsync.errors import PolicyError
-from vipsync.store.bulk import dbapi_errors, raw_connection
+from vipsync.store.bulk import dbapi_errors, insert_rows, raw_connection, update_rows
 from vipsync.store.models import Claim, ImportError_, Product, TagRules, Unit, UnitTag, table_of
 from vipsync.store.read_models import (
     UnitSelection,
@@ -78,7 +82,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 2000
+DEFAULT_BATCH = 5000
 
 
 @dataclass
@@ -282,31 +286,27 @@ def tag_units(
         session.rollback() if dry_run else session.commit()
         pg = session.get_bind().dialect.name == "postgresql"
     judge = Judge(rules.policies)
+    writer = _TagWriter(tagged_at, pg=pg)
     last = 0
     while True:
         with factory() as session:
             if pg:
                 # A batch is a short indexed scan: starting parallel workers costs more than it saves.
                 session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-            rows = unit_fact_rows(session, selection=selection, after_id=last, limit=batch_size, lock=pg)
+            # Taken, locked and unflagged in one statement on PostgreSQL.
+            rows = unit_fact_rows(
+                session, selection=selection, after_id=last, limit=batch_size, lock=pg, clear_flags=True
+            )
             if not rows:
                 break
             last = rows[-1][0]
             result.batches += 1
             result.scanned += len(rows)
-            verdicts, errors = _judge(session, rows, rules, categories, judge)
-            _write(session, verdicts, tagged_at, result, pg)
-            for unit_id, store_key, message in errors:
+            verdicts, errors, notes = _judge(session, rows, rules, categories, judge)
+            writer.write(session, verdicts, result)
+            for unit_id, store_key, field_name, message in errors + notes:
                 result.errors += 1
-                _record_tag_error(session, unit_id, store_key, message)
-            flagged = [r[0] for r in rows if r[5]]
-            for chunk in _in_chunks(flagged):
-                session.execute(
-                    update(Unit)
-                    .where(in_values(Unit.id, chunk, pg=pg))
-                    .values(needs_tag=False)
-                    .execution_options(synchronize_session=False)
-                )
+                _record_tag_error(session, unit_id, store_key, field_name, message)
             session.rollback() if dry_run else session.commit()
     if mode == "all" and not dry_run:
         with factory() as session:
@@ -354,7 +354,9 @@ def _record_fingerprints(session: Session, fingerprints: dict[str, str], at: dat
         )
 
 
-def _record_tag_error(session: Session, unit_id: int, store_key: str | None, message: str) -> None:
+def _record_tag_error(
+    session: Session, unit_id: int, store_key: str | None, field_name: str, message: str
+) -> None:
     record_id = f"unit:{unit_id}"
     exists = session.execute(
         select(ImportError_.id).where(
@@ -368,7 +370,7 @@ def _record_tag_error(session: Session, unit_id: int, store_key: str | None, mes
             source="tagging",
             store_key=store_key,
             record_id=record_id,
-            field="purchase_date",
+            field=field_name,
             message=message,
             raw={"unit_id": unit_id},
         )
@@ -381,6 +383,8 @@ def _in_chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any
 
 # (unit id, shared verdict, the unit's member id, digest, existing digest or None)
 _Judged = tuple[int, Verdict, int | None, str, str | None]
+# (unit id, store key, field, message) of a unit that could not be judged
+_Failed = tuple[int, str | None, str, str]
 
 
 def _judge(
@@ -389,25 +393,34 @@ def _judge(
     rules: Rules,
     categories: dict[str, str],
     judge: Judge,
-) -> tuple[list[_Judged], list[tuple[int, str | None, str]]]:
+) -> tuple[list[_Judged], list[_Failed], list[_Failed]]:
     """Judge a batch of fact rows (:func:`vipsync.store.read_models.unit_fact_rows`,
-    columns in the order of its ``UNIT_FACT_COLUMNS``)."""
+    columns in the order of its ``UNIT_FACT_COLUMNS``): (judged units, units that could
+    not be judged, judged units with a problem for ops). A claimed unit is judged under
+    its claim's version (POLICY.md: claims are frozen under the version they were recorded
+    with), whatever version its purchase date selects now; a claim naming a version that is
+    not loaded cannot freeze anything: the unit is judged as if unclaimed by version, and
+    the claim is reported."""
     refunded_units: set[int] = set()
-    deleted, fact_refunds, exchanges = _after_sale_facts(session, rows)
-    refunds = refund_facts(session, sorted({r[1] for r in rows}), fact_refunds)
-    for key, pool in refunds.pools.items():
-        by_ordinal = {ordinal: uid for uid, ordinal in pool}
-        claimed = [ordinal for uid, ordinal in pool if uid in refunds.claimed]
-        for ordinal in allocate_refunds(by_ordinal, refunds.refunded[key], claimed):
-            refunded_units.add(by_ordinal[ordinal])
-            if by_ordinal[ordinal] in refunds.claimed:  # POLICY.md: the claim stays; ops look at it
-                log.warning(
-                    "a refund takes a unit with a recorded claim", extra={"unit_id": by_ordinal[ordinal]}
-                )
+    deleted, fact_refunds, exchanges = _after_sale_facts(session, [r for r in rows if r[27]])
+    with_refunds = sorted({r[1] for r in rows if r[26]} | {oid for oid, _ in fact_refunds})
+    if with_refunds:
+        refunds = refund_facts(session, with_refunds, fact_refunds)
+        for key, pool in refunds.pools.items():
+            by_ordinal = {ordinal: uid for uid, ordinal in pool}
+            claimed = [ordinal for uid, ordinal in pool if uid in refunds.claimed]
+            for ordinal in allocate_refunds(by_ordinal, refunds.refunded[key], claimed):
+                refunded_units.add(by_ordinal[ordinal])
+                if by_ordinal[ordinal] in refunds.claimed:  # POLICY.md: the claim stays; ops look at it
+                    log.warning(
+                        "a refund takes a unit with a recorded claim", extra={"unit_id": by_ordinal[ordinal]}
+                    )
 
     moved = _takeovers(session, rows, exchanges, refunded_units, rules) if exchanges else {}
     judged: list[_Judged] = []
-    errors: list[tuple[int, str | None, str]] = []
+    errors: list[_Failed] = []
+    notes: list[_Failed] = []
+    loaded = {p.version for p in rules.policies.policies}
     official = rules.official_stores
     # Lines without a SKU are placed by their title (an ops decision), if at all.
     no_sku = [r[0] for r in rows if not r[2]]
@@ -442,6 +455,9 @@ def _judge(
         _external_id,
         _total,
         replacement,
+        claim_version,
+        _refunded_lines,
+        _after_sale,
     ) in rows:
         member = None
         if member_id is not None:
@@ -475,13 +491,24 @@ def _judge(
             claim,
             bool(replacement),
         )
+        if claim_version is not None and claim_version not in loaded:
+            notes.append(
+                (
+                    uid,
+                    store_key,
+                    "claims.policy_version",
+                    f"the unit's claim names policy version {claim_version!r}, which is not loaded: "
+                    "the unit is judged under the version its purchase date selects",
+                )
+            )
+            claim_version = None
         try:
-            shared, unit_member_id, digest = judge.judge(facts, store_key=store_key)
+            shared, unit_member_id, digest = judge.judge(facts, store_key=store_key, version=claim_version)
         except PolicyError as exc:
-            errors.append((uid, store_key, str(exc)))
+            errors.append((uid, store_key, "purchase_date", str(exc)))
             continue
         judged.append((uid, shared, unit_member_id, digest, old_digest))
-    return judged, errors
+    return judged, errors, notes
 
 
 # order id -> (its exchange facts, its lines)
@@ -491,18 +518,21 @@ _Exchanges = dict[int, tuple[list[ExchangeRow], list[LineRow]]]
 def _after_sale_facts(
     session: Session, rows: Sequence[Any]
 ) -> tuple[set[int], dict[tuple[int, str], int], _Exchanges]:
-    """The facts after the sale of a batch's orders (refund events, returns, deletions,
-    exchanges; read by store and order id, so facts that came before their order count):
-    the orders deleted at the source, the refunded quantity per (order, SKU) they decide,
-    and the exchanges and edits of each order that has some, with its lines."""
+    """The facts after the sale of the orders of ``rows`` (fact rows of units whose order
+    has some: refund events, returns, deletions, exchanges; read by store and order id, so
+    facts that came before their order count): the orders deleted at the source, the
+    refunded quantity per (order, SKU) they decide, and the exchanges and edits of each
+    order that has some, with its lines."""
+    deleted: set[int] = set()
+    refunded: dict[tuple[int, str], int] = {}
+    exchanges: _Exchanges = {}
+    if not rows:
+        return deleted, refunded, exchanges
     orders = {r[1]: (r[7], r[22], r[23]) for r in rows}  # order id -> store, external id, total
     pg = session.get_bind().dialect.name == "postgresql"
     fact_rows = order_fact_rows(
         session, [(oid, store, ext) for oid, (store, ext, _) in orders.items()], pg=pg
     )
-    deleted: set[int] = set()
-    refunded: dict[tuple[int, str], int] = {}
-    exchanges: _Exchanges = {}
     if not fact_rows:
         return deleted, refunded, exchanges
     lines_of = order_line_rows(session, sorted(fact_rows), pg=pg)
@@ -588,8 +618,12 @@ def _taken_over(
     return purchased, own or inherited
 
 
+# unit_tags columns in the order tags are written: the unit's own values first, then
+# those of the shared verdict, then the run's time.
 _TAG_COLUMNS = (
     "unit_id",
+    "member_id",
+    "facts_hash",
     "policy_version",
     "category",
     "country",
@@ -601,112 +635,158 @@ _TAG_COLUMNS = (
     "registration_deadline",
     "extended_warranty_end",
     "trade_in_opens",
-    "member_id",
     "benefit_status",
-    "facts_hash",
     "tagged_at",
 )
+_REASONS_AT = _TAG_COLUMNS.index("reasons")
 
 
-def _tag_row(
-    unit_id: int, v: Verdict, member_id: int | None, digest: str, tagged_at: datetime
-) -> tuple[Any, ...]:
-    """A ``unit_tags`` row in :data:`_TAG_COLUMNS` order (``reasons`` a tuple)."""
+def _shared_values(v: Verdict, tagged_at: datetime) -> tuple[Any, ...]:
+    """The values of :data:`_TAG_COLUMNS` after ``facts_hash`` (``reasons`` as JSON text)."""
     return (
-        unit_id,
         v.policy_version,
         v.category,
         v.country,
         v.purchase_date,
         v.eligible,
-        v.reasons,
+        json.dumps(list(v.reasons)),
         v.valid_purchase,
         v.original_warranty_end,
         v.registration_deadline,
         v.extended_warranty_end,
         v.trade_in_opens,
-        member_id,
         v.benefit_status,
-        digest,
         tagged_at,
     )
 
 
-_REASONS_AT = _TAG_COLUMNS.index("reasons")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-@functools.lru_cache(maxsize=256)
-def _reasons_json(reasons: tuple[str, ...]) -> str:
-    return json.dumps(list(reasons))
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
 
 
-def _write(session: Session, judged: list[_Judged], tagged_at: datetime, result: TagResult, pg: bool) -> None:
-    """Write the new and changed tags: the changed ones deleted by one statement per
-    chunk, then every row inserted at once (COPY on PostgreSQL, one executemany on
-    SQLite). Unchanged tags (same digest) are left as they are."""
-    rows: list[tuple[Any, ...]] = []
-    rewritten: list[int] = []
-    by_version = result.by_version
-    for uid, shared, member_id, digest, old in judged:
-        by_version[shared.policy_version] = by_version.get(shared.policy_version, 0) + 1
-        if old == digest:
-            result.unchanged += 1
-            continue
-        if old is not None:
-            rewritten.append(uid)
-        rows.append(_tag_row(uid, shared, member_id, digest, tagged_at))
-    result.inserted += len(rows) - len(rewritten)
-    result.rewritten += len(rewritten)
-    for chunk in _in_chunks(rewritten):
-        session.execute(
-            delete(UnitTag)
-            .where(in_values(UnitTag.unit_id, chunk, pg=pg))
-            .execution_options(synchronize_session=False)
-        )
-    if not rows:
-        return
-    if pg:
-        _copy_tags(session, rows)
-    else:
-        # Through the table's own types (dates, the JSON column) in one executemany.
-        session.execute(
-            insert(table_of(UnitTag)),
-            [
-                dict(
-                    zip(
-                        _TAG_COLUMNS,
-                        (*r[:_REASONS_AT], list(r[_REASONS_AT]), *r[_REASONS_AT + 1 :]),
-                        strict=True,
-                    )
-                )
-                for r in rows
-            ],
-        )
+class _TagWriter:
+    """Writes a run's new and changed tags set-based, each shared verdict formatted once:
+    on PostgreSQL new tags by COPY, changed ones by COPY into a staging table and one
+    ``UPDATE ... FROM``; on SQLite one ``executemany`` of pre-built tuples each. Unchanged
+    tags (same digest) are left as they are."""
+
+    def __init__(self, tagged_at: datetime, *, pg: bool, max_entries: int = 50_000) -> None:
+        self.tagged_at = tagged_at
+        self.pg = pg
+        self._max_entries = max_entries
+        self._formatted: dict[Verdict, Any] = {}
+
+    def _shared(self, v: Verdict) -> Any:
+        """The shared part of a tag row: COPY text (PostgreSQL) or a tuple (SQLite)."""
+        found = self._formatted.get(v)
+        if found is None:
+            values = _shared_values(v, self.tagged_at)
+            found = "\t".join(map(_copy_text, values)) + "\n" if self.pg else values
+            if len(self._formatted) >= self._max_entries:
+                self._formatted.clear()
+            self._formatted[v] = found
+        return found
+
+    def write(self, session: Session, judged: Sequence[_Judged], result: TagResult) -> None:
+        new: list[_Judged] = []
+        changed: list[_Judged] = []
+        by_version = result.by_version
+        for row in judged:
+            version = row[1].policy_version
+            by_version[version] = by_version.get(version, 0) + 1
+            if row[4] == row[3]:
+                result.unchanged += 1
+            elif row[4] is None:
+                new.append(row)
+            else:
+                changed.append(row)
+        result.inserted += len(new)
+        result.rewritten += len(changed)
+        if self.pg:
+            self._write_pg(session, new, changed)
+        else:
+            self._write_sqlite(session, new, changed)
+
+    def _lines(self, rows: Sequence[_Judged]) -> Iterator[str]:
+        shared = self._shared
+        null = "\\N"
+        for uid, v, member_id, digest, _ in rows:
+            yield f"{uid}\t{null if member_id is None else member_id}\t{digest}\t{shared(v)}"
+
+    def _write_pg(self, session: Session, new: Sequence[_Judged], changed: Sequence[_Judged]) -> None:
+        columns = ", ".join(_TAG_COLUMNS)
+        if new:
+            _copy_lines(session, f"COPY unit_tags ({columns}) FROM STDIN", self._lines(new))
+        if changed:
+            session.execute(text("CREATE TEMP TABLE tag_stage (LIKE unit_tags) ON COMMIT DROP"))
+            _copy_lines(session, f"COPY tag_stage ({columns}) FROM STDIN", self._lines(changed))
+            sets = ", ".join(f"{c} = s.{c}" for c in _TAG_COLUMNS[1:])
+            session.execute(
+                text(f"UPDATE unit_tags t SET {sets} FROM tag_stage s WHERE t.unit_id = s.unit_id")
+            )
+            session.execute(text("DROP TABLE tag_stage"))
+
+    def _write_sqlite(self, session: Session, new: Sequence[_Judged], changed: Sequence[_Judged]) -> None:
+        table = table_of(UnitTag)
+        shared = self._shared
+        if new:
+            insert_rows(
+                session,
+                table,
+                _TAG_COLUMNS,
+                [(uid, member_id, digest, *shared(v)) for uid, v, member_id, digest, _ in new],
+            )
+        if changed:
+            update_rows(
+                session,
+                table,
+                "unit_id",
+                _TAG_COLUMNS[1:],
+                [(uid, member_id, digest, *shared(v)) for uid, v, member_id, digest, _ in changed],
+            )
 
 
-def _copy_tags(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """PostgreSQL: COPY the rows in the session's own transaction (an INSERT per row, or
-    a compiled multi-row VALUES, costs far more per row than the engine itself)."""
-    statement = f"COPY unit_tags ({', '.join(_TAG_COLUMNS)}) FROM STDIN"
+def _copy_lines(session: Session, statement: str, lines: Iterable[str]) -> None:
+    """PostgreSQL: COPY rows given as COPY text lines, in the session's own transaction."""
     with (
         dbapi_errors(session, statement),
         raw_connection(session).cursor() as cur,
         cur.copy(statement) as copy,
     ):
-        for r in rows:
-            copy.write_row((*r[:_REASONS_AT], _reasons_json(r[_REASONS_AT]), *r[_REASONS_AT + 1 :]))
+        chunk: list[str] = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) >= 2000:
+                copy.write("".join(chunk))
+                chunk.clear()
+        if chunk:
+            copy.write("".join(chunk))
 
 
-def _judge_units(session: Session, rules: Rules, unit_ids: Sequence[int]) -> list[_Judged]:
-    rows = unit_fact_rows(session, unit_ids=list(unit_ids))
+def _judge_units(
+    session: Session, rules: Rules, unit_ids: Sequence[int], *, clear_flags: bool = False
+) -> list[_Judged]:
+    rows = unit_fact_rows(session, unit_ids=list(unit_ids), clear_flags=clear_flags)
     categories = {}
     for sku, title in session.execute(
         select(Product.sku, Product.title).where(Product.sku.in_({r.sku for r in rows}))
     ):
         categories[sku] = rules.catalog.classify(sku, title or "")
-    judged, errors = _judge(session, rows, rules, categories, Judge(rules.policies))
+    judged, errors, notes = _judge(session, rows, rules, categories, Judge(rules.policies))
     if errors:
-        raise PolicyError(errors[0][2])
+        raise PolicyError(errors[0][3])
+    for unit_id, _, _, message in notes:
+        log.warning(message, extra={"unit_id": unit_id})
     return judged
 
 
@@ -725,15 +805,8 @@ def tag_units_now(session: Session, rules: Rules, unit_ids: Sequence[int]) -> di
     if not unit_ids:
         return {}
     pg = session.get_bind().dialect.name == "postgresql"
-    judged = _judge_units(session, rules, unit_ids)
-    _write(session, judged, _utcnow(), TagResult(mode="now"), pg)
-    for chunk in _in_chunks(list(unit_ids)):
-        session.execute(
-            update(Unit)
-            .where(in_values(Unit.id, chunk, pg=pg), Unit.needs_tag.is_(True))
-            .values(needs_tag=False)
-            .execution_options(synchronize_session=False)
-        )
+    judged = _judge_units(session, rules, unit_ids, clear_flags=True)
+    _TagWriter(_utcnow(), pg=pg).write(session, judged, TagResult(mode="now"))
     return {uid: with_member(shared, member_id) for uid, shared, member_id, _, _ in judged}
 
 
