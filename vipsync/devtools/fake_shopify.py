@@ -157,6 +157,7 @@ class _Bucket:
 
 
 _FIRST = re.compile(r"(\w+)\(first:\s*(\d+)")
+_COUNTED = re.compile(r"\bordersCount\(")
 _NAME_TERM = re.compile(r"name:'?(#\d+)'?")
 _SEARCH_TERM = re.compile(r"(updated_at|created_at|processed_at):(>=|<=|>|<)'?([0-9T:\-Z+.]+)'?")
 
@@ -717,7 +718,18 @@ class FakeShopify:
         # the orders connection (2) and its pageInfo object (1), as Shopify counts them
         actual = 3 + sum(self._actual_cost(n, self._line_cost(query)) for n in nodes)
         self.counters["orders_served"] += len(nodes)
-        return {"orders": {"pageInfo": {"hasNextPage": more, "endCursor": end}, "nodes": nodes}}, actual
+        data: dict[str, Any] = {
+            "orders": {"pageInfo": {"hasNextPage": more, "endCursor": end}, "nodes": nodes}
+        }
+        if _COUNTED.search(query):
+            data["ordersCount"] = self._count(variables.get("query") or "")
+            actual += 1
+        return data, actual
+
+    def _count(self, search: str) -> dict:
+        """``ordersCount(query:)``: a ``Count`` (exact up to Shopify's default limit of 10,000)."""
+        n = sum(1 for _ in self._matching(search))
+        return {"count": min(n, 10_000), "precision": "EXACT" if n <= 10_000 else "AT_LEAST"}
 
     @staticmethod
     def _line_cost(query: str) -> int:
@@ -922,6 +934,8 @@ class FakeShopify:
                 if kind == "orders"
                 else self._node_cost(lf, rf, rlf, line_cost)
             )
+            if kind == "orders" and _COUNTED.search(query):
+                requested += 1  # the Count object
         if requested > 1000:
             return (
                 200,

@@ -26,13 +26,16 @@ __all__ = [
     "BULK_CURRENT_QUERY",
     "BULK_ORDERS_QUERY",
     "BULK_RUN_MUTATION",
+    "COUNT_COST",
     "LINE_ITEMS_PER_ORDER",
     "MAX_PAGE_SIZE",
     "MAX_QUERY_COST",
+    "ORDERS_COUNTED_PAGE_QUERY",
     "ORDERS_PAGE_QUERY",
     "ORDER_FULL_QUERY",
     "REFUNDS_PER_ORDER",
     "REFUND_LINES_PER_REFUND",
+    "bulk_above",
     "order_full_cost",
     "order_node_cost",
     "orders_page_cost",
@@ -71,7 +74,7 @@ _LINE_FIELDS = (
     " discountAllocations { allocatedAmountSet { shopMoney { amount } } }"
 )
 
-ORDERS_PAGE_QUERY = f"""
+_ORDERS_PAGE_TEMPLATE = f"""
 query VipsyncOrders($first: Int!, $after: String, $query: String!) {{
   orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {{
     pageInfo {{ hasNextPage endCursor }}
@@ -84,9 +87,17 @@ query VipsyncOrders($first: Int!, $after: String, $query: String!) {{
         }}
       }}
     }}
-  }}
+  }}__COUNT__
 }}
 """
+ORDERS_PAGE_QUERY = _ORDERS_PAGE_TEMPLATE.replace("__COUNT__", "")
+# The first page of a sync also counts the orders of its window (``ordersCount``, a
+# ``Count`` object: 1 point), in the same request: the sync then knows whether the rest of
+# the window is better read by a bulk operation (:func:`bulk_above`).
+ORDERS_COUNTED_PAGE_QUERY = _ORDERS_PAGE_TEMPLATE.replace(
+    "__COUNT__", "\n  ordersCount(query: $query) { count precision }"
+)
+COUNT_COST = 1
 
 # One order with room for many lines and refunds: asked for the rare order whose lines or
 # refunds did not fit in its page (requested cost stays under the maximum).
@@ -185,14 +196,28 @@ def order_full_cost() -> int:
 _PAGE_OVERHEAD = 2 + 1  # the orders connection and its pageInfo object
 
 
-def orders_page_cost(first: int) -> int:
-    """Requested cost of one page of ``first`` orders."""
-    return _PAGE_OVERHEAD + first * order_node_cost()
+def orders_page_cost(first: int, *, counted: bool = False) -> int:
+    """Requested cost of one page of ``first`` orders (``counted``: with the window's
+    ``ordersCount``, :data:`ORDERS_COUNTED_PAGE_QUERY`)."""
+    return _PAGE_OVERHEAD + first * order_node_cost() + (COUNT_COST if counted else 0)
 
 
 def page_size_for_cost(max_cost: int = MAX_QUERY_COST) -> int:
-    """The largest page whose requested cost stays within ``max_cost``."""
-    return max(1, min(MAX_PAGE_SIZE, (max_cost - _PAGE_OVERHEAD) // order_node_cost()))
+    """The largest page whose requested cost stays within ``max_cost``, the window's count
+    included (every page has the same size)."""
+    return max(1, min(MAX_PAGE_SIZE, (max_cost - _PAGE_OVERHEAD - COUNT_COST) // order_node_cost()))
+
+
+def bulk_above(bucket_maximum: float | None, first: int) -> int:
+    """Orders beyond which the rest of an incremental window is read by a bulk operation:
+    as many as the pages a full bucket pays for at once (``maximumAvailable`` of the last
+    response; two pages when it is unknown). Past that, pages would wait for the bucket to
+    refill at the plan's restore rate (100 points/s on the standard plan), while a bulk
+    operation costs about 10 points whatever its size and is what Shopify recommends for
+    large reads."""
+    page_cost = orders_page_cost(first)
+    pages = int(bucket_maximum // page_cost) if bucket_maximum else 2
+    return max(1, pages) * first
 
 
 def shopify_time(value: datetime) -> str:
