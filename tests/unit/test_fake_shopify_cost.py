@@ -4,6 +4,9 @@ calculated query cost gives, and what the connector declares to its bucket."""
 from __future__ import annotations
 
 from vipsync.connectors.shopify.queries import (
+    ACCESS_SCOPES_QUERY,
+    BULK_CURRENT_QUERY,
+    BULK_RUN_MUTATION,
     ORDER_FULL_QUERY,
     ORDERS_COUNTED_PAGE_QUERY,
     ORDERS_PAGE_QUERY,
@@ -13,6 +16,8 @@ from vipsync.connectors.shopify.queries import (
     updated_between,
 )
 from vipsync.devtools.fake_shopify import FakeShopify
+from vipsync.devtools.query_cost import actual_cost, requested_cost
+from vipsync.workers.prices import VARIANT_PRICE_COST, VARIANT_PRICE_QUERY
 
 
 def _cost(fake: FakeShopify, query: str, variables: dict) -> tuple[int, dict]:
@@ -26,8 +31,11 @@ def test_a_page_costs_what_the_connector_declares():
     first = page_size_for_cost()
     variables = {"first": first, "after": None, "query": ""}
     requested, data = _cost(fake, ORDERS_PAGE_QUERY, variables)
-    assert requested == orders_page_cost(first) == 3 + first * 32
+    # the connection and its pageInfo 3; a node: the order 1, its total 2, two addresses 2,
+    # its line connection 3 with three lines of 6, its refund's id 1
+    assert requested == orders_page_cost(first) == 3 + first * (1 + 2 + 2 + 3 + 3 * 6 + 1)
     assert "ordersCount" not in data
+    assert all(set(r) == {"id"} for n in data["orders"]["nodes"] for r in n["refunds"])
 
 
 def test_the_counted_first_page_costs_one_point_more_and_counts_the_window():
@@ -48,3 +56,58 @@ def test_the_whole_order_query_costs_what_the_connector_declares():
     requested, data = _cost(fake, ORDER_FULL_QUERY, {"id": fake.order(fake.order_ids[0]).gid})
     assert requested == order_full_cost() <= 1000
     assert data["order"]["id"] == fake.order(fake.order_ids[0]).gid
+
+
+def test_every_other_query_the_connector_sends_costs_what_it_declares():
+    # the app installation 1 and its scopes list (one element) 1; the bulk operation 1;
+    # a mutation 10; the variants connection 2, its one variant 1, the shop 1
+    assert requested_cost(ACCESS_SCOPES_QUERY) == 2
+    assert requested_cost(BULK_CURRENT_QUERY) == 1
+    assert requested_cost(BULK_RUN_MUTATION, {"query": "{ orders { edges { node { id } } } }"}) == 10
+    assert requested_cost(VARIANT_PRICE_QUERY, {"query": "sku:X"}) == VARIANT_PRICE_COST == 4
+
+
+def test_cost_follows_the_documented_rules_for_any_shape():
+    query = """query Q($n: Int!) {
+      shop { name }
+      orders(first: $n) { edges { cursor node { id customer { id } } } }
+      products(last: 3) { nodes { id } }
+    }"""
+    # shop 1; orders 2 + 10 x (node 1 + customer 1); products 2 + 3 x 1 (no pageInfo asked)
+    assert requested_cost(query, {"n": 10}) == 1 + (2 + 10 * 2) + (2 + 3)
+    data = {
+        "shop": {"name": "x"},
+        "orders": {"edges": [{"cursor": "a", "node": {"id": "1", "customer": None}}]},
+        "products": {"nodes": []},
+    }
+    # what came back: one order without a customer, no product
+    assert actual_cost(query, {"n": 10}, data) == 1 + (2 + 1) + 2
+
+
+def test_the_bucket_is_refunded_what_a_page_did_not_use():
+    fake = FakeShopify(orders=3, bucket_size=2000)
+    first = page_size_for_cost()
+    _, _, body = fake.handle_graphql(
+        {"query": ORDERS_PAGE_QUERY, "variables": {"first": first, "after": None, "query": ""}}
+    )
+    cost = body["extensions"]["cost"]
+    nodes = body["data"]["orders"]["nodes"]
+    assert len(nodes) == 3
+
+    def returned(node: dict) -> int:
+        # the order 1, its total 2, the addresses it has, its line connection 3; each line
+        # 1 with its price 2 and 3 for each discount allocation; each refund 1
+        lines = node["lineItems"]["nodes"]
+        return (
+            1
+            + 2
+            + (node["shippingAddress"] is not None)
+            + (node["billingAddress"] is not None)
+            + 3
+            + sum(3 + 3 * len(line["discountAllocations"]) for line in lines)
+            + len(node["refunds"])
+        )
+
+    assert cost["actualQueryCost"] == 3 + sum(returned(n) for n in nodes) < cost["requestedQueryCost"]
+    # only the actual cost stays spent (plus what the restore rate gave back meanwhile)
+    assert 2000 - cost["actualQueryCost"] <= cost["throttleStatus"]["currentlyAvailable"] < 2000 - 30
