@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 
 from sqlalchemy import func, select
@@ -69,3 +71,46 @@ def test_one_malformed_record_among_10000_is_rejected_alone(session_factory, tmp
     assert error.source == "shopify" and error.store_key == "shopify-us" and error.status == "open"
     assert error.message == "not an ISO 8601 timestamp"
     assert json.loads(error.raw)["id"] == 7_000_000 + BAD  # kept whole, ready to replay
+
+
+def _returns_report(rows: int) -> bytes:
+    lines = ["Order ID\tReturn request date\tAmazon RMA ID\tMerchant SKU\tReturn quantity\tRefunded Amount"]
+    lines += [f"111-0000000-{i:07d}\t2026-01-05\tRMA{i}\tHKS0401A3U\t1\t169.99" for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _one_refused(items, bad: int):
+    """The reader's facts, fact ``bad`` with a quantity no column can hold (past the
+    reader's own limits: what a reader missed, the writer must still isolate)."""
+    for i, item in enumerate(items):
+        yield dataclasses.replace(item, quantity=2**70) if i == bad else item
+
+
+def test_a_fact_the_database_refuses_is_rejected_alone_and_the_rest_of_its_batch_is_kept(session_factory):
+    from vipsync.connectors.amazon.finances import read_returns_report
+    from vipsync.store.models import OrderFactRow
+    from vipsync.workers.imports import import_facts
+
+    account = load_stores(CONFIG_DIR / "stores.toml").amazon("amazon-eu")
+    report = _returns_report(50)
+
+    def run():
+        return import_facts(
+            session_factory,
+            _one_refused(read_returns_report(io.BytesIO(report), account), 17),
+            kind="amazon-returns",
+            store_key=account.key,
+            batch_size=20,
+        )
+
+    summary = run()
+    assert summary.as_dict() == {"read": 50, "inserted": 49, "updated": 0, "unchanged": 0, "rejected": 1}
+    with session_factory() as s:
+        kept = set(s.execute(select(OrderFactRow.order_external_id)).scalars())
+        error = s.execute(select(ImportError_)).scalar_one()
+    assert len(kept) == 49 and "111-0000000-0000017" not in kept
+    assert error.record_id.startswith("111-0000000-0000017/return/")
+    assert error.source == "amazon-returns" and error.message.startswith("could not be stored: ")
+    assert json.loads(error.raw)["row"]["order_id"] == "111-0000000-0000017"  # replayable as a row
+    again = run()
+    assert (again.inserted, again.unchanged, again.rejected) == (0, 49, 1)

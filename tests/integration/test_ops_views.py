@@ -169,3 +169,82 @@ def test_the_readonly_role_reads_the_views_and_nothing_else(context, db_url, rea
             assert conn.execute(text("SELECT COUNT(*) FROM ops_units")).scalar_one() == 11
     finally:
         ro.dispose()
+
+
+def _flags(ctx) -> set[tuple[str, str]]:
+    with ctx.session_factory() as s:
+        return {(r.order_id, r.flag) for r in s.execute(text("SELECT order_id, flag FROM ops_order_flags"))}
+
+
+def test_a_replacement_naming_an_order_not_stored_is_flagged_until_that_order_arrives(context):
+    import dataclasses
+
+    replaced = order_record(1, store_key="amazon-na", source="amazon")
+    replacement = dataclasses.replace(
+        order_record(2, store_key="amazon-na", source="amazon"),
+        is_replacement=True,
+        replaced_order_id=replaced.external_id,
+        ops_flags=("replacement_with_total",),
+    )
+    unnamed = dataclasses.replace(
+        order_record(3, store_key="amazon-na", source="amazon"),
+        is_replacement=True,
+        ops_flags=("replaced_order_unknown",),
+    )
+    # The same id in another store is not the replaced order.
+    elsewhere = dataclasses.replace(replaced, store_key="amazon-eu")
+    with context.session_factory() as s:
+        Repository(s).upsert_orders([replacement, unnamed, elsewhere])
+        s.commit()
+    assert _flags(context) == {
+        (replacement.external_id, "replacement_with_total"),
+        (replacement.external_id, "replaced_order_missing"),
+        (unnamed.external_id, "replaced_order_unknown"),
+    }
+    with context.session_factory() as s:
+        row = s.execute(
+            text("SELECT store, replaced_order_id FROM ops_order_flags WHERE flag = 'replaced_order_missing'")
+        ).one()
+    assert tuple(row) == ("amazon-na", replaced.external_id)
+    with context.session_factory() as s:
+        Repository(s).upsert_orders([replaced])
+        s.commit()
+    assert _flags(context) == {
+        (replacement.external_id, "replacement_with_total"),
+        (unnamed.external_id, "replaced_order_unknown"),
+    }
+
+
+def test_a_refund_that_takes_a_claimed_unit_shows_in_the_benefits_used_and_order_flags(context):
+    from vipsync.store.models import Claim, Unit
+
+    first = order_record(1, lines=(("HKS0401A3U", 2),))
+    other = order_record(2, lines=(("HKS0401A3U", 1),))
+    with context.session_factory() as s:
+        Repository(s).upsert_orders([first, other])
+        s.commit()
+    tag_pending(context)
+    with context.session_factory() as s:
+        for uid in s.execute(sa.select(Unit.id)).scalars():  # every unit claimed
+            s.add(
+                Claim(unit_id=uid, kind="exchange", claimed_on=date(2025, 4, 1), policy_version="v1",
+                      created_at=datetime.now(UTC))
+            )  # fmt: skip
+        # One unit of the first order refunded: only claimed units are left to take.
+        Repository(s).upsert_orders(
+            [order_record(1, lines=(("HKS0401A3U", 2),), refunded={"HKS0401A3U": 1},
+                          updated_at=datetime.now(UTC))]
+        )  # fmt: skip
+        s.commit()
+    tag_pending(context)
+    with context.session_factory() as s:
+        used = s.execute(
+            text("SELECT u.order_external_id, u.ordinal, b.unit_refunded FROM ops_benefits_used b "
+                 "JOIN units u ON u.id = b.unit_id")
+        ).all()  # fmt: skip
+    assert sorted((o, n, bool(r)) for o, n, r in used) == [
+        (first.external_id, 1, False),
+        (first.external_id, 2, True),
+        (other.external_id, 1, False),
+    ]
+    assert _flags(context) == {(first.external_id, "claimed_unit_refunded")}

@@ -129,7 +129,7 @@ def run_import(kind: str, path: Path, store_key: str | None) -> dict[str, int]:
     return counts
 
 
-def _replay_items(rows) -> Iterator[tuple[Any, OrderRecord | MemberRecord | Rejected]]:
+def _replay_items(rows) -> Iterator[tuple[Any, OrderRecord | MemberRecord | OrderFact | Rejected]]:
     ctx = get_context()
     for row in rows:
         spec, store_kind = READERS.get(row.source, (None, None))
@@ -264,12 +264,7 @@ def register(groups) -> None:
                 still += 1
                 continue
             try:  # the one writer's batch path: the record alone, in its own transaction
-                if isinstance(item, OrderFact):  # a fact after the sale: kept once, by its key
-                    with ctx.session_factory() as session:
-                        Repository(session).record_facts([item])
-                        session.commit()
-                else:
-                    write_batch(ctx.session_factory, [item])
+                write_batch(ctx.session_factory, [item])
             except Exception as exc:
                 if is_unavailable(exc):
                     raise

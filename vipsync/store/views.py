@@ -69,6 +69,25 @@ class _Dialect:
             return f"CAST(EXTRACT(EPOCH FROM (now() - {ts})) AS BIGINT)"
         return f"CAST((julianday('now') - julianday({ts})) * 86400 AS INTEGER)"
 
+    def json_list_items(self, column: str) -> str:
+        """A FROM item: the text items of a JSON list column as ``f(value)``, none when the
+        column holds no list."""
+        if self.name == "postgresql":
+            return (
+                "LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof("
+                f"{column}) = 'array' THEN {column} ELSE '[]'::jsonb END) AS f(value)"
+            )
+        return f"json_each(CASE WHEN json_type({column}) = 'array' THEN {column} ELSE '[]' END) AS f"
+
+    def json_list_has(self, column: str, item: str) -> str:
+        """True when the JSON list column holds the text ``item``."""
+        if self.name == "postgresql":
+            return f"COALESCE(jsonb_typeof({column}) = 'array' AND {column} ? '{item}', false)"
+        return (
+            f"EXISTS (SELECT 1 FROM json_each(CASE WHEN json_type({column}) = 'array' "
+            f"THEN {column} ELSE '[]' END) WHERE value = '{item}')"
+        )
+
     def window_status(self, start: str, end: str | None) -> str:
         today = self.today
         if end is None:
@@ -136,6 +155,10 @@ def _false(d: _Dialect) -> str:
     return "false" if d.name == "postgresql" else "0"
 
 
+def _true(d: _Dialect) -> str:
+    return "true" if d.name == "postgresql" else "1"
+
+
 def _windows_closing(d: _Dialect) -> str:
     # The windows come from the (window end, unit id) indexes alone; each window's tag and
     # unit are joined afterwards (left joins the planner drops when a query does not read
@@ -167,12 +190,43 @@ WHERE t.registration_deadline >= {d.today} AND t.member_id IS NULL"""
 
 
 def _benefits_used(d: _Dialect) -> str:
-    return """
+    # unit_refunded: a refund (or an order edit) took the claimed unit, which it does only
+    # when every unit of its SKU in the order carries a claim (POLICY.md: unclaimed first).
+    return f"""
 SELECT c.id AS claim_id, c.unit_id, u.store_key AS store, u.sku, t.country, c.kind, c.claimed_on,
-       c.policy_version, t.member_id
+       c.policy_version, t.member_id,
+       CASE WHEN {d.json_list_has("t.reasons", "refunded")} THEN {_true(d)} ELSE {_false(d)} END
+           AS unit_refunded
 FROM claims c
 JOIN units u ON u.id = c.unit_id
 LEFT JOIN unit_tags t ON t.unit_id = c.unit_id"""
+
+
+def _order_flags(d: _Dialect) -> str:
+    # The flags a mapper set (orders.ops_flags), and those the store decides as it is now:
+    # a replacement naming an order the store does not hold (gone once that order arrives),
+    # and an order a refund took a claimed unit from.
+    return f"""
+SELECT o.store_key AS store, o.external_id AS order_id, o.name AS order_name, o.source,
+       CAST(f.value AS VARCHAR(64)) AS flag, o.replaced_order_id, o.purchase_date
+FROM orders o, {d.json_list_items("o.ops_flags")}
+WHERE o.ops_flags IS NOT NULL
+UNION ALL
+SELECT o.store_key AS store, o.external_id AS order_id, o.name AS order_name, o.source,
+       CAST('replaced_order_missing' AS VARCHAR(64)) AS flag, o.replaced_order_id, o.purchase_date
+FROM orders o
+WHERE o.is_replacement = {_true(d)} AND o.replaced_order_id IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM orders r WHERE r.store_key = o.store_key AND r.external_id = o.replaced_order_id)
+UNION ALL
+SELECT o.store_key AS store, o.external_id AS order_id, o.name AS order_name, o.source,
+       CAST('claimed_unit_refunded' AS VARCHAR(64)) AS flag, o.replaced_order_id, o.purchase_date
+FROM orders o
+WHERE EXISTS (
+    SELECT 1 FROM units u
+    JOIN claims c ON c.unit_id = u.id
+    JOIN unit_tags t ON t.unit_id = u.id
+    WHERE u.order_id = o.id AND {d.json_list_has("t.reasons", "refunded")})"""
 
 
 def _unclassified(d: _Dialect) -> str:
@@ -248,8 +302,16 @@ VIEWS: tuple[View, ...] = (
     ),
     View(
         "ops_benefits_used",
-        ("claim_id", "unit_id", "store", "sku", "country", "kind", "claimed_on", "policy_version", "member_id"),
+        (
+            "claim_id", "unit_id", "store", "sku", "country", "kind", "claimed_on", "policy_version",
+            "member_id", "unit_refunded",
+        ),
         _benefits_used,
+    ),
+    View(
+        "ops_order_flags",
+        ("store", "order_id", "order_name", "source", "flag", "replaced_order_id", "purchase_date"),
+        _order_flags,
     ),
     View("ops_unclassified", ("sku", "title", "category", "orders", "units"), _unclassified),
     View(

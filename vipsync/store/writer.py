@@ -1,7 +1,8 @@
 """The one writer every path uses: file imports, API syncs, bulk backfills, webhooks, replays.
 
 ``write_page(factory, items, source=..., store_key=...)`` takes the mapped records of one
-page (orders, members, and the ``Rejected`` a reader already set aside) and:
+page (orders, members, facts after the sale, and the ``Rejected`` a reader already set
+aside) and:
 
 1. writes the records as one batch (:func:`write_batch`, one transaction);
 2. if that batch fails for any reason other than the database being unreachable, writes
@@ -29,7 +30,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from vipsync.connectors.records import MemberRecord, OrderRecord, Rejected
+from vipsync.connectors.records import MemberRecord, OrderFact, OrderRecord, Rejected
 from vipsync.errors import ConfigError, RecordError
 from vipsync.store.repository import Repository, UpsertCounts
 
@@ -37,7 +38,7 @@ __all__ = ["PageOutcome", "is_unavailable", "write_batch", "write_page"]
 
 log = logging.getLogger(__name__)
 
-Record = OrderRecord | MemberRecord
+Record = OrderRecord | MemberRecord | OrderFact
 
 
 @dataclass
@@ -72,9 +73,11 @@ def write_batch(
 ) -> UpsertCounts:
     """Upsert ``records`` in one transaction. A concurrent writer that inserted the same
     order first (unique violation) or a deadlock makes the batch retry, and the retry sees
-    that order as existing. Raises whatever the last attempt raised."""
+    that order as existing. Facts after the sale are kept once by their key: a fact kept
+    already counts as unchanged. Raises whatever the last attempt raised."""
     orders = [r for r in records if isinstance(r, OrderRecord)]
     members = [r for r in records if isinstance(r, MemberRecord)]
+    facts = [r for r in records if isinstance(r, OrderFact)]
     for attempt in range(1, attempts + 1):
         session = factory()
         try:
@@ -85,6 +88,9 @@ def write_batch(
                 counts += repo.upsert_orders(orders)
             if members:
                 counts += repo.upsert_members(members)
+            if facts:
+                kept = repo.record_facts(facts)
+                counts += UpsertCounts(inserted=kept.inserted, unchanged=kept.existing)
             session.commit()
             return counts
         except (IntegrityError, OperationalError):
@@ -176,7 +182,11 @@ def record_rejected(
 
 
 def _record_id(rec: Record) -> str:
-    return rec.external_id if isinstance(rec, OrderRecord) else rec.record_id
+    if isinstance(rec, OrderRecord):
+        return rec.external_id
+    if isinstance(rec, OrderFact):
+        return f"{rec.order_external_id}/{rec.kind}/{rec.fact_key}"
+    return rec.record_id
 
 
 def _rejected(rec: Record, exc: Exception) -> Rejected:
@@ -188,5 +198,5 @@ def _rejected(rec: Record, exc: Exception) -> Rejected:
         field_name = None
         cause: Any = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         message = f"could not be stored: {type(cause).__name__}"
-    raw = rec.raw if isinstance(rec, OrderRecord) else {"record_id": rec.record_id}
+    raw = rec.raw if isinstance(rec, OrderRecord | OrderFact) else {"record_id": rec.record_id}
     return Rejected(record_id=_record_id(rec), field=field_name, message=message, raw=raw)

@@ -260,25 +260,12 @@ def _sync_refunds(
 
 
 def _write_facts(ctx, items: list[OrderFact | Rejected], *, store_key: str, result: SyncResult) -> None:
-    """One page of facts in one transaction, its rejects beside them (for ops to replay)."""
-    facts = [f for f in items if isinstance(f, OrderFact)]
-    rejects = [r for r in items if isinstance(r, Rejected)]
-    with ctx.session_factory() as session:
-        repo = Repository(session)
-        counts = repo.record_facts(facts)
-        for rej in rejects:
-            repo.record_error(
-                source="amazon-finances",
-                store_key=store_key,
-                record_id=rej.record_id,
-                field=rej.field,
-                message=rej.message,
-                raw=rej.raw if rej.raw is not None else "",
-            )
-        session.commit()
-    result.facts_inserted += counts.inserted
-    result.facts_known += counts.existing
-    result.rejected += len(rejects)
+    """One page of facts through the one writer: one transaction, or fact by fact when it
+    fails; its rejects beside them (for ops to replay)."""
+    outcome = write_page(ctx.session_factory, items, source="amazon-finances", store_key=store_key)
+    result.facts_inserted += outcome.inserted
+    result.facts_known += outcome.unchanged
+    result.rejected += outcome.rejected
 
 
 def _keep_pacing(ctx, store_key: str, client: SpApiClient) -> None:

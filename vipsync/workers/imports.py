@@ -50,18 +50,19 @@ class ImportSummary:
 
 def import_records(
     factory: sessionmaker[Session],
-    items: Iterable[OrderRecord | MemberRecord | Rejected],
+    items: Iterable[OrderRecord | MemberRecord | OrderFact | Rejected],
     *,
     kind: str,
     store_key: str | None,
     source_name: str = "",
     batch_size: int = 500,
     on_batch: Callable[[ImportSummary], None] | None = None,
+    done_message: str = "import finished",
 ) -> ImportSummary:
     """Write ``items`` to the store; returns the counts. ``kind`` names the source in the
     import-error table (``shopify``, ``amazon-report``, ``members``)."""
 
-    def write(batch: list[OrderRecord | MemberRecord | Rejected], summary: ImportSummary) -> None:
+    def write(batch: list[OrderRecord | MemberRecord | OrderFact | Rejected], summary: ImportSummary) -> None:
         outcome = write_page(factory, batch, source=kind, store_key=store_key, run_id=summary.run_id)
         summary.read += outcome.read
         summary.inserted += outcome.inserted
@@ -79,7 +80,7 @@ def import_records(
         store_key=store_key,
         source_name=source_name,
         batch_size=batch_size,
-        done_message="import finished",
+        done_message=done_message,
     )
 
 
@@ -135,34 +136,14 @@ def import_facts(
     source_name: str = "",
     batch_size: int = 500,
 ) -> ImportSummary:
-    """Write facts after the sale (a returns report...) in batches, each in its own
-    transaction, with its rejects in the import-error table under ``kind``. A fact already
-    kept counts as unchanged; the units of the orders concerned are flagged for tagging."""
-
-    def write(batch: list[OrderFact | Rejected], summary: ImportSummary) -> None:
-        with factory() as session:
-            repo = Repository(session)
-            counts = repo.record_facts([f for f in batch if isinstance(f, OrderFact)])
-            for rej in (r for r in batch if isinstance(r, Rejected)):
-                repo.record_error(
-                    source=kind,
-                    store_key=store_key,
-                    record_id=rej.record_id,
-                    field=rej.field,
-                    message=rej.message,
-                    raw=rej.raw if rej.raw is not None else "",
-                    run_id=summary.run_id,
-                )
-                summary.rejected += 1
-            session.commit()
-        summary.read += len(batch)
-        summary.inserted += counts.inserted
-        summary.unchanged += counts.existing
-
-    return _run_in_batches(
+    """Write facts after the sale (a returns report...) like :func:`import_records`, through
+    the same writer: a batch in one transaction, or record by record when it fails, each
+    fact the store refuses rejected alone into the import-error table under ``kind``. A fact
+    already kept counts as unchanged; the units of the orders concerned are flagged for
+    tagging."""
+    return import_records(
         factory,
         items,
-        write,
         kind=kind,
         store_key=store_key,
         source_name=source_name,
