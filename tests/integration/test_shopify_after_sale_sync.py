@@ -59,3 +59,54 @@ def test_synced_line_discounts_equal_the_allocations(fake, ctx, backfill):
     assert result.rejected == 0
     assert _stored_discounts(ctx) == expected
     assert fake.counters["bulk_refused"] == 0
+
+
+@pytest.mark.parametrize("backfill", [False, True], ids=["incremental", "bulk"])
+def test_an_exchanged_unit_read_by_sync_takes_over_the_returned_units_claim(fake, ctx, backfill):
+    from datetime import UTC, date, datetime, timedelta
+
+    from vipsync.connectors.records import MemberRecord, email_digest
+    from vipsync.store.models import Claim, OrderFactRow, Unit, UnitTag
+    from vipsync.store.repository import Repository
+    from vipsync.workers.tagging import tag_pending
+
+    fake.add_orders(40)
+    order = next(
+        o
+        for o in map(fake.order, fake.order_ids)
+        if o.email and o.financial == "PAID" and not o.cancelled_at and not o.test
+        and len(o.lines) == 1 and o.lines[0].sku.startswith("HKS") and o.lines[0].quantity == 1
+    )  # fmt: skip
+    returned = order.lines[0]
+    with ctx.session_factory() as s:
+        Repository(s).upsert_members(
+            [MemberRecord(email_hash=email_digest(order.email), registered_at=date(2000, 1, 1))]
+        )
+        s.commit()
+    _sync(ctx)
+    tag_pending(ctx)
+    with ctx.session_factory() as s:
+        unit = s.execute(select(Unit).where(Unit.order_external_id == str(order.id))).scalar_one()
+        s.add(Claim(unit_id=unit.id, kind="exchange", claimed_on=order.processed_at.date(), policy_version="v1",
+                    created_at=datetime.now(UTC)))  # fmt: skip
+        unit.needs_tag = True
+        s.commit()
+    new_sku = "HKS0401A3U" if returned.sku != "HKS0401A3U" else "HKS0802A1U"
+    fake.update_order(order.id, exchange=(returned.id, new_sku), at=order.updated_at + timedelta(days=30))
+    _sync(ctx, backfill=backfill)
+    tag_pending(ctx)
+    with ctx.session_factory() as s:
+        facts = s.execute(
+            select(OrderFactRow.kind, OrderFactRow.line_key, OrderFactRow.returned_line_key)
+        ).all()
+        tags = {
+            u.sku: t
+            for u, t in s.execute(
+                select(Unit, UnitTag).join(UnitTag).where(Unit.order_external_id == str(order.id))
+            )
+        }
+    added_line = order.lines[-1]
+    assert [tuple(f) for f in facts] == [("exchange", str(added_line.id), str(returned.id))]
+    assert tags[new_sku].benefit_status == "exchange_used"
+    assert tags[new_sku].purchase_date == tags[returned.sku].purchase_date
+    assert not tags[returned.sku].valid_purchase

@@ -217,7 +217,9 @@ def test_bulk_backfill_loads_every_order_with_refunds_and_sets_the_bookmark(fake
     result = _sync(ctx, backfill=True)
     assert (result.mode, result.inserted, result.rejected) == ("backfill", 150, 0)
     # The bulk query cannot select refunded lines; the one order with a refund is read whole.
-    assert result.notes == ["1 orders with refunds read again for their refunded lines"]
+    assert result.notes == [
+        "1 orders with refunds or returns read again for their refunded lines and exchanges"
+    ]
     assert fake.counters["bulk_runs"] == 1 and fake.counters["bulk_downloads"] == 1
     assert fake.counters["bulk_refused"] == 0
     assert _counts(ctx)["units"] == _expected_units(fake)
@@ -322,7 +324,7 @@ def test_an_order_is_found_by_its_name_on_demand(fake, sqlite_ctx):
 # ----------------------------------------------------------------------------- large windows
 def _awkward_orders(fake: FakeShopify, n: int) -> list[int]:
     """``n`` orders, some of which do not fit a page's node: many lines (more than a page
-    carries), several refunds, refunds of several lines, discounted lines."""
+    carries), several refunds, refunds of several lines, discounted lines, exchanges."""
     ids = fake.add_orders(n)
     for k, oid in enumerate(ids[::7]):
         order = fake.order(oid)
@@ -344,6 +346,11 @@ def _awkward_orders(fake: FakeShopify, n: int) -> list[int]:
         more = {line.id: 1 for line in order.lines[1:3] if line.current}  # a refund of two lines
         if k % 2 and more:
             fake.update_order(oid, refund=more, at=order.updated_at + timedelta(seconds=1))
+    for oid in ids[5::23]:  # exchanges: a returned unit and the line added in its place
+        order = fake.order(oid)
+        fake.update_order(
+            oid, exchange=(order.lines[0].id, "HKS0802A1U"), at=order.updated_at + timedelta(seconds=1)
+        )
     return ids
 
 
@@ -371,10 +378,11 @@ def test_a_large_incremental_window_is_read_by_one_bulk_operation_after_its_firs
     assert (result.inserted, result.rejected) == (300, 0)
     assert result.read == 300 + result.unchanged  # the first page's last update is read again
     assert fake.counters["bulk_runs"] == 1 and fake.counters["empty_bucket"] == 0
-    refunded = len(ids[3::11])
+    refunded, exchanged = len(ids[3::11]), len(ids[5::23])
     # the scope check, one page carrying the window's count, the bulk operation (status,
-    # run, polls), and one read of each order with refunds
-    assert result.api_calls == fake.counters["graphql"] < 2 + refunded + 12
+    # run, polls), one read of each order with refunds, two (itself, its returns) of each
+    # order with an exchange
+    assert result.api_calls == fake.counters["graphql"] <= 2 + refunded + 2 * exchanged + 10
     assert (
         result.notes[-1]
         == f"{300 - page_size_for_cost()} more orders in the window: read by a bulk operation"

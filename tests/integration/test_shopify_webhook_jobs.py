@@ -218,3 +218,59 @@ def test_hostile_compliance_payloads_are_recorded_never_raise(ctx, topic, ids, c
 
 
 _COUNTER = [0]
+
+
+def test_an_order_edit_delivery_keeps_its_exchange_and_fetches_the_order(fake, ctx):
+    from vipsync.store.models import OrderFactRow, Unit
+
+    oid = fake.order_ids[1]
+    process_webhook(ctx, _store(ctx, "orders/create", fake.rest_order(oid), "w-20"))
+    line = fake.order(oid).lines[0]
+    edited = fake.update_order(oid, remove={line.id: line.current}, add=["HKS0802A1U"])
+    added = edited.lines[-1]
+    payload = {  # every field of Shopify's orders/edited payload
+        "order_edit": {
+            "id": 78912328,
+            "app_id": None,
+            "created_at": "2025-03-01T10:00:00-05:00",
+            "notify_customer": False,
+            "order_id": oid,
+            "staff_note": "",
+            "user_id": None,
+            "line_items": {
+                "additions": [{"id": added.id, "delta": 1}],
+                "removals": [{"id": line.id, "delta": line.quantity}],
+            },
+            "discounts": {"line_item": {"additions": [], "removals": []}},
+            "shipping_lines": {"additions": [], "removals": []},
+        }
+    }
+    result = process_webhook(
+        ctx, _store(ctx, "orders/edited", payload, "w-21"), client=make_client(ctx.stores.shopify(KEY))
+    )
+    assert result["status"] == "done" and result["changed_order_ids"]
+    with ctx.session_factory() as s:
+        facts = s.execute(
+            select(
+                OrderFactRow.kind,
+                OrderFactRow.line_key,
+                OrderFactRow.returned_line_key,
+                OrderFactRow.quantity,
+            )
+        ).all()
+        skus = set(s.execute(select(Unit.sku).where(Unit.order_external_id == str(oid))).scalars())
+    assert [tuple(f) for f in facts] == [("exchange", str(added.id), str(line.id), 1)]
+    assert "HKS0802A1U" in skus  # the order's new version was fetched
+
+
+def test_a_malformed_order_edit_fails_its_delivery_naming_the_field(fake, ctx):
+    oid = fake.order_ids[0]
+    payload = {"order_edit": {"id": 5, "created_at": "not a time", "order_id": oid,
+                              "line_items": {"additions": [{"id": 9, "delta": 1}], "removals": []}}}  # fmt: skip
+    result = process_webhook(ctx, _store(ctx, "orders/edited", payload, "w-22"))
+    assert result["status"] == "failed"
+    with ctx.session_factory() as s:
+        delivery = s.get(WebhookDelivery, result["delivery_id"])
+        error = s.execute(select(ImportError_)).scalar_one()
+    assert "order_edit.created_at" in delivery.error
+    assert (error.record_id, error.field) == (str(oid), "order_edit.created_at")

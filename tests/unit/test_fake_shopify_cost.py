@@ -3,6 +3,7 @@ calculated query cost gives, and what the connector declares to its bucket."""
 
 from __future__ import annotations
 
+from vipsync.connectors.shopify.exchanges import ORDER_RETURNS_QUERY, order_returns_cost
 from vipsync.connectors.shopify.queries import (
     ACCESS_SCOPES_QUERY,
     BULK_CURRENT_QUERY,
@@ -65,6 +66,7 @@ def test_every_other_query_the_connector_sends_costs_what_it_declares():
     assert requested_cost(BULK_CURRENT_QUERY) == 1
     assert requested_cost(BULK_RUN_MUTATION, {"query": "{ orders { edges { node { id } } } }"}) == 10
     assert requested_cost(VARIANT_PRICE_QUERY, {"query": "sku:X"}) == VARIANT_PRICE_COST == 4
+    assert requested_cost(ORDER_RETURNS_QUERY, {"id": "gid://shopify/Order/1"}) == order_returns_cost()
 
 
 def test_cost_follows_the_documented_rules_for_any_shape():

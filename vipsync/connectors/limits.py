@@ -124,6 +124,7 @@ def check_fact(fact: OrderFact) -> OrderFact:
     _text(fact.order_external_id, record_id=rid, field="order_external_id")
     _text(fact.fact_key, record_id=rid, field="fact_key")
     _text(fact.line_key, record_id=rid, field="line_key", width_key="fact_line_key")
+    _text(fact.returned_line_key, record_id=rid, field="returned_line_key", width_key="fact_line_key")
     _text(fact.sku, record_id=rid, field="sku", width_key="fact_sku")
     _text(fact.currency, record_id=rid, field="currency")
     _when(fact.posted_at, record_id=rid, field="posted_at")

@@ -16,8 +16,9 @@ Shapes and what they keep (besides ``email_digest``/``email_key_id``):
   names (``#1001``), times, financial/fulfillment statuses, cancel reason, test flag, tags,
   currency and amounts (money sets), discount codes, line items (id, SKU, title, product
   and variant ids, quantities, price, discounts), refunds (ids, times, refund line items
-  with quantities and restock type, transactions' kind/status/amount), addresses reduced
-  to country code and postal code, ``customer.id``.
+  with quantities and restock type, transactions' kind/status/amount), returns (return
+  status, ids, times, returned and exchange items with their line ids and quantities),
+  addresses reduced to country code and postal code, ``customer.id``.
 - ``shopify_refund`` (``refunds/create``) and ``shopify_order_edit`` (``orders/edited``):
   the same keys, plus ``order_id``, ``order_edit`` and its line item additions/removals.
 - ``shopify_compliance`` (``customers/redact``, ``customers/data_request``,
@@ -186,6 +187,12 @@ _SHOPIFY_ORDER = (
         "additions",
         "removals",
         "delta",
+        # returns and exchanges (GraphQL Order.returns): ids, quantities, dates
+        "returnStatus",
+        "returns",
+        "returnLineItems",
+        "exchangeLineItems",
+        "fulfillmentLineItem",
     }
 )
 _SHOPIFY_COMPLIANCE = _COMMON | {

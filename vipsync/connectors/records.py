@@ -140,6 +140,9 @@ class OrderRecord:
     replaced_order_id: str | None = None
     # What ops must look at (e.g. "replacement_with_total"); never personal data.
     ops_flags: tuple[str, ...] = ()
+    # Facts after the sale the order's own payload carries (the exchanges of its returns),
+    # kept with it by the store; the raw payload covers them in the content digest.
+    facts: tuple[OrderFact, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("purchased_at", "updated_at", "cancelled_at"):
@@ -205,7 +208,7 @@ class OrderRecord:
         return keys
 
 
-FactKind = Literal["refund", "return", "deleted"]
+FactKind = Literal["refund", "return", "deleted", "exchange"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +217,10 @@ class OrderFact:
     Amazon refund event's line (``refund``), a returns-report row (``return``), a deletion
     at the source (``deleted``). Facts are kept apart from the order (they may arrive before
     it) and keyed by ``fact_key``, the source's own identity of the fact, so reading the
-    same fact again changes nothing. ``quantity`` is the refunded (or returned) quantity of
+    same fact again changes nothing. An ``exchange`` (a Shopify exchange or order edit)
+    says ``quantity`` units of the added line ``line_key`` took the place of as many units
+    of the line ``returned_line_key`` on ``posted_at``; with no returned line they are a
+    new purchase of that day. ``quantity`` is the refunded (or returned) quantity of
     the line ``line_key`` (Amazon's OrderItemId); ``principal`` the item price refunded for
     it and ``amount`` everything refunded (price, tax, shipping), both positive, in
     ``currency``; a refund that does not cover the price of its quantity is money alone."""
@@ -232,6 +238,7 @@ class OrderFact:
     amount: Decimal | None = None
     currency: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    returned_line_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.posted_at.tzinfo is None or self.posted_at.utcoffset() is None:

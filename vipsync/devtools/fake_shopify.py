@@ -125,6 +125,8 @@ class FakeOrder:
     personal: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     zero_total: bool = False  # a free order (a replacement): total 0 whatever the lines
+    # Returns with an exchange: (return id, at, returned line id, added line id), one unit each.
+    returns: list[tuple[int, datetime, int, int]] = field(default_factory=list)
 
     @property
     def gid(self) -> str:
@@ -329,8 +331,13 @@ class FakeShopify:
         personal: dict[str, str] | None = None,
         tags: list[str] | None = None,
         zero_total: bool | None = None,
+        exchange: tuple[int, str] | None = None,
+        add: list[str] | None = None,
     ) -> FakeOrder:
-        """Change an order; its ``updatedAt`` becomes ``at`` (default: now)."""
+        """Change an order; its ``updatedAt`` becomes ``at`` (default: now). ``exchange``
+        (line id, new SKU): a return of one unit of that line with an exchange for one unit
+        of the new SKU, added to the order as a new line, as Shopify's returns do. ``add``:
+        new lines of one unit of each SKU (an order edit)."""
         with self._lock:
             order = self._orders[order_id]
             now = at or datetime.now(UTC).replace(microsecond=0)
@@ -361,6 +368,18 @@ class FakeShopify:
                 order.tags = list(tags)
             if zero_total is not None:
                 order.zero_total = zero_total
+            for sku in add or ():
+                self._next_child += 1
+                price = order.lines[0].price if order.lines else "100.00"
+                order.lines.append(FakeLine(self._next_child, sku, f"TESmart {sku}", 1, 1, price))
+            if exchange is not None:
+                line_id, new_sku = exchange
+                line = next(candidate for candidate in order.lines if candidate.id == line_id)
+                line.current = max(0, line.current - 1)
+                self._next_child += 2
+                added = FakeLine(self._next_child, new_sku, f"TESmart {new_sku}", 1, 1, line.price)
+                order.lines.append(added)
+                order.returns.append((self._next_child - 1, now, line_id, added.id))
             order.updated_at = now
             self._sorted = None
             return order
@@ -465,6 +484,7 @@ class FakeShopify:
             "test": o.test,
             "displayFinancialStatus": o.financial,
             "displayFulfillmentStatus": "UNFULFILLED",
+            "returnStatus": "RETURNED" if o.returns else "NO_RETURN",
             "email": o.email,
             "currencyCode": o.currency,
             "discountCodes": list(o.codes),
@@ -752,6 +772,42 @@ class FakeShopify:
         o = self._orders.get(oid)
         return {"order": None if o is None else self._node_for(o, query, variables)}
 
+    def _order_returns(self, variables: dict) -> dict:
+        """``Order.returns`` as ``ORDER_RETURNS_QUERY`` selects them."""
+        oid = int(str(variables.get("id", "")).rsplit("/", 1)[-1] or 0)
+        o = self._orders.get(oid)
+        if o is None:
+            return {"order": None}
+        return {
+            "order": {
+                "id": o.gid,
+                "returns": {
+                    "nodes": [
+                        {
+                            "id": f"gid://shopify/Return/{rid}",
+                            "createdAt": _iso(at),
+                            "returnLineItems": {
+                                "nodes": [
+                                    {
+                                        "quantity": 1,
+                                        "fulfillmentLineItem": {
+                                            "lineItem": {"id": f"gid://shopify/LineItem/{returned}"}
+                                        },
+                                    }
+                                ]
+                            },
+                            "exchangeLineItems": {
+                                "nodes": [
+                                    {"quantity": 1, "lineItems": [{"id": f"gid://shopify/LineItem/{added}"}]}
+                                ]
+                            },
+                        }
+                        for rid, at, returned, added in o.returns
+                    ]
+                },
+            }
+        }
+
     # ------------------------------------------------------------------ bulk
     def start_foreign_bulk(self, *, duration_s: float = 0.5) -> None:
         """Pretend another process started a bulk query that runs ``duration_s``."""
@@ -905,6 +961,8 @@ class FakeShopify:
             kind = "scopes"
         elif re.search(r"\bproductVariants\(", query):
             kind = "variants"
+        elif re.search(r"\breturns\(", query) and re.search(r"\border\(id:", query):
+            kind = "order_returns"
         elif re.search(r"\border\(id:", query):
             kind = "order"
         elif re.search(r"\borders\(", query):
@@ -949,6 +1007,9 @@ class FakeShopify:
             actual = actual_cost(query, variables, data)
         elif kind == "order":
             data = self._one_order(query, variables)
+            actual = actual_cost(query, variables, data)
+        elif kind == "order_returns":
+            data = self._order_returns(variables)
             actual = actual_cost(query, variables, data)
         elif kind == "bulk_run":
             data = self._bulk_run(variables)

@@ -183,7 +183,7 @@ class OrderFactRow(Base):
     source: Mapped[str] = mapped_column(String(16))
     store_key: Mapped[str] = mapped_column(String(64))
     order_external_id: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))  # refund | return | deleted
+    kind: Mapped[str] = mapped_column(String(16))  # refund | return | deleted | exchange
     fact_key: Mapped[str] = mapped_column(String(200))
     posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     line_key: Mapped[str | None] = mapped_column(String(255))
@@ -194,6 +194,8 @@ class OrderFactRow(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     raw: Mapped[Any] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # An exchange: the line whose units the added line's units take the place of.
+    returned_line_key: Mapped[str | None] = mapped_column(String(255))
 
 
 class Unit(Base):

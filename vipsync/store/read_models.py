@@ -79,8 +79,9 @@ def order_fact_rows(
     session: Session, orders: Iterable[tuple[int, str, str]], *, pg: bool = False
 ) -> dict[int, list[Any]]:
     """The facts after the sale of some orders, given as (order id, store key, external
-    id): order id -> rows (kind, line_key, sku, quantity, principal, amount). Facts are
-    matched by store and external id, so a fact recorded before its order counts too."""
+    id): order id -> rows (kind, line_key, sku, quantity, principal, amount,
+    returned_line_key, posted_at, fact_key). Facts are matched by store and external id,
+    so a fact recorded before its order counts too."""
     wanted: dict[tuple[str, str], int] = {(store, ext): oid for oid, store, ext in orders}
     out: dict[int, list[Any]] = {}
     by_store: dict[str, list[str]] = {}
@@ -97,6 +98,9 @@ def order_fact_rows(
                     OrderFactRow.quantity,
                     OrderFactRow.principal,
                     OrderFactRow.amount,
+                    OrderFactRow.returned_line_key,
+                    OrderFactRow.posted_at,
+                    OrderFactRow.fact_key,
                 )
                 .where(
                     OrderFactRow.store_key == store,

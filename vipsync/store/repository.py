@@ -46,6 +46,7 @@ from vipsync.errors import ConfigError, RecordError
 from vipsync.privacy import Digester
 from vipsync.store.bulk import dbapi_errors, insert_rows, raw_connection
 from vipsync.store.models import (
+    Claim,
     ImportError_,
     ImportRun,
     Member,
@@ -124,6 +125,32 @@ def _moves_forward(cancelled: bool, refunded: int, rec: OrderRecord) -> bool:
     if rec.is_cancelled < cancelled or more < refunded:
         return False
     return rec.is_cancelled > cancelled or more > refunded
+
+
+def _kept_units(
+    wanted: list[tuple[str, int]], have: dict[tuple[str, int], Any], claimed: set[int]
+) -> list[tuple[str, int]]:
+    """The (SKU, ordinal) units a new version of an order keeps. Ordinals 1..n per SKU, except
+    when an edit lowers a SKU's quantity below its stored units: then it takes units like a
+    refund (POLICY.md): the units already taken stay taken, then the highest unclaimed
+    units go, and claimed ones only when nothing else is left; the kept ones keep their
+    ordinals."""
+    count: dict[str, int] = {}
+    for sku, _ in wanted:
+        count[sku] = count.get(sku, 0) + 1
+    stored: dict[str, list[Any]] = {}
+    for (sku, _), u in have.items():
+        stored.setdefault(sku, []).append(u)
+    out: list[tuple[str, int]] = []
+    for sku, n in count.items():
+        units = stored.get(sku, [])
+        if len(units) <= n or not any(u.id in claimed for u in units):
+            out += [(sku, i) for i in range(1, n + 1)]
+            continue
+        # Taken first: removed units, then unclaimed by highest ordinal, then claimed ones.
+        order = sorted(units, key=lambda u: (not u.removed, u.id in claimed, -u.ordinal))
+        out += [(sku, u.ordinal) for u in sorted(order[len(units) - n :], key=lambda u: u.ordinal)]
+    return out
 
 
 def _printable(text: str) -> str:
@@ -313,20 +340,31 @@ class Repository:
         unit_inserts: list[dict] = []
         unit_updates: list[dict] = []
         current: dict[int, dict[tuple[str, int], Any]] = {}
+        claimed: set[int] = set()
         if replaced_ids:
             for chunk_ids in _chunks(replaced_ids):
                 for u in s.execute(
-                    select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Unit.title).where(
-                        in_values(Unit.order_id, chunk_ids, pg=self.pg)
+                    select(
+                        Unit.id,
+                        Unit.order_id,
+                        Unit.sku,
+                        Unit.ordinal,
+                        Unit.removed,
+                        Unit.title,
+                        Claim.id.label("claim"),
                     )
+                    .outerjoin(Claim, Claim.unit_id == Unit.id)
+                    .where(in_values(Unit.order_id, chunk_ids, pg=self.pg))
                 ):
                     current.setdefault(u.order_id, {})[(u.sku, u.ordinal)] = u
+                    if u.claim is not None:
+                        claimed.add(u.id)
         for oid, rec in zip(
             new_ids + replaced_ids, [r for r, _ in new] + [r for r, _, _ in replace], strict=True
         ):
             titles = {line.sku: line.title for line in reversed(rec.lines)}
             have = current.get(oid, {})
-            wanted = rec.unit_keys()
+            wanted = _kept_units(rec.unit_keys(), have, claimed)
             for sku, ordinal in wanted:
                 if (sku, ordinal) in have:
                     u = have[(sku, ordinal)]
@@ -364,6 +402,10 @@ class Repository:
             self._insert(Unit, unit_inserts)
         if unit_updates:
             s.execute(update(Unit), unit_updates)
+
+        facts = [f for rec in touched for f in rec.facts]
+        if facts:  # after the units, so the fact flags the units of this version too
+            self.record_facts(facts)
 
         counts.inserted += len(new)
         counts.updated += len(replace)
@@ -696,6 +738,7 @@ class Repository:
                     "currency": f.currency,
                     "raw": f.raw,
                     "created_at": now,
+                    "returned_line_key": f.returned_line_key,
                 }
                 for f in fresh
             ]

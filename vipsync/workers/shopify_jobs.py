@@ -31,6 +31,7 @@ from vipsync.connectors.limits import check_fact, map_or_reject
 from vipsync.connectors.records import OrderFact, OrderRecord, Rejected
 from vipsync.connectors.shopify.bulk import iter_bulk_file, refunds_without_lines, run_bulk_query
 from vipsync.connectors.shopify.client import ShopifyClient
+from vipsync.connectors.shopify.exchanges import edit_facts, returns_unread
 from vipsync.connectors.shopify.mapping import legacy_id, map_graphql_order, map_rest_order
 from vipsync.connectors.shopify.queries import bulk_above, page_size_for_cost, shopify_time, updated_between
 from vipsync.connectors.shopify.scopes import fetch_access_scopes
@@ -233,9 +234,12 @@ def _write_bulk(ctx, shop, client, bulk, result: SyncResult, progress) -> None:
         skipped: Counter[str] = Counter()
         refetched = 0
         for item in iter_bulk_file(bulk.path, shop, skipped=skipped):
-            if isinstance(item, OrderRecord) and refunds_without_lines(item.raw):
+            if isinstance(item, OrderRecord) and (
+                refunds_without_lines(item.raw) or returns_unread(item.raw)
+            ):
                 # The bulk query cannot select refunded lines (a connection in the
-                # refunds list): the few orders with refunds are read again whole.
+                # refunds list) nor returns within its connection limits: the few orders
+                # with refunds or returns are read again whole.
                 item = _refetch(client, shop, item)
                 refetched += 1
             (rejected if isinstance(item, Rejected) else records).append(item)  # type: ignore[arg-type]
@@ -246,7 +250,9 @@ def _write_bulk(ctx, shop, client, bulk, result: SyncResult, progress) -> None:
         _write_page(ctx, shop, records, rejected, result)
         progress(len(records) + len(rejected))
         if refetched:
-            result.notes.append(f"{refetched} orders with refunds read again for their refunded lines")
+            result.notes.append(
+                f"{refetched} orders with refunds or returns read again for their refunded lines and exchanges"
+            )
         if skipped:
             kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(skipped.items()))
             result.notes.append(f"bulk result lines that are not order lines were skipped ({kinds})")
@@ -344,6 +350,8 @@ def _process(ctx, delivery_id: int, *, client: ShopifyClient | None = None) -> d
         order_id = _order_id_of(topic, payload)
         if order_id is None:
             status, error = "failed", f"{topic}: no order id in the payload"
+        elif topic == "orders/edited" and (error := _edit_facts(ctx, shop, payload)) is not None:
+            status = "failed"
         else:
             try:
                 api = client or make_client(shop)
@@ -406,6 +414,20 @@ def _order_deleted(ctx, shop: ShopifyShop, payload: Any) -> tuple[str, str | Non
         extra={"store": shop.key, "order": order_id},
     )
     return "done", None
+
+
+def _edit_facts(ctx, shop: ShopifyShop, payload: Any) -> str | None:
+    """``orders/edited``: the units the edit added, linked to those it removed, kept as
+    facts through the one writer (they count whichever way the edit and the order's new
+    version arrive); the error when the edit was rejected (kept in ``import_errors``)."""
+    items = edit_facts(payload, shop)
+    outcome = write_page(ctx.session_factory, items, source="shopify", store_key=shop.key)
+    if outcome.rejected:
+        bad = next((i for i in items if isinstance(i, Rejected)), None)
+        if bad is not None:
+            return f"orders/edited: record {bad.record_id}, field {bad.field!r}: {bad.message}"
+        return f"orders/edited: could not be stored (import error {outcome.error_ids[0]})"
+    return None
 
 
 def _order_id_of(topic: str, payload: Any) -> str | None:

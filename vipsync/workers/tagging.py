@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vipsync.eligibility.calendar import local_date
 from vipsync.eligibility.catalog import Catalog
 from vipsync.eligibility.engine import ClaimFacts, ClaimKind, MemberFacts, UnitFacts, Verdict
+from vipsync.eligibility.exchanges import ExchangeRow, Takeover, UnitRow, takeovers
 from vipsync.eligibility.judge import Judge, with_member
 from vipsync.eligibility.loader import load_catalog, load_policies
 from vipsync.eligibility.policy import PolicySet
@@ -48,7 +49,7 @@ from vipsync.eligibility.refunds import AfterSale, FactRow, LineRow, after_sale,
 from vipsync.eligibility.status import unit_statuses
 from vipsync.errors import PolicyError
 from vipsync.store.bulk import dbapi_errors, raw_connection
-from vipsync.store.models import ImportError_, Product, TagRules, Unit, UnitTag, table_of
+from vipsync.store.models import Claim, ImportError_, Product, TagRules, Unit, UnitTag, table_of
 from vipsync.store.read_models import (
     UnitSelection,
     iter_units,
@@ -392,7 +393,7 @@ def _judge(
     """Judge a batch of fact rows (:func:`vipsync.store.read_models.unit_fact_rows`,
     columns in the order of its ``UNIT_FACT_COLUMNS``)."""
     refunded_units: set[int] = set()
-    deleted, fact_refunds = _after_sale_facts(session, rows)
+    deleted, fact_refunds, exchanges = _after_sale_facts(session, rows)
     refunds = refund_facts(session, sorted({r[1] for r in rows}), fact_refunds)
     for key, pool in refunds.pools.items():
         by_ordinal = {ordinal: uid for uid, ordinal in pool}
@@ -404,6 +405,7 @@ def _judge(
                     "a refund takes a unit with a recorded claim", extra={"unit_id": by_ordinal[ordinal]}
                 )
 
+    moved = _takeovers(session, rows, exchanges, refunded_units, rules) if exchanges else {}
     judged: list[_Judged] = []
     errors: list[tuple[int, str | None, str]] = []
     official = rules.official_stores
@@ -457,6 +459,8 @@ def _judge(
             claim = claims.get((claim_kind, claimed_on))
             if claim is None:
                 claim = claims[(claim_kind, claimed_on)] = ClaimFacts(cast(ClaimKind, claim_kind), claimed_on)
+        if uid in moved:  # added by an exchange or edit: the returned unit's date and claim
+            purchase_date, claim = moved[uid]
         facts = UnitFacts(
             purchase_date,
             country,
@@ -480,10 +484,17 @@ def _judge(
     return judged, errors
 
 
-def _after_sale_facts(session: Session, rows: Sequence[Any]) -> tuple[set[int], dict[tuple[int, str], int]]:
-    """The facts after the sale of a batch's orders (refund events, returns, deletions;
-    read by store and order id, so facts that came before their order count): the orders
-    deleted at the source, and the refunded quantity per (order, SKU) they decide."""
+# order id -> (its exchange facts, its lines)
+_Exchanges = dict[int, tuple[list[ExchangeRow], list[LineRow]]]
+
+
+def _after_sale_facts(
+    session: Session, rows: Sequence[Any]
+) -> tuple[set[int], dict[tuple[int, str], int], _Exchanges]:
+    """The facts after the sale of a batch's orders (refund events, returns, deletions,
+    exchanges; read by store and order id, so facts that came before their order count):
+    the orders deleted at the source, the refunded quantity per (order, SKU) they decide,
+    and the exchanges and edits of each order that has some, with its lines."""
     orders = {r[1]: (r[7], r[22], r[23]) for r in rows}  # order id -> store, external id, total
     pg = session.get_bind().dialect.name == "postgresql"
     fact_rows = order_fact_rows(
@@ -491,13 +502,25 @@ def _after_sale_facts(session: Session, rows: Sequence[Any]) -> tuple[set[int], 
     )
     deleted: set[int] = set()
     refunded: dict[tuple[int, str], int] = {}
+    exchanges: _Exchanges = {}
     if not fact_rows:
-        return deleted, refunded
+        return deleted, refunded, exchanges
     lines_of = order_line_rows(session, sorted(fact_rows), pg=pg)
     for oid, facts in fact_rows.items():
         lines = [LineRow(r.line_key, r.sku, r.quantity, r.unit_price) for r in lines_of.get(oid, [])]
+        moves = [
+            ExchangeRow(f.line_key, f.returned_line_key, f.quantity, f.posted_at, f.fact_key)
+            for f in facts
+            if f.kind == "exchange"
+        ]
+        if moves:
+            exchanges[oid] = (moves, lines)
         verdict: AfterSale = after_sale(
-            (FactRow(f.kind, f.line_key, f.sku, f.quantity, f.principal, f.amount) for f in facts),
+            (
+                FactRow(f.kind, f.line_key, f.sku, f.quantity, f.principal, f.amount)
+                for f in facts
+                if f.kind != "exchange"
+            ),
             lines,
             orders[oid][2],
         )
@@ -509,7 +532,60 @@ def _after_sale_facts(session: Session, rows: Sequence[Any]) -> tuple[set[int], 
         else:
             for sku, qty in (verdict.refunded_by_sku or {}).items():
                 refunded[(oid, sku)] = qty
-    return deleted, refunded
+    return deleted, refunded, exchanges
+
+
+def _takeovers(
+    session: Session, rows: Sequence[Any], exchanges: _Exchanges, refunded_units: set[int], rules: Rules
+) -> dict[int, tuple[date, ClaimFacts | None]]:
+    """Unit id -> (purchase date, claim) of the units exchanges and edits added (POLICY.md,
+    "Shopify exchanges and edits"): a unit that took the place of a returned one has that
+    unit's purchase date and claim (its own claim first, once one is recorded on it),
+    through chains of exchanges; one that returned nothing is a purchase of the day of the
+    exchange or edit, in the store's zone."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    order_of = {r[1]: (r[9], rules.zone(r[7], r[8])) for r in rows}
+    units: dict[int, list[UnitRow]] = {}
+    removed: set[int] = set()
+    claims: dict[int, ClaimFacts] = {}
+    for uid, oid, sku, ordinal, is_removed, kind, claimed_on in session.execute(
+        select(Unit.id, Unit.order_id, Unit.sku, Unit.ordinal, Unit.removed, Claim.kind, Claim.claimed_on)
+        .outerjoin(Claim, Claim.unit_id == Unit.id)
+        .where(in_values(Unit.order_id, sorted(exchanges), pg=pg))
+    ):
+        units.setdefault(oid, []).append(UnitRow(uid, sku, ordinal))
+        if is_removed:
+            removed.add(uid)
+        if kind is not None:
+            claims[uid] = ClaimFacts(cast(ClaimKind, kind), claimed_on)
+    out: dict[int, tuple[date, ClaimFacts | None]] = {}
+    for oid, (moves, lines) in exchanges.items():
+        if oid not in order_of:
+            continue
+        purchased, zone = order_of[oid]
+        taken = {u.unit_id for u in units.get(oid, []) if u.unit_id in removed or u.unit_id in refunded_units}
+        added = takeovers(moves, lines, units.get(oid, []), taken)
+        for uid in added:
+            out[uid] = _taken_over(uid, added, claims, purchased, zone)
+    return out
+
+
+def _taken_over(
+    uid: int, added: dict[int, Takeover], claims: dict[int, ClaimFacts], purchased: date, zone: tzinfo
+) -> tuple[date, ClaimFacts | None]:
+    """(purchase date, claim) of one unit, following the units it took the place of."""
+    inherited: ClaimFacts | None = None
+    own = claims.get(uid)
+    for _ in range(len(added) + 1):  # a chain never loops back; the bound makes sure
+        move = added.get(uid)
+        if move is None:
+            return purchased, own or inherited or claims.get(uid)
+        if move.returned_unit is None:
+            day = purchased if move.returned else local_date(move.at, zone)
+            return day, own or inherited
+        uid = move.returned_unit
+        inherited = inherited or claims.get(uid)
+    return purchased, own or inherited
 
 
 _TAG_COLUMNS = (

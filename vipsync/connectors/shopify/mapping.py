@@ -19,7 +19,9 @@ and manual discounts), as Shopify allocated them; ``total_discount``/``totalDisc
 only when an order carries no allocations. An order carrying the shop's configured
 replacement tag is a free replacement (POLICY.md ``replacement_order``); one with a
 non-zero total is still one, flagged for ops. Both shapes give the same line keys (the numeric line item id), so an order
-seen first by webhook and later through the API keeps its lines.
+seen first by webhook and later through the API keeps its lines. A GraphQL order's
+``returns`` with exchange items give ``exchange`` facts
+(:mod:`vipsync.connectors.shopify.exchanges`), kept with the order.
 
 A line's ``quantity`` here is the number of units the order still has after order edits:
 ``currentQuantity`` (quantity minus removals, refunds included) plus the line's refunded
@@ -43,6 +45,7 @@ from vipsync.connectors.records import (
     email_digest,
     normalize_country,
 )
+from vipsync.connectors.shopify.exchanges import return_facts
 from vipsync.errors import RecordError
 
 __all__ = [
@@ -438,6 +441,7 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
     name = order.get("name") or (f"#{order['order_number']}" if order.get("order_number") else record_id)
     total_amount = _money(total, record_id=record_id, field=shape.total)
     is_replacement, flags = _replacement(order, shape, shop, total_amount)
+    facts = return_facts(order, shop, record_id) if shape is GRAPHQL else ()
     return OrderRecord(
         source="shopify",
         store_key=shop.key,
@@ -466,6 +470,7 @@ def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
         ),
         is_replacement=is_replacement,
         ops_flags=flags,
+        facts=facts,
     )
 
 

@@ -62,6 +62,7 @@ _ORDER_SCALARS = """
       test
       displayFinancialStatus
       displayFulfillmentStatus
+      returnStatus
       email
       currencyCode
       discountCodes

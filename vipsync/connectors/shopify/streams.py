@@ -15,8 +15,9 @@ from datetime import datetime
 from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.records import OrderRecord, Rejected
 from vipsync.connectors.shopify.client import ShopifyClient
+from vipsync.connectors.shopify.exchanges import ORDER_RETURNS_QUERY, order_returns_cost, returns_unread
 from vipsync.connectors.shopify.files import map_any_order
-from vipsync.connectors.shopify.mapping import flatten_graphql_order, parse_timestamp
+from vipsync.connectors.shopify.mapping import connection_nodes, flatten_graphql_order, parse_timestamp
 from vipsync.connectors.shopify.queries import (
     ORDER_FULL_QUERY,
     ORDERS_COUNTED_PAGE_QUERY,
@@ -114,10 +115,23 @@ def needs_full_fetch(node: dict) -> bool:
 
 
 def fetch_order(client: ShopifyClient, order_gid: str) -> dict | None:
-    """One order with room for many lines and refunds (None when Shopify has no such order)."""
+    """One order with room for many lines and refunds, and its returns when it has any
+    (None when Shopify has no such order)."""
     doc = client.execute(ORDER_FULL_QUERY, {"id": order_gid}, cost=order_full_cost())
     node = (doc.get("data") or {}).get("order")
-    return flatten_graphql_order(node) if isinstance(node, dict) else None
+    return with_returns(client, flatten_graphql_order(node)) if isinstance(node, dict) else None
+
+
+def with_returns(client: ShopifyClient, node: dict) -> dict:
+    """The order with its ``returns`` (their returned and exchange items) when its
+    ``returnStatus`` says it has some and it does not carry them: one more small query,
+    for the few orders with a return."""
+    if not returns_unread(node) or not node.get("id"):
+        return node
+    doc = client.execute(ORDER_RETURNS_QUERY, {"id": node["id"]}, cost=order_returns_cost())
+    found = (doc.get("data") or {}).get("order")
+    returns = connection_nodes(found.get("returns")) if isinstance(found, dict) else []
+    return dict(node, returns=returns)
 
 
 def window_count(doc: dict) -> int | None:
@@ -173,7 +187,7 @@ def iter_order_pages(
         for node in nodes:
             if needs_full_fetch(node):
                 node = fetch_order(client, node["id"]) or node
-            node = flatten_graphql_order(node)
+            node = with_returns(client, flatten_graphql_order(node))
             item = map_any_order(node, shop)
             if isinstance(item, Rejected):
                 page.rejected.append(item)
@@ -203,5 +217,5 @@ def find_order_by_name(client: ShopifyClient, shop: ShopifyShop, name: str) -> O
         if node.get("name") == wanted:
             if needs_full_fetch(node):
                 node = fetch_order(client, node["id"]) or node
-            return map_any_order(flatten_graphql_order(node), shop)
+            return map_any_order(with_returns(client, flatten_graphql_order(node)), shop)
     return None
