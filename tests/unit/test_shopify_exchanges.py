@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.limits import map_or_reject
-from vipsync.connectors.records import Rejected
+from vipsync.connectors.records import OrderFact, Rejected
 from vipsync.connectors.shopify.exchanges import (
     ORDER_RETURNS_QUERY,
+    edit_facts,
     order_returns_cost,
     returns_unread,
 )
@@ -130,3 +133,49 @@ def test_the_order_pages_ask_the_return_status_and_the_returns_query_stays_under
     assert "returns(" not in ORDERS_PAGE_QUERY  # read only for orders with a return
     assert order_returns_cost() <= 1000
     assert "exchangeLineItems" in ORDER_RETURNS_QUERY and "fulfillmentLineItem" in ORDER_RETURNS_QUERY
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+_EDIT_ITEM = st.fixed_dictionaries(
+    {"id": _JSON | st.integers(1, 10**12), "delta": _JSON | st.integers(0, 10**15)}
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    edit=st.fixed_dictionaries(
+        {
+            "id": _JSON | st.integers(1, 10**9),
+            "created_at": _JSON | st.just("2025-03-01T10:00:00-05:00"),
+            "order_id": _JSON | st.integers(1, 10**12),
+            "line_items": _JSON
+            | st.fixed_dictionaries(
+                {
+                    "additions": _JSON | st.lists(_EDIT_ITEM, max_size=3),
+                    "removals": _JSON | st.lists(_EDIT_ITEM, max_size=3),
+                }
+            ),
+        }
+    )
+)
+def test_a_hostile_order_edit_is_facts_or_one_reject_never_an_exception(edit):
+    items = edit_facts({"order_edit": edit}, US)
+    assert all(isinstance(i, OrderFact | Rejected) for i in items)
+    assert sum(isinstance(i, Rejected) for i in items) <= 1
+    assert all(0 < f.quantity <= 10_000 for f in items if isinstance(f, OrderFact))
+
+
+@settings(max_examples=150, deadline=None)
+@given(returns=st.lists(_JSON | st.fixed_dictionaries({"id": _JSON, "createdAt": _JSON, "returnLineItems": _JSON,
+                                                         "exchangeLineItems": _JSON}), max_size=3))  # fmt: skip
+def test_hostile_returns_map_or_reject_the_order_never_raise(returns):
+    item = map_or_reject(map_graphql_order, _order(returns), US, record_id="5001")
+    assert isinstance(item, Rejected) or all(isinstance(f, OrderFact) for f in item.facts)

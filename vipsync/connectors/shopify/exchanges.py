@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from vipsync.config.stores import ShopifyShop
-from vipsync.connectors.limits import check_fact
+from vipsync.connectors.limits import DEFAULT_MAX_LINE_QUANTITY, check_fact
 from vipsync.connectors.records import OrderFact, Rejected
 from vipsync.errors import RecordError
 
@@ -98,6 +98,10 @@ def _gid_tail(value: Any) -> str | None:
 def _count(value: Any, *, record_id: str, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise RecordError("not a non-negative integer", record_id=record_id, field=field)
+    if value > DEFAULT_MAX_LINE_QUANTITY:
+        raise RecordError(
+            f"quantity outside 0..{DEFAULT_MAX_LINE_QUANTITY}", record_id=record_id, field=field
+        )
     return value
 
 
@@ -110,12 +114,30 @@ def _when(value: Any, *, record_id: str, field: str) -> datetime:
     return ts
 
 
-def _pairs(added: list[str], returned: list[str]) -> dict[tuple[str, str | None], int]:
-    """Unit by unit, in order: the i-th added unit takes the place of the i-th returned one."""
+# (line id, units), in payload order
+_Runs = list[tuple[str, int]]
+
+
+def _pairs(added: _Runs, returned: _Runs) -> dict[tuple[str, str | None], int]:
+    """Unit by unit, in order: the i-th added unit takes the place of the i-th returned one;
+    added units past the returned ones returned nothing. Counted by runs, never unit by unit."""
     out: dict[tuple[str, str | None], int] = {}
-    for i, line in enumerate(added):
-        key = (line, returned[i] if i < len(returned) else None)
-        out[key] = out.get(key, 0) + 1
+    lines = [line for line, n in returned if n > 0]
+    counts = [n for _, n in returned if n > 0]
+    at = 0
+    for line, n in added:
+        while n > 0:
+            key: tuple[str, str | None]
+            if at < len(lines):
+                taken = min(n, counts[at])
+                key = (line, lines[at])
+                counts[at] -= taken
+                if counts[at] == 0:
+                    at += 1
+            else:
+                taken, key = n, (line, None)
+            out[key] = out.get(key, 0) + taken
+            n -= taken
     return out
 
 
@@ -146,13 +168,13 @@ def _facts(
     ]
 
 
-def _units(items: Any, *, record_id: str, field: str) -> list[str]:
-    """``[{id, delta}]`` as one line id per unit, in payload order."""
+def _units(items: Any, *, record_id: str, field: str) -> _Runs:
+    """``[{id, delta}]`` as (line id, units), in payload order."""
     if items is None:
         return []
     if not isinstance(items, list):
         raise RecordError("not a list", record_id=record_id, field=field)
-    units: list[str] = []
+    units: _Runs = []
     for i, item in enumerate(items):
         where = f"{field}[{i}]"
         if not isinstance(item, dict):
@@ -160,7 +182,7 @@ def _units(items: Any, *, record_id: str, field: str) -> list[str]:
         line = _gid_tail(item.get("id"))
         if line is None:
             raise RecordError("missing", record_id=record_id, field=f"{where}.id")
-        units += [line] * _count(item.get("delta"), record_id=record_id, field=f"{where}.delta")
+        units.append((line, _count(item.get("delta"), record_id=record_id, field=f"{where}.delta")))
     return units
 
 
@@ -184,7 +206,7 @@ def edit_facts(payload: Any, shop: ShopifyShop) -> list[OrderFact | Rejected]:
             raise RecordError("not an object", record_id=record_id, field="order_edit.line_items")
         added = _units(lines.get("additions"), record_id=record_id, field="order_edit.line_items.additions")
         removed = _units(lines.get("removals"), record_id=record_id, field="order_edit.line_items.removals")
-        if not added:
+        if not any(n for _, n in added):
             return []
         posted = _when(edit.get("created_at"), record_id=record_id, field="order_edit.created_at")
         raw = {
@@ -216,7 +238,7 @@ def return_facts(order: dict, shop: ShopifyShop, record_id: str) -> tuple[OrderF
         return_id = _gid_tail(ret.get("id"))
         if return_id is None:
             raise RecordError("missing", record_id=record_id, field=f"{where}.id")
-        returned: list[str] = []
+        returned: _Runs = []
         for i, rli in enumerate(_nodes(ret.get("returnLineItems"))):
             fli = rli.get("fulfillmentLineItem")
             line = _gid_tail(((fli or {}).get("lineItem") or {}).get("id")) if isinstance(fli, dict) else None
@@ -224,8 +246,8 @@ def return_facts(order: dict, shop: ShopifyShop, record_id: str) -> tuple[OrderF
                 rli.get("quantity"), record_id=record_id, field=f"{where}.returnLineItems[{i}].quantity"
             )
             if line is not None:
-                returned += [line] * qty
-        added: list[str] = []
+                returned.append((line, qty))
+        added: _Runs = []
         for i, eli in enumerate(_nodes(ret.get("exchangeLineItems"))):
             field = f"{where}.exchangeLineItems[{i}]"
             qty = _count(eli.get("quantity"), record_id=record_id, field=f"{field}.quantity")
@@ -236,10 +258,12 @@ def return_facts(order: dict, shop: ShopifyShop, record_id: str) -> tuple[OrderF
             if not ids:
                 continue  # not added to the order yet
             # One line item per exchange item as a rule; with several, the units go to
-            # them in order and the last one takes the rest.
-            for n in range(qty):
-                added.append(ids[min(n, len(ids) - 1)])
-        if not added:
+            # them in order, one each, and the last one takes the rest.
+            ones = min(qty, len(ids)) - 1
+            added += [(line, 1) for line in ids[: max(ones, 0)]]
+            if qty > 0:
+                added.append((ids[max(ones, 0)], qty - max(ones, 0)))
+        if not any(n for _, n in added):
             continue
         posted = _when(ret.get("createdAt"), record_id=record_id, field=f"{where}.createdAt")
         raw = {"return": {"id": ret.get("id"), "createdAt": ret.get("createdAt")}}
