@@ -11,9 +11,9 @@ from vipsync.bootstrap import Context
 from vipsync.config.settings import Settings
 from vipsync.connectors.shopify.queries import page_size_for_cost
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE
-from vipsync.devtools.fake_shopify import FakeShopify
+from vipsync.devtools.fake_shopify import FakeLine, FakeShopify
 from vipsync.errors import PermanentSourceError, TransientSourceError
-from vipsync.store.models import ImportError_, Order, OrderLineRow
+from vipsync.store.models import ImportError_, Order, OrderLineRow, RawPayload
 from vipsync.store.repository import Repository
 from vipsync.workers.shopify_jobs import make_client, sync_shop
 
@@ -61,6 +61,9 @@ def _client(ctx, **kw):
 def _sync(ctx, **kw):
     kw.setdefault("client", _client(ctx))
     kw.setdefault("bulk_poll_s", 0.05)
+    # These tests are about the paged path whatever the window's size; the switch of a large
+    # window to a bulk operation has its own tests (incremental_bulk=True, the default).
+    kw.setdefault("incremental_bulk", False)
     return sync_shop(ctx, KEY, **kw)
 
 
@@ -316,3 +319,100 @@ def test_an_order_is_found_by_its_name_on_demand(fake, sqlite_ctx):
     record = find_order_by_name(_client(sqlite_ctx), shop, f"#{wanted.number}")
     assert record.external_id == str(wanted.id) and record.name == f"#{wanted.number}"
     assert find_order_by_name(_client(sqlite_ctx), shop, "#999999") is None
+
+
+# ----------------------------------------------------------------------------- large windows
+def _awkward_orders(fake: FakeShopify, n: int) -> list[int]:
+    """``n`` orders, some of which do not fit a page's node: many lines (more than a page
+    carries), several refunds, refunds of several lines, discounted lines, exchanges."""
+    ids = fake.add_orders(n)
+    for k, oid in enumerate(ids[::7]):
+        order = fake.order(oid)
+        for j in range(3 + k % 5):  # 4 to 8 lines in all
+            order.lines.append(
+                FakeLine(
+                    8_000_000_000 + k * 10 + j,
+                    "HKS0401A3U",
+                    "TESmart 4-Port HDMI KVM Switch",
+                    2,
+                    2,
+                    "329.99",
+                    "32.99",
+                )
+            )
+    for k, oid in enumerate(ids[3::11]):
+        order = fake.order(oid)
+        fake.update_order(oid, refund={order.lines[0].id: 1}, at=order.updated_at + timedelta(seconds=1))
+        more = {line.id: 1 for line in order.lines[1:3] if line.current}  # a refund of two lines
+        if k % 2 and more:
+            fake.update_order(oid, refund=more, at=order.updated_at + timedelta(seconds=1))
+    for oid in ids[5::23]:  # exchanges: a returned unit and the line added in its place
+        order = fake.order(oid)
+        fake.update_order(
+            oid, exchange=(order.lines[0].id, "HKS0802A1U"), at=order.updated_at + timedelta(seconds=1)
+        )
+    return ids
+
+
+def _stored(ctx) -> dict[str, tuple]:
+    """Every stored order as comparable values: its columns, lines and raw payload."""
+    skip = {"id", "order_id", "raw_payload_id", "created_at", "updated_at", "replaced_order_id"}
+    order_cols = [c for c in Order.__table__.columns if c.name not in skip]
+    line_cols = [c for c in OrderLineRow.__table__.columns if c.name not in skip]
+    out: dict[str, tuple] = {}
+    with ctx.session_factory() as s:
+        for order in s.execute(select(Order)).scalars():
+            lines = s.execute(select(*line_cols).where(OrderLineRow.order_id == order.id)).all()
+            raw = s.get(RawPayload, order.raw_payload_id).payload
+            out[order.external_id] = (
+                tuple(getattr(order, c.key) for c in order_cols),
+                sorted(tuple(r) for r in lines),
+                raw,
+            )
+    return out
+
+
+def test_a_large_incremental_window_is_read_by_one_bulk_operation_after_its_first_page(fake, ctx):
+    ids = _awkward_orders(fake, 300)
+    result = _sync(ctx, incremental_bulk=True)
+    assert (result.inserted, result.rejected) == (300, 0)
+    assert result.read == 300 + result.unchanged  # the first page's last update is read again
+    assert fake.counters["bulk_runs"] == 1 and fake.counters["empty_bucket"] == 0
+    refunded, exchanged = len(ids[3::11]), len(ids[5::23])
+    # the scope check, one page carrying the window's count, the bulk operation (status,
+    # run, polls), one read of each order with refunds, two (itself, its returns) of each
+    # order with an exchange
+    assert result.api_calls == fake.counters["graphql"] <= 2 + refunded + 2 * exchanged + 10
+    assert (
+        result.notes[-1]
+        == f"{300 - page_size_for_cost()} more orders in the window: read by a bulk operation"
+    )
+    assert _counts(ctx)["units"] == _expected_units(fake)
+    assert _cursor(ctx) <= datetime.now(UTC) - timedelta(seconds=100)
+    assert _sync(ctx, incremental_bulk=True).inserted == 0  # the next sync only reads the overlap
+
+
+def test_a_window_read_by_bulk_stores_exactly_what_pages_store(fake, ctx, tmp_path, monkeypatch):
+    _awkward_orders(fake, 200)
+    paged_dir = tmp_path / "paged"
+    paged_dir.mkdir()
+    paged = _context(fake, f"sqlite:///{paged_dir / 'paged.sqlite3'}", paged_dir, monkeypatch)
+    try:
+        by_pages = _sync(paged, incremental_bulk=False)
+        by_bulk = _sync(ctx, incremental_bulk=True)
+        assert by_pages.inserted == by_bulk.inserted == 200
+        assert fake.counters["bulk_runs"] == 1
+        assert _stored(ctx) == _stored(paged)
+        # and the same orders read again page by page change nothing
+        again = _sync(ctx, incremental_bulk=False, since="2020-01-01")
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 200)
+    finally:
+        paged.dispose()
+
+
+def test_a_window_the_bucket_pays_for_at_once_stays_on_pages(fake, sqlite_ctx):
+    fake.add_orders(page_size_for_cost() + 20)  # the first page and 20 more
+    result = _sync(sqlite_ctx, incremental_bulk=True)
+    assert result.inserted == page_size_for_cost() + 20
+    assert fake.counters["bulk_runs"] == 0
+    assert result.api_calls == result.pages + 1 == 3  # the scope check and two pages

@@ -9,13 +9,15 @@ import pytest
 
 from vipsync.connectors.shopify.queries import (
     MAX_QUERY_COST,
+    ORDERS_COUNTED_PAGE_QUERY,
     ORDERS_PAGE_QUERY,
     REFUNDS_PER_ORDER,
+    bulk_above,
     orders_page_cost,
     page_size_for_cost,
     updated_between,
 )
-from vipsync.connectors.shopify.streams import Paginator, needs_full_fetch, valid_orders_page
+from vipsync.connectors.shopify.streams import Paginator, needs_full_fetch, valid_orders_page, window_count
 from vipsync.connectors.shopify.throttle import CostBucket, backoff_s
 from vipsync.connectors.shopify.webhooks import (
     SIXTY_DAY_NOTE,
@@ -58,8 +60,36 @@ def test_backoff_grows_exponentially_and_is_capped():
 
 def test_page_size_keeps_requested_cost_under_the_single_query_maximum():
     size = page_size_for_cost()
-    assert orders_page_cost(size) <= MAX_QUERY_COST < orders_page_cost(size + 1)
+    assert orders_page_cost(size, counted=True) <= MAX_QUERY_COST < orders_page_cost(size + 1, counted=True)
+    assert orders_page_cost(size, counted=True) == orders_page_cost(size) + 1  # the Count object
+    assert "ordersCount(query: $query)" in ORDERS_COUNTED_PAGE_QUERY
+    assert "ordersCount" not in ORDERS_PAGE_QUERY
     assert "sortKey: UPDATED_AT" in ORDERS_PAGE_QUERY and "currentQuantity" in ORDERS_PAGE_QUERY
+
+
+def test_bulk_takes_over_past_the_pages_a_full_bucket_pays_for():
+    size = page_size_for_cost()
+    assert bulk_above(2000.0, size) == 2 * size  # standard plan: two pages of 996 points
+    assert bulk_above(20_000.0, size) == 20 * size  # a larger bucket keeps more on pages
+    assert bulk_above(500.0, size) == size  # never less than the first page
+    assert bulk_above(None, size) == 2 * size  # bucket not known yet
+
+
+@pytest.mark.parametrize(
+    ("data", "count"),
+    [
+        ({"ordersCount": {"count": 412, "precision": "EXACT"}}, 412),
+        ({"ordersCount": {"count": 10_000, "precision": "AT_LEAST"}}, 10_000),
+        ({"ordersCount": None}, None),
+        ({"ordersCount": {"count": "12"}}, None),
+        ({"ordersCount": {"count": True}}, None),
+        ({"ordersCount": {"count": -1}}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_window_count_is_taken_only_when_it_is_a_count(data, count):
+    assert window_count({"data": data}) == count
 
 
 def test_incremental_filter_is_inclusive_on_both_ends():

@@ -57,8 +57,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from vipsync.connectors.shopify.exchanges import order_returns_cost
 from vipsync.devtools.bulk_rules import BulkQueryRefused, check_bulk_query
+from vipsync.devtools.query_cost import actual_cost, requested_cost
 
 __all__ = ["KVM_CATALOG", "FakeOrder", "FakeShopify", "sign_webhook"]
 
@@ -160,6 +160,7 @@ class _Bucket:
 
 
 _FIRST = re.compile(r"(\w+)\(first:\s*(\d+)")
+_COUNTED = re.compile(r"\bordersCount\(")
 _NAME_TERM = re.compile(r"name:'?(#\d+)'?")
 _SEARCH_TERM = re.compile(r"(updated_at|created_at|processed_at):(>=|<=|>|<)'?([0-9T:\-Z+.]+)'?")
 
@@ -409,9 +410,16 @@ class FakeShopify:
 
     # ------------------------------------------------------------------ shapes
     def graphql_node(
-        self, o: FakeOrder, *, line_first: int | None, refund_first: int | None, rli_first: int | None
+        self,
+        o: FakeOrder,
+        *,
+        line_first: int | None,
+        refund_first: int | None,
+        rli_first: int | None,
+        refund_lines: bool = True,
     ) -> dict:
-        """The order as ``ORDERS_PAGE_QUERY`` / ``ORDER_FULL_QUERY`` select it."""
+        """The order as ``ORDERS_PAGE_QUERY`` / ``ORDER_FULL_QUERY`` select it (each refund
+        without its ``refundLineItems`` when ``refund_lines`` is False: not selected)."""
         node = self._scalars(o)
         lines = o.lines if line_first is None else o.lines[:line_first]
         node["lineItems"] = {
@@ -420,16 +428,20 @@ class FakeShopify:
         }
         refunds = o.refunds if refund_first is None else o.refunds[:refund_first]
         node["refunds"] = [
-            {
-                "id": f"gid://shopify/Refund/{rid}",
-                "refundLineItems": {
-                    "pageInfo": {"hasNextPage": rli_first is not None and len(items) > rli_first},
-                    "nodes": [
-                        {"quantity": q, "lineItem": {"id": f"gid://shopify/LineItem/{lid}"}}
-                        for _, lid, q in (items if rli_first is None else items[:rli_first])
-                    ],
-                },
-            }
+            {"id": f"gid://shopify/Refund/{rid}"}
+            | (
+                {
+                    "refundLineItems": {
+                        "pageInfo": {"hasNextPage": rli_first is not None and len(items) > rli_first},
+                        "nodes": [
+                            {"quantity": q, "lineItem": {"id": f"gid://shopify/LineItem/{lid}"}}
+                            for _, lid, q in (items if rli_first is None else items[:rli_first])
+                        ],
+                    }
+                }
+                if refund_lines
+                else {}
+            )
             for rid, _, items in refunds
         ]
         return node
@@ -710,8 +722,18 @@ class FakeShopify:
             int(firsts.get("refundLineItems", 250)),
         )
 
-    def _orders_page(self, query: str, variables: dict) -> tuple[dict, int]:
-        first, line_first, refund_first, rli_first = self._page_sizes(query, variables)
+    def _node_for(self, o: FakeOrder, query: str, variables: dict) -> dict:
+        _, line_first, refund_first, rli_first = self._page_sizes(query, variables)
+        return self.graphql_node(
+            o,
+            line_first=line_first,
+            refund_first=refund_first,
+            rli_first=rli_first,
+            refund_lines="refundLineItems" in query,
+        )
+
+    def _orders_page(self, query: str, variables: dict) -> dict:
+        first = self._page_sizes(query, variables)[0]
         keys, lo, hi, rest = self._window(variables.get("query") or "")
         after = variables.get("after")
         if after:
@@ -727,43 +749,28 @@ class FakeShopify:
                 more = True
                 break
             page.append(o)
-        nodes = [
-            self.graphql_node(o, line_first=line_first, refund_first=refund_first, rli_first=rli_first)
-            for o in page
-        ]
+        nodes = [self._node_for(o, query, variables) for o in page]
         end = None
         if page:
             last = page[-1]
             end = base64.b64encode(f"{last.updated_at.isoformat()}|{last.id}".encode()).decode()
-        # the orders connection (2) and its pageInfo object (1), as Shopify counts them
-        actual = 3 + sum(self._actual_cost(n, self._line_cost(query)) for n in nodes)
         self.counters["orders_served"] += len(nodes)
-        return {"orders": {"pageInfo": {"hasNextPage": more, "endCursor": end}, "nodes": nodes}}, actual
+        data: dict[str, Any] = {
+            "orders": {"pageInfo": {"hasNextPage": more, "endCursor": end}, "nodes": nodes}
+        }
+        if _COUNTED.search(query):
+            data["ordersCount"] = self._count(variables.get("query") or "")
+        return data
 
-    @staticmethod
-    def _line_cost(query: str) -> int:
-        """A line item (1) and its price (2), plus a discount allocation with its amount (3)
-        when the query selects them (a list field: counted as one element)."""
-        return 3 + (3 if "discountAllocations" in query else 0)
+    def _count(self, search: str) -> dict:
+        """``ordersCount(query:)``: a ``Count`` (exact up to Shopify's default limit of 10,000)."""
+        n = sum(1 for _ in self._matching(search))
+        return {"count": min(n, 10_000), "precision": "EXACT" if n <= 10_000 else "AT_LEAST"}
 
-    @staticmethod
-    def _node_cost(lines: int, refunds: int, rli: int, line_cost: int = 3) -> int:
-        return 5 + (3 + line_cost * lines) + refunds * (1 + 3 + 2 * rli)
-
-    @staticmethod
-    def _actual_cost(node: dict, line_cost: int = 3) -> int:
-        lines = len(node["lineItems"]["nodes"])
-        refunds = node["refunds"]
-        return 5 + 3 + line_cost * lines + sum(4 + 2 * len(r["refundLineItems"]["nodes"]) for r in refunds)
-
-    def _one_order(self, query: str, variables: dict) -> tuple[dict, int]:
-        _, lf, rf, rlf = self._page_sizes(query, variables)
+    def _one_order(self, query: str, variables: dict) -> dict:
         oid = int(str(variables.get("id", "")).rsplit("/", 1)[-1] or 0)
         o = self._orders.get(oid)
-        if o is None:
-            return {"order": None}, 1
-        node = self.graphql_node(o, line_first=lf, refund_first=rf, rli_first=rlf)
-        return {"order": node}, self._actual_cost(node, self._line_cost(query))
+        return {"order": None if o is None else self._node_for(o, query, variables)}
 
     def _order_returns(self, variables: dict) -> dict:
         """``Order.returns`` as ``ORDER_RETURNS_QUERY`` selects them."""
@@ -947,19 +954,19 @@ class FakeShopify:
         with self._lock:
             available = self.bucket.refill()
         if "bulkOperationRunQuery" in query:
-            kind, requested = "bulk_run", 10
+            kind = "bulk_run"
         elif "currentBulkOperation" in query:
-            kind, requested = "bulk_status", 1
+            kind = "bulk_status"
         elif "currentAppInstallation" in query:
-            kind, requested = "scopes", 2
+            kind = "scopes"
         elif re.search(r"\bproductVariants\(", query):
-            kind, requested = "variants", 3
+            kind = "variants"
         elif re.search(r"\breturns\(", query) and re.search(r"\border\(id:", query):
-            kind, requested = "order_returns", order_returns_cost()
+            kind = "order_returns"
         elif re.search(r"\border\(id:", query):
-            kind, requested = "order", 0  # costed from the query below
+            kind = "order"
         elif re.search(r"\borders\(", query):
-            kind, requested = "orders", 0
+            kind = "orders"
         else:
             return (
                 200,
@@ -973,14 +980,8 @@ class FakeShopify:
                     ]
                 },
             )
-        if kind in ("orders", "order"):
-            first, lf, rf, rlf = self._page_sizes(query, variables)
-            line_cost = self._line_cost(query)
-            requested = (
-                (3 + first * self._node_cost(lf, rf, rlf, line_cost))
-                if kind == "orders"
-                else self._node_cost(lf, rf, rlf, line_cost)
-            )
+        # Shopify's documented calculated query cost of whatever the query selects.
+        requested = requested_cost(query, variables)
         if requested > 1000:
             return (
                 200,
@@ -1002,11 +1003,14 @@ class FakeShopify:
             self.bucket.available -= requested  # held while the query runs, as Shopify does
         actual = requested
         if kind == "orders":
-            data, actual = self._orders_page(query, variables)
+            data = self._orders_page(query, variables)
+            actual = actual_cost(query, variables, data)
         elif kind == "order":
-            data, actual = self._one_order(query, variables)
+            data = self._one_order(query, variables)
+            actual = actual_cost(query, variables, data)
         elif kind == "order_returns":
             data = self._order_returns(variables)
+            actual = actual_cost(query, variables, data)
         elif kind == "bulk_run":
             data = self._bulk_run(variables)
         elif kind == "bulk_status":

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from vipsync.errors import EligibilityError, TransientSourceError
 from vipsync.workers.shopify_jobs import make_client
 
-__all__ = ["VARIANT_PRICE_QUERY", "shop_list_price"]
+__all__ = ["VARIANT_PRICE_COST", "VARIANT_PRICE_QUERY", "shop_list_price"]
 
 VARIANT_PRICE_QUERY = """
 query VariantPrice($query: String!) {
@@ -16,6 +16,8 @@ query VariantPrice($query: String!) {
   shop { currencyCode }
 }
 """
+# Shopify's calculated query cost: the connection 2, its one variant 1, the shop 1.
+VARIANT_PRICE_COST = 4
 
 
 def _money(value: object) -> Decimal | None:
@@ -36,7 +38,7 @@ def shop_list_price(ctx, store_key: str, sku: str, *, timeout_s: float = 5.0) ->
         raise EligibilityError(f"{store_key}: no credentials to read prices: give list_price with a reason")
     client = make_client(shop, timeout_s=timeout_s, max_attempts=2)
     safe = sku.replace("\\\\", "").replace('"', "")
-    doc = client.execute(VARIANT_PRICE_QUERY, {"query": f'sku:"{safe}"'}, cost=3)
+    doc = client.execute(VARIANT_PRICE_QUERY, {"query": f'sku:"{safe}"'}, cost=VARIANT_PRICE_COST)
     data = doc.get("data") or {}
     nodes = ((data.get("productVariants") or {}).get("nodes")) or []
     currency = ((data.get("shop") or {}).get("currencyCode")) or ""

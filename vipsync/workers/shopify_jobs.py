@@ -4,7 +4,10 @@
 shop. The bookmark (sync cursor ``orders``) is the newest ``updatedAt`` of the committed
 pages, capped at the sync's start minus an overlap: it moves only after a page is
 committed, so a crash re-reads at most one page, and orders updated while a sync runs are
-read by the next one. Re-reading the overlap is harmless (idempotent upserts).
+read by the next one. Re-reading the overlap is harmless (idempotent upserts). A window
+larger than a full bucket pays for at once is read by one bulk operation after its first
+page (the first page counts the window); the bookmark then moves once, when all of it is
+committed.
 
 ``process_webhook``: apply one stored delivery (table ``webhook_deliveries``). Idempotent: a
 delivery already done is left alone; an older version of an order never replaces a newer
@@ -30,7 +33,7 @@ from vipsync.connectors.shopify.bulk import iter_bulk_file, refunds_without_line
 from vipsync.connectors.shopify.client import ShopifyClient
 from vipsync.connectors.shopify.exchanges import edit_facts, returns_unread
 from vipsync.connectors.shopify.mapping import legacy_id, map_graphql_order, map_rest_order
-from vipsync.connectors.shopify.queries import shopify_time
+from vipsync.connectors.shopify.queries import bulk_above, page_size_for_cost, shopify_time, updated_between
 from vipsync.connectors.shopify.scopes import fetch_access_scopes
 from vipsync.connectors.shopify.streams import fetch_order, iter_order_pages
 from vipsync.connectors.shopify.webhooks import SIXTY_DAY_NOTE, lacks_all_orders, topic_action, verify_hmac
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 
 STREAM = "orders"
 DEFAULT_OVERLAP_S = 120.0
+WAITED_NOTE = "another bulk operation was running on this shop; it was waited for, not cancelled"
 Progress = Callable[..., None]
 
 
@@ -105,8 +109,11 @@ def sync_shop(
     client: ShopifyClient | None = None,
     now: Callable[[], datetime] = utcnow,
     bulk_poll_s: float = 2.0,
+    incremental_bulk: bool = True,
 ) -> SyncResult:
-    """Sync one Shopify shop; returns what it did (see the module docstring)."""
+    """Sync one Shopify shop; returns what it did (see the module docstring).
+    ``incremental_bulk``: an incremental window too large for the bucket is read by a bulk
+    operation after its first page (False: page by page whatever its size)."""
     shop = ctx.stores.shopify(store_key)
     client = client or make_client(shop)
     started = now()
@@ -136,6 +143,8 @@ def sync_shop(
                 started=started,
                 cap=cap,
                 progress=advance,
+                bulk=incremental_bulk,
+                poll_s=bulk_poll_s,
             )
     finally:
         result.api_calls = client.calls
@@ -144,7 +153,9 @@ def sync_shop(
     return result
 
 
-def _incremental(ctx, shop, client, result: SyncResult, *, since, started, cap, progress) -> None:
+def _incremental(
+    ctx, shop, client, result: SyncResult, *, since, started, cap, progress, bulk: bool, poll_s: float
+) -> None:
     with ctx.session_factory() as session:
         cursor = Repository(session).get_cursor(shop.key, STREAM)
         stored = _parse_bookmark(cursor.value) if cursor else None
@@ -153,7 +164,8 @@ def _incremental(ctx, shop, client, result: SyncResult, *, since, started, cap, 
     if bookmark is None and lacks_all_orders(fetch_access_scopes(client)):
         # A first sync reads "all" orders: say plainly when Shopify will stop at 60 days.
         result.notes.append(SIXTY_DAY_NOTE)
-    for page in iter_order_pages(client, shop, since=bookmark, until=started):
+    pages = iter_order_pages(client, shop, since=bookmark, until=started, counted=bulk)
+    for page in pages:
         _write_page(ctx, shop, page.records, page.rejected, result)
         result.pages += 1
         if page.max_updated_at is not None:
@@ -162,11 +174,57 @@ def _incremental(ctx, shop, client, result: SyncResult, *, since, started, cap, 
                 _set_bookmark(ctx, shop, new, {"mode": "incremental", "sync_started_at": started.isoformat()})
                 stored = new
                 result.cursor = new.isoformat()
+                bookmark = new
         progress(len(page.records) + len(page.rejected))
+        rest = (
+            None if page.window_count is None else page.window_count - len(page.records) - len(page.rejected)
+        )
+        if rest is not None and rest > bulk_above(client.bucket.maximum, page_size_for_cost()):
+            # Reading the rest page by page would wait for the bucket to refill: one bulk
+            # operation reads it instead (about 10 points whatever its size).
+            pages.close()
+            _bulk_read(
+                ctx,
+                shop,
+                client,
+                result,
+                search=updated_between(bookmark, started),
+                started=started,
+                cap=cap,
+                progress=progress,
+                poll_s=poll_s,
+                mode="incremental",
+            )
+            result.notes.append(f"{rest} more orders in the window: read by a bulk operation")
+            return
+
+
+def _bulk_read(
+    ctx, shop, client, result: SyncResult, *, search, started, cap, progress, poll_s, mode, move_bookmark=True
+) -> None:
+    """Read ``search`` through one bulk operation and commit it; then (``move_bookmark``)
+    the bookmark moves to the sync's start minus the overlap, never back."""
+    # The bulk result (buyers' data) lives in a private workspace of the data folder,
+    # removed once its orders are committed (or the job fails); see vipsync/downloads.py.
+    with workspace(ctx.settings.data_dir) as dest:
+        bulk = run_bulk_query(client, search=search, dest_dir=dest, poll_s=poll_s)
+        _write_bulk(ctx, shop, client, bulk, result, progress)
+    if bulk.waited_for_other:
+        result.notes.append(WAITED_NOTE)
+    if not move_bookmark:
+        return
+    with ctx.session_factory() as session:
+        cursor = Repository(session).get_cursor(shop.key, STREAM)
+        stored = _parse_bookmark(cursor.value) if cursor else None
+    if stored is None or cap > stored:
+        state = {"mode": mode, "bulk_operation": bulk.operation_id, "sync_started_at": started.isoformat()}
+        _set_bookmark(ctx, shop, cap, state)
+        stored = cap
+    result.cursor = stored.isoformat()
 
 
 def _write_bulk(ctx, shop, client, bulk, result: SyncResult, progress) -> None:
-    result.pages = 1
+    result.pages += 1
     if bulk.path is None:
         return
     try:
@@ -209,34 +267,21 @@ def _backfill(ctx, shop, client, result: SyncResult, *, since, started, cap, pro
     search = f"updated_at:<='{shopify_time(started)}'"
     if since is not None:
         search += f" AND created_at:>='{shopify_time(since)}'"
-    # The bulk result (buyers' data) lives in a private workspace of the data folder,
-    # removed once its orders are committed (or the job fails); see vipsync/downloads.py.
-    with workspace(ctx.settings.data_dir) as dest:
-        bulk = run_bulk_query(client, search=search, dest_dir=dest, poll_s=poll_s)
-        _write_bulk(ctx, shop, client, bulk, result, progress)
-    if bulk.waited_for_other:
-        result.notes.append(
-            "another bulk operation was running on this shop; it was waited for, not cancelled"
-        )
     # A whole-history backfill covers everything updated before the sync started; a
     # partial one (--since) leaves the bookmark where it was.
-    if since is None:
-        with ctx.session_factory() as session:
-            cursor = Repository(session).get_cursor(shop.key, STREAM)
-            stored = _parse_bookmark(cursor.value) if cursor else None
-        if stored is None or cap > stored:
-            _set_bookmark(
-                ctx,
-                shop,
-                cap,
-                {
-                    "mode": "backfill",
-                    "bulk_operation": bulk.operation_id,
-                    "sync_started_at": started.isoformat(),
-                },
-            )
-            stored = cap
-        result.cursor = stored.isoformat()
+    _bulk_read(
+        ctx,
+        shop,
+        client,
+        result,
+        search=search,
+        started=started,
+        cap=cap,
+        progress=progress,
+        poll_s=poll_s,
+        mode="backfill",
+        move_bookmark=since is None,
+    )
 
 
 def _refetch(client: ShopifyClient, shop: ShopifyShop, record: OrderRecord) -> OrderRecord | Rejected:

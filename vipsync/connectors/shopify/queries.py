@@ -12,9 +12,12 @@ included), a connection 2 plus ``first`` times the cost of one node; a query who
 requested cost is above 1,000 is refused; the standard plan restores 100 points/s.
 
 Every point an order node asks for is paid ``first`` times, so the nested sizes are kept
-to what most orders need (three lines, one refund) and the few orders that do not fit
-(``hasNextPage`` on their lines, a full refunds list, ``hasNextPage`` on a refund's lines)
-are read again whole with :data:`ORDER_FULL_QUERY`: 31 orders a page instead of 19.
+to what most orders need (three lines) and the few orders that do not fit (``hasNextPage``
+on their lines, or any refund) are read again whole with :data:`ORDER_FULL_QUERY`. A page
+only asks whether an order has a refund (``refunds(first: 1) { id }``, 1 point): a refunds
+list has no ``pageInfo``, so an order with one is read whole anyway, and its refunded lines
+on the page would be paid for nothing. 36 orders a page (27 points a node); 31 when the
+page carried one refund with one refunded line, 19 with five lines and two refunds.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ __all__ = [
     "BULK_CURRENT_QUERY",
     "BULK_ORDERS_QUERY",
     "BULK_RUN_MUTATION",
+    "COUNT_COST",
     "LINE_ITEMS_PER_ORDER",
     "MAX_PAGE_SIZE",
     "MAX_QUERY_COST",
+    "ORDERS_COUNTED_PAGE_QUERY",
     "ORDERS_PAGE_QUERY",
     "ORDER_FULL_QUERY",
     "REFUNDS_PER_ORDER",
-    "REFUND_LINES_PER_REFUND",
+    "bulk_above",
     "order_full_cost",
     "order_node_cost",
     "orders_page_cost",
@@ -42,8 +47,7 @@ __all__ = [
 ]
 
 LINE_ITEMS_PER_ORDER = 3  # an order of more lines is read again whole
-REFUNDS_PER_ORDER = 1  # refunds is a list (no pageInfo): a full list is read again whole
-REFUND_LINES_PER_REFUND = 1  # a refund of more lines is read again whole
+REFUNDS_PER_ORDER = 1  # refunds is a list (no pageInfo): an order with any is read again whole
 MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost is above this
 MAX_PAGE_SIZE = 250
 
@@ -73,22 +77,25 @@ _LINE_FIELDS = (
     " discountAllocations { allocatedAmountSet { shopMoney { amount } } }"
 )
 
-ORDERS_PAGE_QUERY = f"""
+_ORDERS_PAGE_TEMPLATE = f"""
 query VipsyncOrders($first: Int!, $after: String, $query: String!) {{
   orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {{
     pageInfo {{ hasNextPage endCursor }}
     nodes {{{_ORDER_SCALARS}
       lineItems(first: {LINE_ITEMS_PER_ORDER}) {{ pageInfo {{ hasNextPage }} nodes {{ {_LINE_FIELDS} }} }}
-      refunds(first: {REFUNDS_PER_ORDER}) {{
-        id
-        refundLineItems(first: {REFUND_LINES_PER_REFUND}) {{
-          pageInfo {{ hasNextPage }} nodes {{ quantity lineItem {{ id }} }}
-        }}
-      }}
+      refunds(first: {REFUNDS_PER_ORDER}) {{ id }}
     }}
-  }}
+  }}__COUNT__
 }}
 """
+ORDERS_PAGE_QUERY = _ORDERS_PAGE_TEMPLATE.replace("__COUNT__", "")
+# The first page of a sync also counts the orders of its window (``ordersCount``, a
+# ``Count`` object: 1 point), in the same request: the sync then knows whether the rest of
+# the window is better read by a bulk operation (:func:`bulk_above`).
+ORDERS_COUNTED_PAGE_QUERY = _ORDERS_PAGE_TEMPLATE.replace(
+    "__COUNT__", "\n  ordersCount(query: $query) { count precision }"
+)
+COUNT_COST = 1
 
 # One order with room for many lines and refunds: asked for the rare order whose lines or
 # refunds did not fit in its page (requested cost stays under the maximum).
@@ -167,15 +174,18 @@ def order_node_cost(
     *,
     line_items: int = LINE_ITEMS_PER_ORDER,
     refunds: int = REFUNDS_PER_ORDER,
-    refund_lines: int = REFUND_LINES_PER_REFUND,
+    refund_lines: int | None = None,
 ) -> int:
-    """Requested cost of one order node of :data:`ORDERS_PAGE_QUERY`."""
+    """Requested cost of one order node of :data:`ORDERS_PAGE_QUERY` (``refund_lines``:
+    each refund with that many refunded lines; None: the refund's id alone)."""
     objects = 1 + 2 + 2  # the order, totalPriceSet.shopMoney, the two addresses
     # the line item, originalUnitPriceSet.shopMoney, one discount allocation with its
     # allocatedAmountSet.shopMoney (a list field: counted as one element)
     line = 1 + 2 + 3
     line_conn = 2 + 1 + line_items * line  # the connection, its pageInfo, the lines
-    refund = 1 + (2 + 1 + refund_lines * (1 + 1))  # a refund, its refund lines with their line item
+    refund = 1  # a refund; with its refund lines (a connection with pageInfo) and their line item
+    if refund_lines is not None:
+        refund += 2 + 1 + refund_lines * (1 + 1)
     return objects + line_conn + refunds * refund
 
 
@@ -187,14 +197,28 @@ def order_full_cost() -> int:
 _PAGE_OVERHEAD = 2 + 1  # the orders connection and its pageInfo object
 
 
-def orders_page_cost(first: int) -> int:
-    """Requested cost of one page of ``first`` orders."""
-    return _PAGE_OVERHEAD + first * order_node_cost()
+def orders_page_cost(first: int, *, counted: bool = False) -> int:
+    """Requested cost of one page of ``first`` orders (``counted``: with the window's
+    ``ordersCount``, :data:`ORDERS_COUNTED_PAGE_QUERY`)."""
+    return _PAGE_OVERHEAD + first * order_node_cost() + (COUNT_COST if counted else 0)
 
 
 def page_size_for_cost(max_cost: int = MAX_QUERY_COST) -> int:
-    """The largest page whose requested cost stays within ``max_cost``."""
-    return max(1, min(MAX_PAGE_SIZE, (max_cost - _PAGE_OVERHEAD) // order_node_cost()))
+    """The largest page whose requested cost stays within ``max_cost``, the window's count
+    included (every page has the same size)."""
+    return max(1, min(MAX_PAGE_SIZE, (max_cost - _PAGE_OVERHEAD - COUNT_COST) // order_node_cost()))
+
+
+def bulk_above(bucket_maximum: float | None, first: int) -> int:
+    """Orders beyond which the rest of an incremental window is read by a bulk operation:
+    as many as the pages a full bucket pays for at once (``maximumAvailable`` of the last
+    response; two pages when it is unknown). Past that, pages would wait for the bucket to
+    refill at the plan's restore rate (100 points/s on the standard plan), while a bulk
+    operation costs about 10 points whatever its size and is what Shopify recommends for
+    large reads."""
+    page_cost = orders_page_cost(first)
+    pages = int(bucket_maximum // page_cost) if bucket_maximum else 2
+    return max(1, pages) * first
 
 
 def shopify_time(value: datetime) -> str:

@@ -8,7 +8,7 @@ The caller commits each page and only then moves its bookmark (see
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from vipsync.connectors.shopify.files import map_any_order
 from vipsync.connectors.shopify.mapping import connection_nodes, flatten_graphql_order, parse_timestamp
 from vipsync.connectors.shopify.queries import (
     ORDER_FULL_QUERY,
+    ORDERS_COUNTED_PAGE_QUERY,
     ORDERS_PAGE_QUERY,
     REFUNDS_PER_ORDER,
     order_full_cost,
@@ -37,6 +38,7 @@ __all__ = [
     "iter_order_pages",
     "needs_full_fetch",
     "valid_orders_page",
+    "window_count",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class OrdersPage:
-    """One validated page: its records, its rejects, and the newest ``updatedAt`` in it."""
+    """One validated page: its records, its rejects, and the newest ``updatedAt`` in it;
+    the first page of a counted stream also says how many orders the window holds
+    (``window_count``, None when not asked or not answered)."""
 
     number: int
     records: list[OrderRecord] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     max_updated_at: datetime | None = None
+    window_count: int | None = None
 
 
 class Paginator:
@@ -129,14 +134,22 @@ def with_returns(client: ShopifyClient, node: dict) -> dict:
     return dict(node, returns=returns)
 
 
+def window_count(doc: dict) -> int | None:
+    """``data.ordersCount.count`` of a counted page; None when it is missing or not a count."""
+    data = doc.get("data")
+    counted = data.get("ordersCount") if isinstance(data, dict) else None
+    value = counted.get("count") if isinstance(counted, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _fetch_page(
-    client: ShopifyClient, variables: dict, *, cost: int, attempts: int
-) -> tuple[list[dict], dict]:
+    client: ShopifyClient, variables: dict, *, cost: int, attempts: int, query: str = ORDERS_PAGE_QUERY
+) -> tuple[list[dict], dict, dict]:
     for _ in range(attempts):
-        doc = client.execute(ORDERS_PAGE_QUERY, variables, cost=cost)
+        doc = client.execute(query, variables, cost=cost)
         page = valid_orders_page(doc)
         if page is not None:
-            return page
+            return page[0], page[1], doc
         log.warning("shopify page incomplete; asked again", extra={"store": client.shop.key})
     raise TransientSourceError(
         f"shop {client.shop.key}: the orders page came back incomplete {attempts} times"
@@ -151,18 +164,26 @@ def iter_order_pages(
     until: datetime | None,
     page_size: int | None = None,
     invalid_page_attempts: int = 3,
-) -> Iterator[OrdersPage]:
-    """Yield the pages of orders updated in [since, until], oldest first."""
+    counted: bool = False,
+) -> Generator[OrdersPage, None, None]:
+    """Yield the pages of orders updated in [since, until], oldest first. ``counted``: the
+    first page also asks how many orders the window holds (:attr:`OrdersPage.window_count`)."""
     first = page_size or page_size_for_cost()
-    cost = orders_page_cost(first)
     search = updated_between(since, until)
     paginator = Paginator()
     number = 0
     while not paginator.done:
         variables = {"first": first, "after": paginator.cursor, "query": search}
-        nodes, info = _fetch_page(client, variables, cost=cost, attempts=invalid_page_attempts)
+        count_it = counted and number == 0
+        nodes, info, doc = _fetch_page(
+            client,
+            variables,
+            cost=orders_page_cost(first, counted=count_it),
+            attempts=invalid_page_attempts,
+            query=ORDERS_COUNTED_PAGE_QUERY if count_it else ORDERS_PAGE_QUERY,
+        )
         number += 1
-        page = OrdersPage(number=number)
+        page = OrdersPage(number=number, window_count=window_count(doc) if count_it else None)
         for node in nodes:
             if needs_full_fetch(node):
                 node = fetch_order(client, node["id"]) or node
@@ -189,7 +210,7 @@ def find_order_by_name(client: ShopifyClient, shop: ShopifyShop, name: str) -> O
     if not wanted.startswith("#"):
         wanted = "#" + wanted
     search = f"name:'{wanted}'"
-    nodes, _ = _fetch_page(
+    nodes, _, _ = _fetch_page(
         client, {"first": 1, "after": None, "query": search}, cost=orders_page_cost(1), attempts=3
     )
     for node in nodes:
