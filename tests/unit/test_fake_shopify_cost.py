@@ -33,8 +33,8 @@ def test_a_page_costs_what_the_connector_declares():
     variables = {"first": first, "after": None, "query": ""}
     requested, data = _cost(fake, ORDERS_PAGE_QUERY, variables)
     # the connection and its pageInfo 3; a node: the order 1, its total 2, two addresses 2,
-    # its line connection 3 with three lines of 6, its refund's id 1
-    assert requested == orders_page_cost(first) == 3 + first * (1 + 2 + 2 + 3 + 3 * 6 + 1)
+    # its custom attributes 1, its line connection 3 with three lines of 6, its refund's id 1
+    assert requested == orders_page_cost(first) == 3 + first * (1 + 2 + 2 + 1 + 3 + 3 * 6 + 1)
     assert "ordersCount" not in data
     assert all(set(r) == {"id"} for n in data["orders"]["nodes"] for r in n["refunds"])
 

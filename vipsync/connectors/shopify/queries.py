@@ -16,7 +16,7 @@ to what most orders need (three lines) and the few orders that do not fit (``has
 on their lines, or any refund) are read again whole with :data:`ORDER_FULL_QUERY`. A page
 only asks whether an order has a refund (``refunds(first: 1) { id }``, 1 point): a refunds
 list has no ``pageInfo``, so an order with one is read whole anyway, and its refunded lines
-on the page would be paid for nothing. 36 orders a page (27 points a node); 31 when the
+on the page would be paid for nothing. 35 orders a page (28 points a node); 31 when the
 page carried one refund with one refunded line, 19 with five lines and two refunds.
 """
 
@@ -178,7 +178,9 @@ def order_node_cost(
 ) -> int:
     """Requested cost of one order node of :data:`ORDERS_PAGE_QUERY` (``refund_lines``:
     each refund with that many refunded lines; None: the refund's id alone)."""
-    objects = 1 + 2 + 2  # the order, totalPriceSet.shopMoney, the two addresses
+    # the order, totalPriceSet.shopMoney, the two addresses, customAttributes (a list field:
+    # counted as one element)
+    objects = 1 + 2 + 2 + 1
     # the line item, originalUnitPriceSet.shopMoney, one discount allocation with its
     # allocatedAmountSet.shopMoney (a list field: counted as one element)
     line = 1 + 2 + 3
