@@ -251,9 +251,31 @@ def rules_fingerprints(rules: Rules) -> dict[str, str]:
         }
     )
     return {
-        p.version: hashlib.sha256(f"{p.model_dump_json()}|{shared}".encode()).hexdigest()
+        p.version: hashlib.sha256(f"{_canonical_json(p.model_dump())}|{shared}".encode()).hexdigest()
         for p in rules.policies.policies
     }
+
+
+def _canonical_json(value: Any) -> str:
+    """JSON of a policy's terms that is the same in every process: sets (stores,
+    countries, regions, categories) sorted, keys sorted. A set's own order follows the
+    process's string hashing, so a fingerprint taken from it would differ from one run of
+    the program to the next, and every run would judge every unit again."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (set, frozenset)):
+            return sorted(plain(x) for x in v)
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, (date, datetime)):
+            return v.isoformat()
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        return str(v)
+
+    return json.dumps(plain(value), sort_keys=True, separators=(",", ":"))
 
 
 def tag_units(
