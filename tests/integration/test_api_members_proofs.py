@@ -342,3 +342,42 @@ def test_an_oversize_body_is_refused_with_413(db_url, tmp_path):
         assert res.status_code == 413
     finally:
         ctx.dispose()
+
+
+def test_a_proof_needs_one_database_connection_even_when_the_rules_are_reloaded(pg_url, tmp_path):
+    """Each web worker's pool is shared by its concurrent requests: a proof that held one
+    connection and waited for a second (to reload the rules) could starve the pool until
+    every request timed out. With a pool of exactly one connection, a proof still answers,
+    whether the rules were never loaded or have just gone stale."""
+    from sqlalchemy import create_engine
+
+    from vipsync.workers.tagging import cached_rules
+
+    r = redis.Redis.from_url(REDIS_URL)
+    ns = new_namespace()
+    ctx = make_context(pg_url, tmp_path, ns, REDIS_URL)
+    # A pool of one: a second checkout while the first is held fails after 2 s.
+    ctx.__dict__["engine"] = create_engine(pg_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        with client_for(ctx) as client:
+            _register(client)
+            ctx.__dict__.pop("_vipsync_rules", None)  # never loaded
+            for n in (11, 12):
+                store_order(ctx, n, purchased_at=recent(100))
+                res = client.post(
+                    "/v1/proofs",
+                    json={
+                        "member_email": "member@example.com",
+                        "order_id": f"#{1000 + n}",
+                        "postal_code": "40202",
+                    },
+                    headers=auth("website"),
+                )
+                assert res.status_code == 200, res.text
+                assert res.json()["orders"][0]["status"] == "linked"
+                loaded_at, rules = ctx.__dict__["_vipsync_rules"]
+                ctx.__dict__["_vipsync_rules"] = (loaded_at - 3600, rules)  # stale for the next proof
+            assert cached_rules(ctx) is not rules  # the stale copy was reloaded
+    finally:
+        ctx.dispose()
+        delete_namespace(r, ns)

@@ -119,7 +119,7 @@ def _check_reason(reason: str | None) -> str | None:
 
 def _retag(ctx, session, member: Member) -> list[dict[str, Any]]:
     unit_ids = member_unit_ids(session, member)
-    tag_units_now(session, cached_rules(ctx), unit_ids)
+    tag_units_now(session, cached_rules(ctx, session=session), unit_ids)
     return unit_answers(session, unit_ids)
 
 
@@ -232,7 +232,7 @@ def erase_member(ctx, *, email: str, origin: str = "support") -> dict[str, Any]:
     email_digest_of(ctx, email)  # a clear 422 for what is not an address
     request_id, report = erase_email(ctx, email, origin=origin)
     with ctx.session_factory() as session:
-        rules = cached_rules(ctx)
+        rules = cached_rules(ctx, session=session)
         unit_ids: list[int] = []
         for member_id in report.member_ids:
             member = session.get(Member, member_id)

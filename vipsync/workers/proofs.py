@@ -302,7 +302,7 @@ def _verified(
         session.flush()
     units, current = order_unit_answers(session, o.id)
     if status == "linked" or not current:
-        tag_units_now(session, cached_rules(ctx), [u["unit_id"] for u in units])
+        tag_units_now(session, cached_rules(ctx, session=session), [u["unit_id"] for u in units])
         units, _ = order_unit_answers(session, o.id)
     entry["units"] = units
     return entry

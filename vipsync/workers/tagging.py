@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -128,10 +129,11 @@ class Rules:
         return self.zones.get((store_key, marketplace_id)) or self.zones.get((store_key, None)) or UTC
 
 
-def load_rules(ctx) -> Rules:
+def load_rules(ctx, session: Session | None = None) -> Rules:
     """Load the catalog and policy files named by the settings, with the ops decisions kept
     in the store on top (they win: see vipsync.workers.decisions); official stores from the
-    stores file (a store is official only when listed with ``official = true``)."""
+    stores file (a store is official only when listed with ``official = true``). The
+    decisions are read through ``session`` when given (no second connection)."""
     from vipsync.workers.decisions import with_store_decisions
 
     settings = ctx.settings
@@ -141,23 +143,38 @@ def load_rules(ctx) -> Rules:
         official_stores=frozenset(s.key for s in ctx.stores if s.official),
         zones=store_zones(ctx.stores),
     )
-    return with_store_decisions(ctx, rules)
+    return with_store_decisions(ctx, rules, session)
 
 
 RULES_MAX_AGE_S = 30.0
 
 
-def cached_rules(ctx, *, max_age_s: float = RULES_MAX_AGE_S) -> Rules:
+_RULES_RELOAD = threading.Lock()
+
+
+def cached_rules(ctx, *, session: Session | None = None, max_age_s: float = RULES_MAX_AGE_S) -> Rules:
     """:func:`load_rules`, reused by this context for ``max_age_s`` (the API's hot paths
     judge a handful of units per request; reading the catalog and policy files each time
-    would cost more than the judging). A rules change reaches them within that time."""
+    would cost more than the judging). A rules change reaches them within that time.
+
+    A caller inside a session passes it: the reload reads through it, never waiting for a
+    second connection from a pool its own requests may hold. One thread reloads at a time;
+    while it does, the others go on with the copy they have."""
     now = time.monotonic()
     cached = ctx.__dict__.get("_vipsync_rules")
     if cached is not None and now - cached[0] < max_age_s:
         return cached[1]
-    rules = load_rules(ctx)
-    ctx.__dict__["_vipsync_rules"] = (now, rules)
-    return rules
+    if not _RULES_RELOAD.acquire(blocking=cached is None):
+        return cached[1]
+    try:
+        cached = ctx.__dict__.get("_vipsync_rules")
+        if cached is not None and time.monotonic() - cached[0] < max_age_s:
+            return cached[1]  # another thread reloaded while this one waited
+        rules = load_rules(ctx, session)
+        ctx.__dict__["_vipsync_rules"] = (now, rules)
+        return rules
+    finally:
+        _RULES_RELOAD.release()
 
 
 def store_zones(stores) -> dict[tuple[str, str | None], tzinfo]:
