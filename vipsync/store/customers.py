@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select
+from sqlalchemy.orm import Session
 
 from vipsync.store.models import (
     Claim,
@@ -26,11 +27,13 @@ from vipsync.store.models import (
     Unit,
     UnitTag,
     WarrantyExchange,
+    table_of,
 )
 
 __all__ = [
     "OrderFacts",
     "find_orders",
+    "link_order",
     "member_and_orders",
     "member_by_digest",
     "member_unit_ids",
@@ -57,33 +60,38 @@ class OrderFacts:
     owner: int | None = None
 
 
+_O = table_of(Order)
+_M = table_of(Member)
+_L = table_of(OrderMemberLink)
+
+
 def _owner_col() -> Any:
     """The member each order belongs to, as a column: the first verified proof, else
     (web-store orders) the member whose e-mail digest is the order's."""
     linked = (
-        select(OrderMemberLink.member_id)
-        .where(OrderMemberLink.order_id == Order.id)
-        .order_by(OrderMemberLink.verified_at, OrderMemberLink.id)
+        select(_L.c.member_id)
+        .where(_L.c.order_id == _O.c.id)
+        .order_by(_L.c.verified_at, _L.c.id)
         .limit(1)
-        .correlate(Order)
+        .correlate(_O)
         .scalar_subquery()
     )
     # Its own alias: the statement may read the presenting member from ``members`` too.
-    owner = aliased(Member)
-    by_email = select(owner.id).where(owner.email_hash == Order.email_hash).correlate(Order).scalar_subquery()
-    return func.coalesce(linked, case((Order.source != "amazon", by_email), else_=None))
+    owner = _M.alias("owner")
+    by_email = select(owner.c.id).where(owner.c.email_hash == _O.c.email_hash).correlate(_O).scalar_subquery()
+    return func.coalesce(linked, case((_O.c.source != "amazon", by_email), else_=None))
 
 
 _ORDER_COLS = (
-    Order.id,
-    Order.source,
-    Order.store_key,
-    Order.name,
-    Order.external_id,
-    Order.email_hash,
-    Order.shipping_postal_code,
-    Order.country,
-    Order.purchase_date,
+    _O.c.id,
+    _O.c.source,
+    _O.c.store_key,
+    _O.c.name,
+    _O.c.external_id,
+    _O.c.email_hash,
+    _O.c.shipping_postal_code,
+    _O.c.country,
+    _O.c.purchase_date,
 )
 
 
@@ -91,18 +99,52 @@ def _facts(rows: Any) -> list[OrderFacts]:
     return [OrderFacts(*r) for r in rows]
 
 
-def _order_filter(
+# The statements of a proof are built once, their values bound at each call: building a
+# SELECT with correlated subqueries cost more than running it (bench/proofs_bench.py).
+_LOOKUPS = ("names", "amazon", "amazon_in_stores")
+
+
+def _order_filter(lookup: str) -> Any:
+    """The condition of :func:`find_orders` for one kind of lookup, with bound values:
+    ``stores`` and ``names`` (expanding), ``amazon_id``."""
+    if lookup == "names":
+        # One indexed query for every shop (store_key, name); a shop's own affixes are checked after.
+        return and_(
+            _O.c.store_key.in_(bindparam("stores", expanding=True)),
+            _O.c.name.in_(bindparam("names", expanding=True)),
+        )
+    cond = and_(_O.c.source == "amazon", _O.c.external_id == bindparam("amazon_id"))
+    if lookup == "amazon_in_stores":
+        cond = and_(cond, _O.c.store_key.in_(bindparam("stores", expanding=True)))
+    return cond
+
+
+def _lookup(
     names: dict[str, list[str]] | None, amazon_id: str | None, amazon_stores: Sequence[str]
-) -> Any:
-    """The condition of :func:`find_orders` (None: no order can match)."""
+) -> tuple[str, dict[str, Any]] | None:
+    """Which lookup and its values (None: no order can match)."""
     if amazon_id is not None:
-        cond = and_(Order.source == "amazon", Order.external_id == amazon_id)
-        return and_(cond, Order.store_key.in_(list(amazon_stores))) if amazon_stores else cond
+        if amazon_stores:
+            return "amazon_in_stores", {"amazon_id": amazon_id, "stores": list(amazon_stores)}
+        return "amazon", {"amazon_id": amazon_id}
     if not names:
         return None
-    # One indexed query for every shop (store_key, name); a shop's own affixes are checked after.
-    every = sorted({n for wanted in names.values() for n in wanted})
-    return and_(Order.store_key.in_(list(names)), Order.name.in_(every))
+    return "names", {"stores": list(names), "names": sorted({n for wanted in names.values() for n in wanted})}
+
+
+@cache
+def _orders_statement(lookup: str) -> Any:
+    return select(*_ORDER_COLS, _owner_col()).where(_order_filter(lookup)).order_by(_O.c.id)
+
+
+@cache
+def _member_orders_statement(lookup: str | None) -> Any:
+    anchor = select(literal(1).label("one")).subquery("anchor")
+    member_cols = (_M.c.id, _M.c.registered_at, _M.c.exited_at, _M.c.erased_at)
+    q = select(*member_cols).select_from(anchor).outerjoin(_M, _M.c.email_hash == bindparam("member_hash"))
+    if lookup is not None:
+        q = q.add_columns(*_ORDER_COLS, _owner_col()).outerjoin(_O, _order_filter(lookup)).order_by(_O.c.id)
+    return q
 
 
 def _kept(rows: Any, names: dict[str, list[str]] | None) -> list[OrderFacts]:
@@ -119,11 +161,12 @@ def find_orders(
 ) -> list[OrderFacts]:
     """Orders by Shopify name per shop (``{store_key: [name, ...]}``) or by Amazon order id,
     each with its owner: one statement."""
-    cond = _order_filter(names, amazon_id, amazon_stores)
-    if cond is None:
+    found = _lookup(names, amazon_id, amazon_stores)
+    if found is None:
         return []
-    q = select(*_ORDER_COLS, _owner_col()).where(cond).order_by(Order.id)
-    return _kept(session.execute(q), None if amazon_id is not None else names)
+    lookup, values = found
+    rows = session.connection().execute(_orders_statement(lookup), values)
+    return _kept(rows, None if amazon_id is not None else names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,16 +189,15 @@ def member_and_orders(
 ) -> tuple[MemberState | None, list[OrderFacts]]:
     """The member with this e-mail digest and :func:`find_orders`, in one statement: a row
     anchors the member (absent: nulls), the matching orders join it."""
-    anchor = select(literal(1).label("one")).subquery("anchor")
-    member_cols = (Member.id, Member.registered_at, Member.exited_at, Member.erased_at)
-    cond = _order_filter(names, amazon_id, amazon_stores)
-    q = select(*member_cols).select_from(anchor).outerjoin(Member, Member.email_hash == member_hash)
-    if cond is not None:
-        q = q.add_columns(*_ORDER_COLS, _owner_col()).outerjoin(Order, cond).order_by(Order.id)
-    rows: list[Any] = list(session.execute(q).all())
+    found = _lookup(names, amazon_id, amazon_stores)
+    lookup, values = found if found is not None else (None, {})
+    statement = _member_orders_statement(lookup)
+    rows: list[Any] = list(
+        session.connection().execute(statement, {**values, "member_hash": member_hash}).all()
+    )
     first = rows[0] if rows else None
     member = MemberState(*first[:4]) if first is not None and first[0] is not None else None
-    if cond is None:
+    if lookup is None:
         return member, []
     orders = [r[4:] for r in rows if r[4] is not None]
     return member, _kept(orders, None if amazon_id is not None else names)
@@ -180,31 +222,54 @@ def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-_ANSWER_COLS = (
-    Unit.id,
-    Unit.store_key,
-    Unit.order_external_id,
-    Unit.sku,
-    Unit.ordinal,
-    Unit.needs_tag,
-    UnitTag.policy_version,
-    UnitTag.eligible,
-    UnitTag.reasons,
-    UnitTag.purchase_date,
-    UnitTag.original_warranty_end,
-    UnitTag.registration_deadline,
-    UnitTag.extended_warranty_end,
-    UnitTag.trade_in_opens,
-    UnitTag.benefit_status,
-    UnitTag.member_id,
-    Claim.kind,
-    Claim.claimed_on,
-    Claim.ship_date,
-    Claim.replacement_cover_end,
-    WarrantyExchange.requested_on.label("exchange_requested_on"),
-    WarrantyExchange.ship_date.label("exchange_ship_date"),
-    WarrantyExchange.replacement_cover_end.label("exchange_cover_end"),
-)
+_U = table_of(Unit)
+_T = table_of(UnitTag)
+_C = table_of(Claim)
+_X = table_of(WarrantyExchange)
+
+
+@cache
+def _answers_statement(by: str) -> Any:
+    """The units of one order (``by="order"``, bound ``order_id``) or of a list of units
+    (``by="units"``, bound ``unit_ids``), with their tags, claims and ordinary exchanges."""
+    where = (
+        _U.c.order_id == bindparam("order_id")
+        if by == "order"
+        else _U.c.id.in_(bindparam("unit_ids", expanding=True))
+    )
+    return (
+        select(
+            _U.c.id,
+            _U.c.store_key,
+            _U.c.order_external_id,
+            _U.c.sku,
+            _U.c.ordinal,
+            _U.c.needs_tag,
+            _T.c.policy_version,
+            _T.c.eligible,
+            _T.c.reasons,
+            _T.c.purchase_date,
+            _T.c.original_warranty_end,
+            _T.c.registration_deadline,
+            _T.c.extended_warranty_end,
+            _T.c.trade_in_opens,
+            _T.c.benefit_status,
+            _T.c.member_id,
+            _C.c.kind,
+            _C.c.claimed_on,
+            _C.c.ship_date,
+            _C.c.replacement_cover_end,
+            _X.c.requested_on.label("exchange_requested_on"),
+            _X.c.ship_date.label("exchange_ship_date"),
+            _X.c.replacement_cover_end.label("exchange_cover_end"),
+        )
+        .select_from(_U)
+        .outerjoin(_T, _T.c.unit_id == _U.c.id)
+        .outerjoin(_C, _C.c.unit_id == _U.c.id)
+        .outerjoin(_X, _X.c.unit_id == _U.c.id)
+        .where(where)
+        .order_by(_U.c.id, _X.c.id)
+    )
 
 
 def unit_answers(session: Session, unit_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -212,24 +277,17 @@ def unit_answers(session: Session, unit_ids: Sequence[int]) -> list[dict[str, An
     replacement's cover, and its ordinary warranty exchanges; no personal data."""
     if not unit_ids:
         return []
-    return _answers(session, Unit.id.in_(list(unit_ids)))[0]
+    return _answers(session, _answers_statement("units"), {"unit_ids": list(unit_ids)})[0]
 
 
 def order_unit_answers(session: Session, order_id: int) -> tuple[list[dict[str, Any]], bool]:
     """:func:`unit_answers` of every unit of an order, and whether their tags are current
     (none waits for its tag, none was never tagged): one statement."""
-    return _answers(session, Unit.order_id == order_id)
+    return _answers(session, _answers_statement("order"), {"order_id": order_id})
 
 
-def _answers(session: Session, where: Any) -> tuple[list[dict[str, Any]], bool]:
-    rows = session.execute(
-        select(*_ANSWER_COLS)
-        .outerjoin(UnitTag, UnitTag.unit_id == Unit.id)
-        .outerjoin(Claim, Claim.unit_id == Unit.id)
-        .outerjoin(WarrantyExchange, WarrantyExchange.unit_id == Unit.id)
-        .where(where)
-        .order_by(Unit.id, WarrantyExchange.id)
-    ).all()
+def _answers(session: Session, statement: Any, values: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    rows = session.connection().execute(statement, values).all()
     out: list[dict[str, Any]] = []
     current = True
     last: dict[str, Any] | None = None
@@ -283,6 +341,10 @@ def _answer(r: Any) -> dict[str, Any]:
     }
 
 
+_DECISION = insert(table_of(ProofDecision))
+_LINK = insert(_L)
+
+
 def record_decision(
     session: Session,
     *,
@@ -295,17 +357,25 @@ def record_decision(
     store_key: str | None = None,
     member_id: int | None = None,
 ) -> None:
-    session.add(
-        ProofDecision(
-            decided_at=now,
-            client=client,
-            order_id=order_id,
-            store_key=store_key,
-            member_id=member_id,
-            method=method,
-            outcome=outcome,
-            reason=reason,
-        )
+    session.connection().execute(
+        _DECISION,
+        {
+            "decided_at": now,
+            "client": client,
+            "order_id": order_id,
+            "store_key": store_key,
+            "member_id": member_id,
+            "method": method,
+            "outcome": outcome,
+            "reason": reason,
+        },
+    )
+
+
+def link_order(session: Session, *, order_id: int, member_id: int, method: str, now: datetime) -> None:
+    """A verified proof: the order is the member's (unless an earlier link names another)."""
+    session.connection().execute(
+        _LINK, {"order_id": order_id, "member_id": member_id, "method": method, "verified_at": now}
     )
 
 

@@ -9,6 +9,7 @@ module: the member is its pseudonymous id.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -352,28 +353,10 @@ def _version_on(steps: tuple[tuple[date | None, str | None], ...]) -> Any:
     return case(*whens, else_=steps[-1][1] or "") if whens else literal(steps[-1][1] or "")
 
 
-def unit_fact_rows(
-    session: Session,
-    *,
-    selection: UnitSelection | None = None,
-    after_id: int = 0,
-    limit: int = 2000,
-    unit_ids: Sequence[int] | None = None,
-    lock: bool = False,
-    clear_flags: bool = False,
-) -> list[Any]:
-    """The facts tagging reads about units, one row per unit in id order, in one query:
-    the unit, its order, its claim, its member (by the order's e-mail digest for web-store
-    orders, else by the earliest verified proof of purchase), its current tag's digest,
-    and whether its order has refunded lines or facts after the sale (the two follow-up
-    reads are then needed only for those orders).
-
-    Either the next ``limit`` units after ``after_id`` that ``selection`` takes, or the
-    units ``unit_ids``. ``lock`` (PostgreSQL) locks the unit rows, skipping locked ones.
-    ``clear_flags`` clears ``needs_tag`` on the units returned (in the caller's
-    transaction; the rows still say whether they were flagged): on PostgreSQL in the same
-    statement that takes and locks them. Rows are plain rows (no ORM processing)."""
-    pg = session.get_bind().dialect.name == "postgresql"
+@functools.cache
+def _fact_select() -> Any:
+    """The columns and joins of :func:`unit_fact_rows`, built once (building them cost more
+    than running the query for the few units of a proof of purchase)."""
     by_email = aliased(Member, name="by_email")
     by_link = aliased(Member, name="by_link")
     first_link = (
@@ -407,7 +390,7 @@ def unit_fact_rows(
         .is_not(None)
         .label("after_sale_facts")
     )
-    q: Any = (
+    return (
         select(
             Unit.id,
             Unit.order_id,
@@ -445,6 +428,31 @@ def unit_fact_rows(
         .outerjoin(by_link, and_(~email_found, by_link.id == first_link))
         .order_by(Unit.id)
     )
+
+
+def unit_fact_rows(
+    session: Session,
+    *,
+    selection: UnitSelection | None = None,
+    after_id: int = 0,
+    limit: int = 2000,
+    unit_ids: Sequence[int] | None = None,
+    lock: bool = False,
+    clear_flags: bool = False,
+) -> list[Any]:
+    """The facts tagging reads about units, one row per unit in id order, in one query:
+    the unit, its order, its claim, its member (by the order's e-mail digest for web-store
+    orders, else by the earliest verified proof of purchase), its current tag's digest,
+    and whether its order has refunded lines or facts after the sale (the two follow-up
+    reads are then needed only for those orders).
+
+    Either the next ``limit`` units after ``after_id`` that ``selection`` takes, or the
+    units ``unit_ids``. ``lock`` (PostgreSQL) locks the unit rows, skipping locked ones.
+    ``clear_flags`` clears ``needs_tag`` on the units returned (in the caller's
+    transaction; the rows still say whether they were flagged): on PostgreSQL in the same
+    statement that takes and locks them. Rows are plain rows (no ORM processing)."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    q: Any = _fact_select()
     if unit_ids is not None:
         q = q.where(in_values(Unit.id, list(unit_ids), pg=pg))
     else:

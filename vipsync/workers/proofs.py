@@ -40,11 +40,11 @@ from vipsync.errors import RecordError, TransientSourceError
 from vipsync.store.customers import (
     OrderFacts,
     find_orders,
+    link_order,
     member_and_orders,
     order_unit_answers,
     record_decision,
 )
-from vipsync.store.models import OrderMemberLink
 from vipsync.store.writer import write_page
 from vipsync.workers.members import email_digest_of
 from vipsync.workers.tagging import cached_rules, tag_units_now
@@ -282,7 +282,7 @@ def _verified(
     elif o.owner == member_id:
         status, message = "already_yours", "verified again: this order is already linked to you"
     else:
-        session.add(OrderMemberLink(order_id=o.id, member_id=member_id, method=req.method, verified_at=now))
+        link_order(session, order_id=o.id, member_id=member_id, method=req.method, now=now)
         status, message = "linked", "proof of purchase verified: the order is linked to you"
     record_decision(
         session,
@@ -298,8 +298,6 @@ def _verified(
     entry: dict[str, Any] = {"store": o.store_key, "order": o.name, "status": status, "message": message}
     if status == "other_member":
         return entry
-    if status == "linked":
-        session.flush()
     units, current = order_unit_answers(session, o.id)
     if status == "linked" or not current:
         tag_units_now(session, cached_rules(ctx, session=session), [u["unit_id"] for u in units])
