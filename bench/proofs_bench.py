@@ -9,7 +9,9 @@ members) in its own database, dropped at the end; every order gets a shipping po
 code (each proof tags its own order's units, so the store is not tagged beforehand). One member registers through the API; then each request
 proves a different stored order by its postal code (the verified path: member check,
 indexed order lookup, owner check, link, re-tag of the order's units, the answer). A
-second, short run measures refusals, which wait ``VIPSYNC_PROOF_MIN_DELAY_MS`` by design.
+second run proves the same orders again (already linked: no re-tag); a third measures
+refusals, which wait ``VIPSYNC_PROOF_MIN_DELAY_MS`` by design; a last one proves linked
+orders with one request in flight (the latency of a proof without queueing).
 Targets: p99 < 20 ms for a verified stored order, >= 500 requests/s.
 
 The load comes from ``wrk`` (Debian's package; C, so the client does not take the CPU
@@ -305,20 +307,23 @@ def main() -> None:
                 {"member_email": member["email"], "order_id": f"#{9_000_000 + i}", "postal_code": "00000"}
                 for i in range(args.refusals)
             ]
-            runs = [
+            runs: list[tuple] = [
                 (f"verified proofs (stored orders, {args.workers} workers)", bodies[50:]),
                 ("verified again (orders already linked)", bodies[50:]),
                 ("refusals (unknown orders; wait the 200 ms minimum delay by design)", refusals),
             ]
+            # Latency without queueing: one request in flight, the order already linked.
+            runs.append(("verified again, one request in flight", bodies[50:], 1))
             print(f"client: {args.client}, {args.concurrency} connections; load average {os.getloadavg()}")
-            for title, batch in runs:
+            for title, batch, *inflight in runs:
+                concurrency = inflight[0] if inflight else args.concurrency
                 cpu = _tree_cpu_s(server.pid)
                 if args.client == "wrk":
-                    result = _run_wrk(base, batch, args.concurrency, args.duration)
+                    result = _run_wrk(base, batch, concurrency, args.duration, threads=min(2, concurrency))
                     _report_wrk(title, result, _tree_cpu_s(server.pid) - cpu, len(batch))
                     continue
                 started = time.process_time()
-                latencies, codes, elapsed = asyncio.run(_run(base, batch, args.concurrency))
+                latencies, codes, elapsed = asyncio.run(_run(base, batch, concurrency))
                 _report(title, latencies, codes, elapsed)
                 n = len(latencies)
                 print(
