@@ -208,8 +208,14 @@ class Unit(Base):
     __table_args__ = (
         UniqueConstraint("store_key", "order_external_id", "sku", "ordinal"),
         Index("ix_units_order_id", "order_id"),
-        Index("ix_units_needs_tag", "needs_tag"),
-        Index("ix_units_store_key", "store_key"),
+        # Only the flagged units: clearing a flag adds no entry. Lookups by store alone use
+        # the unique key, which starts with the store.
+        Index(
+            "ix_units_needs_tag",
+            "needs_tag",
+            postgresql_where=text("needs_tag"),
+            sqlite_where=text("needs_tag"),
+        ),
         # The live units of a SKU, counted by the unclassified queue without the heap.
         Index(
             "ix_units_live_sku",
@@ -239,10 +245,20 @@ class UnitTag(Base):
 
     __tablename__ = "unit_tags"
     __table_args__ = (
-        Index("ix_unit_tags_policy_version", "policy_version"),
-        Index("ix_unit_tags_original_warranty_end", "original_warranty_end", "unit_id"),
-        Index("ix_unit_tags_registration_deadline", "registration_deadline", "unit_id"),
-        Index("ix_unit_tags_extended_warranty_end", "extended_warranty_end", "unit_id"),
+        # A version's tags by purchase date: what a policy change can move (retag_all).
+        Index("ix_unit_tags_version_purchase_date", "policy_version", "purchase_date"),
+        # The windows' ends, where a tag has the window (the readers ask for ends from a day
+        # on, which only such rows have): a tag without one adds no entry.
+        *(
+            Index(
+                f"ix_unit_tags_{column}",
+                column,
+                "unit_id",
+                postgresql_where=text(f"{column} IS NOT NULL"),
+                sqlite_where=text(f"{column} IS NOT NULL"),
+            )
+            for column in ("original_warranty_end", "registration_deadline", "extended_warranty_end")
+        ),
         Index("ix_unit_tags_tagged_at", "tagged_at"),
     )
 
