@@ -41,6 +41,7 @@ __all__ = [
     "order_fact_rows",
     "order_line_rows",
     "refund_facts",
+    "selected_unit_ids",
     "unclassified_skus",
     "unit_fact_rows",
 ]
@@ -276,6 +277,30 @@ class UnitSelection:
     everything: bool = False
 
 
+def _wrong_version(selection: UnitSelection) -> Any:
+    """SQL: the unit's tag names another version than the one its store, its tag's country
+    and purchase date select now (``version_by_class``), and no claim keeps it there."""
+    assert selection.version_by_class
+    by_class = []
+    for store, country, steps in selection.version_by_class:
+        conds = []
+        if store is not None:
+            conds.append(Unit.store_key == store)
+        if country is not None:
+            conds.append(UnitTag.country == country)
+        by_class.append((and_(*conds) if conds else None, _version_on(steps)))
+    now: Any = by_class[-1][1]
+    for cond, version in reversed(by_class[:-1]):
+        if cond is not None:
+            now = case((cond, version), else_=now)
+    # A claimed unit tagged under its claim's version stays under it (POLICY.md).
+    kept = aliased(Claim, name="kept_claim")
+    pinned = (
+        select(kept.id).where(kept.unit_id == Unit.id, kept.policy_version == UnitTag.policy_version).exists()
+    )
+    return and_(UnitTag.unit_id.is_not(None), UnitTag.policy_version != now, ~pinned)
+
+
 def _selected(selection: UnitSelection, *, pg: bool) -> Any:
     if selection.everything:
         return true()
@@ -283,31 +308,91 @@ def _selected(selection: UnitSelection, *, pg: bool) -> Any:
     if selection.pending:
         parts += [Unit.needs_tag.is_(True), UnitTag.unit_id.is_(None)]
     if selection.version_by_class:
-        by_class = []
-        for store, country, steps in selection.version_by_class:
-            conds = []
-            if store is not None:
-                conds.append(Unit.store_key == store)
-            if country is not None:
-                conds.append(UnitTag.country == country)
-            by_class.append((and_(*conds) if conds else None, _version_on(steps)))
-        now: Any = by_class[-1][1]
-        for cond, version in reversed(by_class[:-1]):
-            if cond is not None:
-                now = case((cond, version), else_=now)
-        # A claimed unit tagged under its claim's version stays under it (POLICY.md).
-        kept = aliased(Claim, name="kept_claim")
-        pinned = (
-            select(kept.id)
-            .where(kept.unit_id == Unit.id, kept.policy_version == UnitTag.policy_version)
-            .exists()
-        )
-        parts.append(and_(UnitTag.unit_id.is_not(None), UnitTag.policy_version != now, ~pinned))
+        parts.append(_wrong_version(selection))
     if selection.stale_versions:
         parts.append(in_values(UnitTag.policy_version, list(selection.stale_versions), pg=pg))
     if selection.skus:
         parts.append(in_values(Unit.sku, list(selection.skus), pg=pg))
     return or_(*parts) if parts else false()
+
+
+def _version_ranges(
+    classes: tuple[tuple[str | None, str | None, tuple[tuple[date | None, str | None], ...]], ...],
+    versions: Iterable[str],
+) -> list[tuple[str, date | None, date | None]]:
+    """(tagged version, from, until) purchase-date ranges where some class of
+    ``version_by_class`` selects another version than the tags' one (from None: since the
+    beginning; until None: open). Outside them no tag can be under the wrong version."""
+    days = sorted({day for _, _, steps in classes for day, _ in steps if day is not None})
+    bounds: list[date | None] = [None, *days]
+    ranges: list[tuple[str, date | None, date | None]] = []
+    for i, start in enumerate(bounds):
+        end = bounds[i + 1] if i + 1 < len(bounds) else None
+        selected = set()
+        for _, _, steps in classes:
+            version = steps[0][1]
+            for day, v in steps[1:]:
+                if day is not None and start is not None and day <= start:
+                    version = v
+            selected.add(version or "")
+        for w in versions:
+            if selected != {w}:
+                ranges.append((w, start, end))
+    return ranges
+
+
+def _tagged_versions(session: Session) -> list[str]:
+    """The distinct versions of the stored tags, by a walk of the version index (one probe
+    per version, not a scan of the tags)."""
+    return [
+        v
+        for (v,) in session.execute(
+            text(
+                "WITH RECURSIVE v(p) AS (SELECT MIN(policy_version) FROM unit_tags UNION ALL "
+                "SELECT (SELECT MIN(policy_version) FROM unit_tags WHERE policy_version > v.p) "
+                "FROM v WHERE v.p IS NOT NULL) SELECT p FROM v WHERE p IS NOT NULL"
+            )
+        )
+    ]
+
+
+def selected_unit_ids(session: Session, selection: UnitSelection) -> list[int]:
+    """The ids, in order, of the units ``selection`` takes (not ``everything``), each part
+    found through an index: flagged units, untagged ones (an anti-join of two primary
+    keys), tags of stale versions, units of the SKUs, and tags whose version may be the
+    wrong one for their purchase date, read by (version, purchase date) only in the date
+    ranges where the versions' steps say another version than theirs, then checked as
+    :func:`unit_fact_rows` checks them."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    parts: list[Any] = []
+    if selection.pending:
+        parts.append(select(Unit.id).where(Unit.needs_tag.is_(True)))
+        parts.append(
+            select(Unit.id).outerjoin(UnitTag, UnitTag.unit_id == Unit.id).where(UnitTag.unit_id.is_(None))
+        )
+    if selection.version_by_class:
+        wrong = _wrong_version(selection)
+        for version, start, end in _version_ranges(selection.version_by_class, _tagged_versions(session)):
+            conds = [UnitTag.policy_version == version]
+            if start is not None:
+                conds.append(UnitTag.purchase_date >= start)
+            if end is not None:
+                conds.append(UnitTag.purchase_date < end)
+            parts.append(select(Unit.id).join(UnitTag, UnitTag.unit_id == Unit.id).where(*conds, wrong))
+    if selection.stale_versions:
+        parts.append(
+            select(UnitTag.unit_id).where(
+                in_values(UnitTag.policy_version, list(selection.stale_versions), pg=pg)
+            )
+        )
+    if selection.skus:
+        parts.append(select(Unit.id).where(in_values(Unit.sku, list(selection.skus), pg=pg)))
+    if not parts:
+        return []
+    ids: set[int] = set()
+    for part in parts:
+        ids.update(session.execute(part).scalars())
+    return sorted(ids)
 
 
 # The columns of unit_fact_rows, in order (the tagging job unpacks them by position).
@@ -447,7 +532,7 @@ def unit_fact_rows(
     reads are then needed only for those orders).
 
     Either the next ``limit`` units after ``after_id`` that ``selection`` takes, or the
-    units ``unit_ids``. ``lock`` (PostgreSQL) locks the unit rows, skipping locked ones.
+    units ``unit_ids`` (those of them ``selection`` still takes, when given). ``lock`` (PostgreSQL) locks the unit rows, skipping locked ones.
     ``clear_flags`` clears ``needs_tag`` on the units returned (in the caller's
     transaction; the rows still say whether they were flagged): on PostgreSQL in the same
     statement that takes and locks them. Rows are plain rows (no ORM processing)."""
@@ -455,6 +540,9 @@ def unit_fact_rows(
     q: Any = _fact_select()
     if unit_ids is not None:
         q = q.where(in_values(Unit.id, list(unit_ids), pg=pg))
+        if selection is not None:
+            # Units another run tagged meanwhile are no longer taken.
+            q = q.where(_selected(selection, pg=pg))
     else:
         q = q.where(Unit.id > after_id, _selected(selection or UnitSelection(), pg=pg)).limit(limit)
     if lock and pg:
@@ -463,7 +551,8 @@ def unit_fact_rows(
         # The facts taken (and locked) as one CTE, the flags cleared by a data-modifying
         # CTE in the same statement; the rows say whether each unit was flagged.
         taken = q.cte("taken")
-        # The id bound lets the update walk the unit index from where the batch starts.
+        # The id bound lets the update walk the unit index from where the batch starts;
+        # given ids are probed one by one (the tagging job plans batches by ids as nested loops).
         bound = [Unit.id > after_id] if unit_ids is None else []
         cleared = (
             update(Unit)

@@ -35,7 +35,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, cast
@@ -61,6 +62,7 @@ from vipsync.store.read_models import (
     order_fact_rows,
     order_line_rows,
     refund_facts,
+    selected_unit_ids,
     unit_fact_rows,
 )
 from vipsync.store.repository import Repository
@@ -100,6 +102,17 @@ class TagResult:
     batches: int = 0
     elapsed_s: float = 0.0
     by_version: dict[str, int] = field(default_factory=dict)
+
+    def add(self, part: TagResult) -> None:
+        """Count a batch's result in this run's."""
+        self.scanned += part.scanned
+        self.inserted += part.inserted
+        self.rewritten += part.rewritten
+        self.unchanged += part.unchanged
+        self.errors += part.errors
+        self.batches += part.batches
+        for version, n in part.by_version.items():
+            self.by_version[version] = self.by_version.get(version, 0) + n
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -326,27 +339,53 @@ def tag_units(
         pg = session.get_bind().dialect.name == "postgresql"
     judge = Judge(rules.policies)
     writer = _TagWriter(tagged_at, pg=pg)
-    last = 0
-    while True:
+    merge = threading.Lock()
+
+    def finish(session: Session, rows: Sequence[Any]) -> None:
+        """Judge a taken batch, write its tags, commit (or roll back a dry run)."""
+        part = TagResult(mode=mode, batches=1, scanned=len(rows))
+        verdicts, errors, notes = _judge(session, rows, rules, categories, judge)
+        writer.write(session, verdicts, part)
+        for unit_id, store_key, field_name, message in errors + notes:
+            part.errors += 1
+            _record_tag_error(session, unit_id, store_key, field_name, message)
+        session.rollback() if dry_run else session.commit()
+        with merge:
+            result.add(part)
+
+    if pg and not full:
+        # The units to judge are found first, through indexes (flagged, untagged, and those
+        # a change of versions can affect: a few percent of the store, typically), then
+        # taken by id in batches, PIPELINE of them in flight: one judged in Python while
+        # the database takes and writes another.
         with factory() as session:
-            if pg:
-                # A batch is a short indexed scan: starting parallel workers costs more than it saves.
-                session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-            # Taken, locked and unflagged in one statement on PostgreSQL.
-            rows = unit_fact_rows(
-                session, selection=selection, after_id=last, limit=batch_size, lock=pg, clear_flags=True
-            )
-            if not rows:
-                break
-            last = rows[-1][0]
-            result.batches += 1
-            result.scanned += len(rows)
-            verdicts, errors, notes = _judge(session, rows, rules, categories, judge)
-            writer.write(session, verdicts, result)
-            for unit_id, store_key, field_name, message in errors + notes:
-                result.errors += 1
-                _record_tag_error(session, unit_id, store_key, field_name, message)
-            session.rollback() if dry_run else session.commit()
+            ids = selected_unit_ids(session, selection)
+        chunks = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+
+        def by_ids(chunk: list[int]) -> None:
+            with factory() as session:
+                _batch_settings(session, by_ids=True)
+                rows = unit_fact_rows(
+                    session, selection=selection, unit_ids=chunk, lock=True, clear_flags=True
+                )
+                if rows:
+                    finish(session, rows)
+
+        _in_pipeline(by_ids, chunks, workers=PIPELINE)
+    else:
+        last = 0
+        while True:
+            with factory() as session:
+                if pg:
+                    _batch_settings(session, by_ids=False)
+                # Taken, locked and unflagged in one statement on PostgreSQL.
+                rows = unit_fact_rows(
+                    session, selection=selection, after_id=last, limit=batch_size, lock=pg, clear_flags=True
+                )
+                if not rows:
+                    break
+                last = rows[-1][0]
+                finish(session, rows)
     if mode == "all" and not dry_run:
         with factory() as session:
             _record_fingerprints(session, fingerprints, tagged_at)
@@ -354,6 +393,40 @@ def tag_units(
     result.elapsed_s = time.perf_counter() - started
     log.info("tagging done", extra=dict(result.as_dict()))
     return result
+
+
+# Batches in flight at once on PostgreSQL: while one is judged in Python, the database
+# takes and writes another (the two share the machine's cores).
+PIPELINE = 2
+
+
+def _batch_settings(session: Session, *, by_ids: bool) -> None:
+    """PostgreSQL settings of one batch's transaction."""
+    # A batch is a short indexed scan: starting parallel workers costs more than it saves.
+    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    if by_ids:
+        # A few thousand given units: index probes. With the ids in an array the planner
+        # cannot tell how few rows each join gets, and would hash whole tables.
+        session.execute(text("SET LOCAL enable_hashjoin = off"))
+        session.execute(text("SET LOCAL enable_mergejoin = off"))
+
+
+def _in_pipeline(work: Callable[[list[int]], None], chunks: list[list[int]], *, workers: int) -> None:
+    """Run ``work`` on each chunk, ``workers`` at a time, each in its own thread and
+    session; the first error stops the chunks not started yet and is raised."""
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            work(chunk)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tagging") as pool:
+        futures = [pool.submit(work, chunk) for chunk in chunks]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _selection(
