@@ -362,7 +362,7 @@ def tag_units(
             ids = selected_unit_ids(session, selection)
         chunks = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
 
-        def by_ids(chunk: list[int]) -> None:
+        def by_ids(chunk: Sequence[int]) -> None:
             with factory() as session:
                 _batch_settings(session, by_ids=True)
                 rows = unit_fact_rows(
@@ -411,7 +411,9 @@ def _batch_settings(session: Session, *, by_ids: bool) -> None:
         session.execute(text("SET LOCAL enable_mergejoin = off"))
 
 
-def _in_pipeline(work: Callable[[list[int]], None], chunks: list[list[int]], *, workers: int) -> None:
+def _in_pipeline(
+    work: Callable[[Sequence[int]], None], chunks: Sequence[Sequence[int]], *, workers: int
+) -> None:
     """Run ``work`` on each chunk, ``workers`` at a time, each in its own thread and
     session; the first error stops the chunks not started yet and is raised."""
     if workers <= 1 or len(chunks) <= 1:
