@@ -148,32 +148,42 @@ Processors = tuple[tuple[int, Callable[[Any], Any], int], ...]
 
 
 def _apply(rows: Sequence[Sequence[Any]], procs: Processors) -> list[tuple[Any, ...]]:
-    memos: list[dict[Any, Any]] = [{} for _ in procs]
-    out = []
-    for row in rows:
-        values = list(row)
-        for (i, proc, mode), memo in zip(procs, memos, strict=True):
-            value = values[i]
-            if mode == _JSON:
-                if value is None or (type(value) is list and not value):
-                    key: Any = (type(value), None)
-                elif isinstance(value, str):
-                    continue
-                else:
-                    values[i] = proc(value)
-                    continue
-            elif value is None:
+    """The rows with each converting column's values processed, a column at a time (one
+    pass over each converting column rather than a walk of every row's processors)."""
+    if not rows:
+        return []
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    for i, proc, mode in procs:
+        columns[i] = _convert_column(columns[i], proc, mode)
+    return list(zip(*columns, strict=True))
+
+
+def _convert_column(values: Sequence[Any], proc: Callable[[Any], Any], mode: int) -> list[Any]:
+    memo: dict[Any, Any] = {}
+    out: list[Any] = []
+    append = out.append
+    for value in values:
+        if mode == _JSON:
+            if value is None or (type(value) is list and not value):
+                key: Any = (type(value), None)
+            elif isinstance(value, str):
+                append(value)
                 continue
-            elif type(value) in _MEMO_TYPES:
-                key = (type(value), value)
             else:
-                values[i] = proc(value)
+                append(proc(value))
                 continue
-            done = memo.get(key, _MISS)
-            if done is _MISS:
-                done = memo[key] = proc(value)
-            values[i] = done
-        out.append(tuple(values))
+        elif value is None:
+            append(None)
+            continue
+        elif type(value) in _MEMO_TYPES:
+            key = (type(value), value)
+        else:
+            append(proc(value))
+            continue
+        done = memo.get(key, _MISS)
+        if done is _MISS:
+            done = memo[key] = proc(value)
+        append(done)
     return out
 
 
