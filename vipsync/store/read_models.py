@@ -360,7 +360,7 @@ def _tagged_versions(session: Session) -> list[str]:
 def selected_unit_ids(session: Session, selection: UnitSelection) -> array[int]:
     """The ids, in order, of the units ``selection`` takes (not ``everything``), each part
     found through an index: flagged units, untagged ones (an anti-join of two primary
-    keys), tags of stale versions, units of the SKUs, and tags whose version may be the
+    keys, when there are fewer tags than units), tags of stale versions, units of the SKUs, and tags whose version may be the
     wrong one for their purchase date, read by (version, purchase date) only in the date
     ranges where the versions' steps say another version than theirs, then checked as
     :func:`unit_fact_rows` checks them."""
@@ -368,9 +368,20 @@ def selected_unit_ids(session: Session, selection: UnitSelection) -> array[int]:
     parts: list[Any] = []
     if selection.pending:
         parts.append(select(Unit.id).where(Unit.needs_tag.is_(True)))
-        parts.append(
-            select(Unit.id).outerjoin(UnitTag, UnitTag.unit_id == Unit.id).where(UnitTag.unit_id.is_(None))
-        )
+        # Each tag names its own unit (its key is the unit id, a foreign key): with as many
+        # tags as units, every unit has one, and the anti-join is not run.
+        units, tags = session.execute(
+            select(
+                select(func.count()).select_from(Unit).scalar_subquery(),
+                select(func.count()).select_from(UnitTag).scalar_subquery(),
+            )
+        ).one()
+        if units > tags:
+            parts.append(
+                select(Unit.id)
+                .outerjoin(UnitTag, UnitTag.unit_id == Unit.id)
+                .where(UnitTag.unit_id.is_(None))
+            )
     if selection.version_by_class:
         wrong = _wrong_version(selection)
         for version, start, end in _version_ranges(selection.version_by_class, _tagged_versions(session)):
