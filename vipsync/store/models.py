@@ -247,18 +247,9 @@ class UnitTag(Base):
     __table_args__ = (
         # A version's tags by purchase date: what a policy change can move (retag_all).
         Index("ix_unit_tags_version_purchase_date", "policy_version", "purchase_date"),
-        # The windows' ends, where a tag has the window (the readers ask for ends from a day
-        # on, which only such rows have): a tag without one adds no entry.
-        *(
-            Index(
-                f"ix_unit_tags_{column}",
-                column,
-                "unit_id",
-                postgresql_where=text(f"{column} IS NOT NULL"),
-                sqlite_where=text(f"{column} IS NOT NULL"),
-            )
-            for column in ("original_warranty_end", "registration_deadline", "extended_warranty_end")
-        ),
+        Index("ix_unit_tags_original_warranty_end", "original_warranty_end", "unit_id"),
+        Index("ix_unit_tags_registration_deadline", "registration_deadline", "unit_id"),
+        Index("ix_unit_tags_extended_warranty_end", "extended_warranty_end", "unit_id"),
         Index("ix_unit_tags_tagged_at", "tagged_at"),
     )
 

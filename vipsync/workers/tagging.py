@@ -13,8 +13,12 @@ write ``unit_tags``.
 A claimed unit is judged under its claim's policy version, whatever version its purchase
 date selects now (POLICY.md: claims are frozen under the version they were recorded with).
 
-Both take units in id order (keyset: the next ``batch_size`` after the last id), one
-transaction per batch, so memory stays flat. A batch's facts are one query
+Both take units in id order, one transaction per batch, so memory stays flat. On
+PostgreSQL (``full`` aside) the ids to take are found first through indexes
+(:func:`vipsync.store.read_models.selected_unit_ids`: after a policy change, only the tags
+in the purchase-date ranges the change moved) and taken ``batch_size`` at a time,
+:data:`PIPELINE` batches in flight; on SQLite and with ``full``, the next ``batch_size``
+after the last id (keyset). A batch's facts are one query
 (:func:`vipsync.store.read_models.unit_fact_rows`), which also says which orders have
 refunded lines or facts after the sale, so the follow-up reads run for those orders only;
 units sharing the same facts are judged once (:class:`vipsync.eligibility.judge.Judge`);
