@@ -193,3 +193,46 @@ def test_an_edit_that_lowers_a_quantity_takes_the_unclaimed_unit_first(context):
             ).scalars()
         )
     assert live == {1, 3}
+
+
+def _order_flags(ctx) -> set[tuple[str, str]]:
+    from sqlalchemy import text
+
+    with ctx.session_factory() as s:
+        return {(r.order_id, r.flag) for r in s.execute(text("SELECT order_id, flag FROM ops_order_flags"))}
+
+
+def test_an_exchange_of_a_claimed_unit_is_not_flagged_as_a_refund_but_a_refund_after_it_is(context):
+    """ops_order_flags' claimed_unit_refunded: the claim moved to the unit the exchange
+    added, so nothing was refunded from under it; a later refund of a claimed unit is."""
+    member = MemberRecord(email_hash=email_digest(EMAIL), registered_at=date(2024, 2, 1))
+    before = order_record(1, purchased_at=BOUGHT, email=EMAIL, lines=(("HKS0401A3U", 1), ("HKS0802A1U", 1)))
+    _write(context, orders=[before], members=[member])
+    tag_pending(context)
+    _claim(context, before.external_id, "HKS0401A3U")
+    _claim(context, before.external_id, "HKS0802A1U")
+    tag_pending(context)
+    # The edit returns the claimed HKS0401A3U unit and adds an HKS1601A1U in its place.
+    lines = (("HKS0401A3U", 0), ("HKS0802A1U", 1), ("HKS1601A1U", 1))
+    after = order_record(1, purchased_at=BOUGHT, updated_at=LATER, email=EMAIL, lines=lines)
+    edit = _facts(
+        _edit(
+            before.external_id,
+            edit_id=78912330,
+            created_at="2025-03-01T10:00:00-05:00",
+            additions=[{"id": after.lines[2].line_key, "delta": 1}],
+            removals=[{"id": after.lines[0].line_key, "delta": 1}],
+        ),
+        context,
+    )
+    _arrive(context, after, edit, edit_first=False)
+    assert _tags(context, before.external_id)[("HKS1601A1U", 1)].benefit_status == "exchange_used"
+    assert _order_flags(context) == set()
+    # Then a refund takes the other claimed unit, which nothing replaces.
+    refunded = order_record(
+        1, purchased_at=BOUGHT, updated_at=datetime(2025, 4, 2, tzinfo=UTC), email=EMAIL, lines=lines,
+        refunded={"HKS0802A1U": 1},
+    )  # fmt: skip
+    _write(context, orders=[refunded])
+    tag_pending(context)
+    assert _order_flags(context) == {(before.external_id, "claimed_unit_refunded")}

@@ -205,7 +205,11 @@ LEFT JOIN unit_tags t ON t.unit_id = c.unit_id"""
 def _order_flags(d: _Dialect) -> str:
     # The flags a mapper set (orders.ops_flags), and those the store decides as it is now:
     # a replacement naming an order the store does not hold (gone once that order arrives),
-    # and an order a refund took a claimed unit from.
+    # and an order a refund took a claimed unit from. A claimed unit an exchange returned
+    # is not such a refund: the unit added in its place took the claim over (its tag shows
+    # the benefit used without a claim of its own), so an order is flagged only when it
+    # has more claimed units taken than units that took a claim over.
+    refunded = d.json_list_has("t.reasons", "refunded")
     return f"""
 SELECT o.store_key AS store, o.external_id AS order_id, o.name AS order_name, o.source,
        CAST(f.value AS VARCHAR(64)) AS flag, o.replaced_order_id, o.purchase_date
@@ -222,11 +226,19 @@ UNION ALL
 SELECT o.store_key AS store, o.external_id AS order_id, o.name AS order_name, o.source,
        CAST('claimed_unit_refunded' AS VARCHAR(64)) AS flag, o.replaced_order_id, o.purchase_date
 FROM orders o
-WHERE EXISTS (
-    SELECT 1 FROM units u
+WHERE o.id IN (
+    SELECT u.order_id FROM units u
     JOIN claims c ON c.unit_id = u.id
     JOIN unit_tags t ON t.unit_id = u.id
-    WHERE u.order_id = o.id AND {d.json_list_has("t.reasons", "refunded")})"""
+    WHERE {refunded})
+  AND (SELECT COUNT(*) FROM units u
+       JOIN claims c ON c.unit_id = u.id
+       JOIN unit_tags t ON t.unit_id = u.id
+       WHERE u.order_id = o.id AND {refunded})
+    > (SELECT COUNT(*) FROM units u
+       JOIN unit_tags t ON t.unit_id = u.id
+       WHERE u.order_id = o.id AND t.benefit_status IN ('exchange_used', 'trade_in_used')
+         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.unit_id = u.id))"""
 
 
 def _unclassified(d: _Dialect) -> str:
