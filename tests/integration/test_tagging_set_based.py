@@ -10,13 +10,14 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from vipsync.connectors.records import MemberRecord, email_digest
 from vipsync.devtools.factories import order_record
 from vipsync.store.models import Claim, ImportError_, Order, Unit, UnitTag
 from vipsync.store.repository import Repository
-from vipsync.workers.tagging import load_rules, retag_all, tag_pending, verdicts_for_units
+from vipsync.workers.tagging import _TagWriter, load_rules, retag_all, tag_pending, verdicts_for_units
 
 CONFIG = Path(__file__).resolve().parents[2] / "vipsync" / "config"
 TAG_FIELDS = (
@@ -137,7 +138,12 @@ def _assert_tags_equal_unit_by_unit(ctx) -> int:
     return len(unit_ids)
 
 
-def test_set_based_tagging_writes_what_judging_each_unit_alone_gives(context, tmp_path, monkeypatch):
+@pytest.mark.parametrize("few_rows", [0, 1000], ids=["staged", "row-by-row"])
+def test_set_based_tagging_writes_what_judging_each_unit_alone_gives(
+    context, tmp_path, monkeypatch, few_rows
+):
+    # Changed tags go by the staging table or, a few at a time, row by row (PostgreSQL).
+    monkeypatch.setattr(_TagWriter, "few_rows", few_rows)
     ctx, policies = _context(context, tmp_path, monkeypatch)
     _generated_store(ctx, 160, seed=5)
     # Small batches: many batches, shared verdicts across them.

@@ -783,6 +783,17 @@ def _shared_values(v: Verdict, tagged_at: datetime) -> tuple[Any, ...]:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def _param_text(value: Any) -> str | None:
+    """One value as a query parameter in the text form :func:`_copy_text` gives (unescaped)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
 def _copy_text(value: Any) -> str:
     """One value in PostgreSQL's COPY text format."""
     if value is None:
@@ -797,8 +808,11 @@ def _copy_text(value: Any) -> str:
 class _TagWriter:
     """Writes a run's new and changed tags set-based, each shared verdict formatted once:
     on PostgreSQL new tags by COPY, changed ones by COPY into a staging table and one
-    ``UPDATE ... FROM``; on SQLite one ``executemany`` of pre-built tuples each. Unchanged
+    ``UPDATE ... FROM`` (a few: one pipelined ``UPDATE`` each); on SQLite one ``executemany`` of pre-built tuples each. Unchanged
     tags (same digest) are left as they are."""
+
+    # Up to this many changed tags, PostgreSQL updates them row by row (see _update_few).
+    few_rows = 64
 
     def __init__(self, tagged_at: datetime, *, pg: bool, max_entries: int = 50_000) -> None:
         self.tagged_at = tagged_at
@@ -847,7 +861,9 @@ class _TagWriter:
         columns = ", ".join(_TAG_COLUMNS)
         if new:
             _copy_lines(session, f"COPY unit_tags ({columns}) FROM STDIN", self._lines(new))
-        if changed:
+        if changed and len(changed) <= self.few_rows:
+            self._update_few(session, changed)
+        elif changed:
             session.execute(text("CREATE TEMP TABLE tag_stage (LIKE unit_tags) ON COMMIT DROP"))
             _copy_lines(session, f"COPY tag_stage ({columns}) FROM STDIN", self._lines(changed))
             sets = ", ".join(f"{c} = s.{c}" for c in _TAG_COLUMNS[1:])
@@ -855,6 +871,20 @@ class _TagWriter:
                 text(f"UPDATE unit_tags t SET {sets} FROM tag_stage s WHERE t.unit_id = s.unit_id")
             )
             session.execute(text("DROP TABLE tag_stage"))
+
+    def _update_few(self, session: Session, changed: Sequence[_Judged]) -> None:
+        """PostgreSQL: a few changed tags (a proof, a claim, a registration) by one
+        ``UPDATE`` run for each, in one pipeline: a staging table would cost a catalog
+        write per request. Values go as the text COPY would send, read by the same input
+        functions."""
+        sets = ", ".join(f"{c} = %s" for c in _TAG_COLUMNS[1:])
+        statement = f"UPDATE unit_tags SET {sets} WHERE unit_id = %s"
+        rows = [
+            (member_id, digest, *map(_param_text, _shared_values(v, self.tagged_at)), uid)
+            for uid, v, member_id, digest, _ in changed
+        ]
+        with dbapi_errors(session, statement), raw_connection(session).cursor() as cur:
+            cur.executemany(statement, rows)
 
     def _write_sqlite(self, session: Session, new: Sequence[_Judged], changed: Sequence[_Judged]) -> None:
         table = table_of(UnitTag)
