@@ -784,7 +784,8 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 
 def _param_text(value: Any) -> str | None:
-    """One value as a query parameter in the text form :func:`_copy_text` gives (unescaped)."""
+    """One value as text PostgreSQL reads with the column's input function (None: NULL):
+    a query parameter as it is, COPY text once escaped (:func:`_copy_text`)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -796,13 +797,8 @@ def _param_text(value: Any) -> str | None:
 
 def _copy_text(value: Any) -> str:
     """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
+    form = _param_text(value)
+    return "\\N" if form is None else form.translate(_COPY_ESCAPES)
 
 
 class _TagWriter:
