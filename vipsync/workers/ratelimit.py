@@ -32,7 +32,8 @@ return out
 
 
 class SlidingWindow:
-    """Counts events per key in a sliding window; ``retry_after_s`` is 0 while under the limit."""
+    """Counts events per key in a sliding window; ``retry_after_many`` is 0 while every key
+    is under its limit."""
 
     def __init__(self, client: redis.Redis, *, namespace: str, window_s: int) -> None:
         self.client = client
@@ -43,23 +44,10 @@ class SlidingWindow:
     def _key(self, kind: str, digest: str) -> str:
         return f"{self.namespace}:ratelimit:{kind}:{digest}"
 
-    def retry_after_s(self, kind: str, digest: str, limit: int, *, now: float | None = None) -> int:
-        """Seconds until one more event is allowed (0: allowed now)."""
-        now = time.time() if now is None else now
-        key = self._key(kind, digest)
-        pipe = self.client.pipeline()
-        pipe.zremrangebyscore(key, 0, now - self.window_s)
-        pipe.zcard(key)
-        pipe.zrange(key, 0, 0, withscores=True)
-        _, count, oldest = pipe.execute()
-        if count < limit:
-            return 0
-        first = oldest[0][1] if oldest else now
-        return max(1, int(first + self.window_s - now + 0.999))
-
     def retry_after_many(self, entries: list[tuple[str, str, int]], *, now: float | None = None) -> int:
-        """:meth:`retry_after_s` of several ``(kind, digest, limit)`` in one command (a
-        script run by Redis: one small request instead of nine commands): the longest wait."""
+        """Seconds until one more event is allowed under every ``(kind, digest, limit)`` (0:
+        allowed now): at a key's limit, until its oldest event leaves the window. One
+        command (a script run by Redis), whatever the number of keys."""
         now = time.time() if now is None else now
         if self._check is None:
             self._check = self.client.register_script(_CHECK_MANY)
