@@ -226,19 +226,17 @@ UNION ALL
 SELECT o.store_key AS store, o.external_id AS order_id, o.name AS order_name, o.source,
        CAST('claimed_unit_refunded' AS VARCHAR(64)) AS flag, o.replaced_order_id, o.purchase_date
 FROM orders o
-WHERE o.id IN (
-    SELECT u.order_id FROM units u
+JOIN (
+    SELECT u.order_id, COUNT(*) AS taken FROM units u
     JOIN claims c ON c.unit_id = u.id
     JOIN unit_tags t ON t.unit_id = u.id
-    WHERE {refunded})
-  AND (SELECT COUNT(*) FROM units u
-       JOIN claims c ON c.unit_id = u.id
-       JOIN unit_tags t ON t.unit_id = u.id
-       WHERE u.order_id = o.id AND {refunded})
-    > (SELECT COUNT(*) FROM units u
-       JOIN unit_tags t ON t.unit_id = u.id
-       WHERE u.order_id = o.id AND t.benefit_status IN ('exchange_used', 'trade_in_used')
-         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.unit_id = u.id))"""
+    WHERE {refunded}
+    GROUP BY u.order_id) r ON r.order_id = o.id
+WHERE r.taken > (
+    SELECT COUNT(*) FROM units u
+    JOIN unit_tags t ON t.unit_id = u.id
+    WHERE u.order_id = o.id AND t.benefit_status IN ('exchange_used', 'trade_in_used')
+      AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.unit_id = u.id))"""
 
 
 def _unclassified(d: _Dialect) -> str:
