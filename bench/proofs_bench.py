@@ -307,16 +307,16 @@ def main() -> None:
                 {"member_email": member["email"], "order_id": f"#{9_000_000 + i}", "postal_code": "00000"}
                 for i in range(args.refusals)
             ]
-            runs: list[tuple] = [
-                (f"verified proofs (stored orders, {args.workers} workers)", bodies[50:]),
-                ("verified again (orders already linked)", bodies[50:]),
-                ("refusals (unknown orders; wait the 200 ms minimum delay by design)", refusals),
+            c = args.concurrency
+            runs = [
+                (f"verified proofs (stored orders, {args.workers} workers)", bodies[50:], c),
+                ("verified again (orders already linked)", bodies[50:], c),
+                ("refusals (unknown orders; wait the 200 ms minimum delay by design)", refusals, c),
+                # Latency without queueing: one request in flight, the order already linked.
+                ("verified again, one request in flight", bodies[50:], 1),
             ]
-            # Latency without queueing: one request in flight, the order already linked.
-            runs.append(("verified again, one request in flight", bodies[50:], 1))
-            print(f"client: {args.client}, {args.concurrency} connections; load average {os.getloadavg()}")
-            for title, batch, *inflight in runs:
-                concurrency = inflight[0] if inflight else args.concurrency
+            print(f"client: {args.client}, {c} connections; load average {os.getloadavg()}")
+            for title, batch, concurrency in runs:
                 cpu = _tree_cpu_s(server.pid)
                 if args.client == "wrk":
                     result = _run_wrk(base, batch, concurrency, args.duration, threads=min(2, concurrency))
