@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from vipsync.config.settings import CONFIG_DIR
@@ -114,3 +115,32 @@ def test_a_fact_the_database_refuses_is_rejected_alone_and_the_rest_of_its_batch
     assert json.loads(error.raw)["row"]["order_id"] == "111-0000000-0000017"  # replayable as a row
     again = run()
     assert (again.inserted, again.unchanged, again.rejected) == (0, 49, 1)
+
+
+def test_the_objects_older_than_a_run_are_frozen_during_it_and_handed_back_after(session_factory, tmp_path):
+    """A run leaves the collector's full collections to its own objects (gc.freeze) and
+    gives the older ones back at its end, whether it ends well or not."""
+    import gc
+
+    shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
+    body = ("\n".join(json.dumps(_order(i)) for i in range(30)) + "\n").encode()
+    seen: list[int] = []
+    summary = import_records(
+        session_factory,
+        read_orders_file(io.BytesIO(body), shop),
+        kind="shopify",
+        store_key=shop.key,
+        batch_size=10,
+        on_batch=lambda _: seen.append(gc.get_freeze_count()),
+    )
+    assert summary.inserted == 30 and len(seen) == 3
+    assert all(n > 0 for n in seen)
+    assert gc.get_freeze_count() == 0
+
+    def failing():
+        yield from read_orders_file(io.BytesIO(body), shop)
+        raise RuntimeError("reader broke")
+
+    with pytest.raises(RuntimeError):
+        import_records(session_factory, failing(), kind="shopify", store_key=shop.key, batch_size=10)
+    assert gc.get_freeze_count() == 0

@@ -9,8 +9,10 @@ the culprit alone is rejected.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -103,19 +105,39 @@ def _run_in_batches(
     summary = ImportSummary(run_id=run_id)
     batch: list[T] = []
     try:
-        for item in items:
-            batch.append(item)
-            if len(batch) >= batch_size:
+        with _older_objects_frozen():
+            for item in items:
+                batch.append(item)
+                if len(batch) >= batch_size:
+                    write(batch, summary)
+                    batch = []
+            if batch:
                 write(batch, summary)
-                batch = []
-        if batch:
-            write(batch, summary)
     except BaseException:
         _finish(factory, run_id, summary, status="failed")
         raise
     _finish(factory, run_id, summary, status="done")
     log.info(done_message, extra={"kind": kind, "store": store_key, **summary.as_dict()})
     return summary
+
+
+@contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """The objects that exist before a run (modules, the ORM's mappings, the settings) are
+    left out of the cyclic garbage collector's full collections while it runs
+    (``gc.freeze``), and handed back to it at the end (``gc.unfreeze``). An import makes many
+    short-lived containers (each order's parsed JSON); the full collections they trigger
+    walked every older object too, about a tenth of an import's CPU time. Nothing is kept
+    longer: the run's own garbage is collected as before. Objects frozen already (by a
+    server that forks) are left as they are."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _finish(factory, run_id: int, summary: ImportSummary, *, status: str) -> None:
