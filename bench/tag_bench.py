@@ -8,6 +8,12 @@ The database part creates its own database (dropped at the end), fills it with C
 (orders, lines, units, members: fast bulk inserts, not the repository), then runs
 `tag_pending`, `retag_all` with unchanged rules, and `retag_all` after enabling a policy
 version that judges the latest 10% of purchases.
+
+Beside `tag_pending` it prints the database's own floor for the same units, with no Python
+work: reading their facts with the job's batch statement (rows sent as COPY text and
+discarded) and inserting the same tag rows into the empty table with its indexes and keys
+(rolled back). Their sum is the database CPU a unit costs; on N cores no tagging job can
+run faster than N divided by it.
 """
 
 from __future__ import annotations
@@ -181,6 +187,58 @@ def fill(url: str, n_units: int, seed: int = 11) -> tuple[int, date]:
     return len(orders), cut
 
 
+def database_floor(url: str, batch: int) -> None:
+    """The database's own work for tagging every unit, each part on one connection: the
+    job's batch statement (facts read and units locked) by id batches, rows discarded;
+    then the stored tags inserted again into the table emptied (indexes and foreign keys
+    as they are), rolled back. Run after tag_pending, so every unit has its tag."""
+    import psycopg
+    from sqlalchemy.dialects import postgresql
+
+    from vipsync.store.models import Unit
+    from vipsync.store.read_models import _fact_select
+    from vipsync.store.sql import in_values
+
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    dialect = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        ids = [r[0] for r in cur.execute("SELECT id FROM units ORDER BY id").fetchall()]
+        conn.commit()
+        t = time.perf_counter()
+        for i in range(0, len(ids), batch):
+            q = (
+                _fact_select()
+                .where(in_values(Unit.id, ids[i : i + batch], pg=True))
+                .with_for_update(of=Unit, skip_locked=True)
+            )
+            compiled = q.compile(dialect=dialect)
+            cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            cur.execute("SET LOCAL jit = off")
+            cur.execute("SET LOCAL enable_hashjoin = off")
+            cur.execute("SET LOCAL enable_mergejoin = off")
+            with cur.copy(f"COPY ({compiled}) TO STDOUT", compiled.params) as copy:
+                for _ in copy:
+                    pass
+            conn.commit()
+        read_s = time.perf_counter() - t
+        cur.execute("CREATE TEMP TABLE tags_again AS SELECT * FROM unit_tags")
+        conn.commit()
+        cur.execute("TRUNCATE unit_tags")  # empty, as before tag_pending; rolled back below
+        t = time.perf_counter()
+        cur.execute("INSERT INTO unit_tags SELECT * FROM tags_again")
+        write_s = time.perf_counter() - t
+        conn.rollback()
+    n = len(ids)
+    per_unit = (read_s + write_s) / n * 1e6
+    print(
+        f"database floor, no Python work, one connection: reading the facts {n / read_s:,.0f} units/s "
+        f"({read_s / n * 1e6:.1f} us a unit), inserting the same tags {n / write_s:,.0f} units/s "
+        f"({write_s / n * 1e6:.1f} us): "
+        f"{per_unit:.1f} us of database work a unit, so at most {2e6 / per_unit:,.0f} units/s on 2 cores "
+        f"with nothing left for Python"
+    )
+
+
 def end_to_end(n: int, batch: int) -> None:
     from vipsync.bootstrap import Context
     from vipsync.config.settings import Settings
@@ -211,6 +269,7 @@ def end_to_end(n: int, batch: int) -> None:
             f"tag_pending end to end (PostgreSQL): {r.scanned:,} units in {r.elapsed_s:.1f} s = "
             f"{r.scanned / r.elapsed_s:,.0f} units/s (inserted {r.inserted:,}; peak RSS {rss_mib():.0f} MiB)"
         )
+        database_floor(url, batch)
         r = retag_all(ctx, batch_size=batch, full=True)
         print(
             f"retag_all --full (every unit judged, rules unchanged): {r.scanned:,} units in {r.elapsed_s:.1f} s = "
