@@ -14,6 +14,12 @@ refusals, which wait ``VIPSYNC_PROOF_MIN_DELAY_MS`` by design; a last one proves
 orders with one request in flight (the latency of a proof without queueing).
 Targets: p99 < 20 ms for a verified stored order, >= 500 requests/s.
 
+A floor run then serves ``bench/proofs_floor_app.py`` the same way (FastAPI, uvicorn, the
+same workers) on the same store and sends it the same linked orders: the least a verified
+proof must do (token, one Redis call, one query, one decision row, commit), with none of
+vipsync's rules, so the proof's figures can be read against what the machine gives for
+the protocol alone (``--no-floor`` skips it).
+
 The load comes from ``wrk`` (Debian's package; C, so the client does not take the CPU
 the server needs) when it is installed, each of its threads sending its own share of the
 bodies for ``--duration`` seconds; else from an httpx client in this process, which sends
@@ -207,6 +213,41 @@ def _report_wrk(title: str, r: dict, server_cpu_s: float, pool: int) -> None:
     )
 
 
+def _serve(app: str, workers: int, env: dict, app_dir: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Start uvicorn serving the factory ``app`` with ``workers`` processes; return it and
+    its base URL once ``/healthz`` answers."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            *(["--app-dir", str(app_dir)] if app_dir else []),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return server, base
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50_000, help="units in the store (the target: 1,000,000)")
@@ -227,6 +268,7 @@ def main() -> None:
     )
     ap.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
     ap.add_argument("--pool", type=int, default=20_000, help="wrk: distinct stored orders to prove")
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor run")
     args = ap.parse_args()
     wanted = args.requests if args.client == "httpx" else args.pool
     if args.refusals is None:
@@ -266,35 +308,8 @@ def main() -> None:
             "VIPSYNC_DATA_DIR": tempfile.mkdtemp(prefix="proofs-bench-"),
             "VIPSYNC_LOG_LEVEL": "WARNING",
         }
-        port = _free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "vipsync.api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = _serve("vipsync.api.app:create_app", args.workers, env)
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
             member = {"email": "bench.member@example.com", "country": "US"}
             res = httpx.post(f"{base}/v1/members", json=member, headers={"Authorization": f"Bearer {TOKEN}"})
             assert res.status_code in (200, 201), res.text
@@ -330,6 +345,22 @@ def main() -> None:
                     f"  CPU per request: server {(_tree_cpu_s(server.pid) - cpu) * 1000 / n:.2f} ms, "
                     f"client (httpx, this process) {(time.process_time() - started) * 1000 / n:.2f} ms"
                 )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        if args.no_floor or args.client != "wrk":
+            return
+        env["FLOOR_TOKEN_SHA256"] = hashlib.sha256(TOKEN.encode()).hexdigest()
+        server, base = _serve("proofs_floor_app:create_app", args.workers, env, app_dir=Path(__file__).parent)
+        try:
+            cpu = _tree_cpu_s(server.pid)
+            result = _run_wrk(base, bodies[50:], args.concurrency, args.duration)
+            _report_wrk(
+                f"floor: the protocol alone (bench/proofs_floor_app.py, {args.workers} workers)",
+                result,
+                _tree_cpu_s(server.pid) - cpu,
+                len(bodies) - 50,
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)
