@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_v0_replacement_flag_that_is_not_a_boolean_is_rejected_naming_the_field(
 
 def test_v2026_replacement_is_read_from_its_associated_orders():
     order = copy.deepcopy(_load("sandbox_v2026_searchOrders_200_a.json")["orders"][0])
-    wide = NA.model_copy(update={"marketplaces": (*NA.marketplaces, *EU.marketplaces, *FE.marketplaces)})
+    wide = replace(NA, marketplaces=(*NA.marketplaces, *EU.marketplaces, *FE.marketplaces))
     assert map_order_v2026(order, wide).is_replacement is False
     order["associatedOrders"] = [
         {"orderId": "123-4567890-1234566", "associationType": "REPLACEMENT_ORIGINAL_ID"}

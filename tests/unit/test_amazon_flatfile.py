@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -140,22 +141,15 @@ def test_non_amazon_rows_are_skipped_and_counted():
 def test_channel_the_account_does_not_list_is_rejected_and_replays_once_listed():
     (rej,) = _read(_tsv(list(_row()), [_row(**{"sales-channel": "Amazon.com.tr"})]))
     assert isinstance(rej, Rejected) and rej.field == "sales-channel"
-    wider = EU.model_copy(
-        update={
-            "marketplaces": (
-                *EU.marketplaces,
-                EU.marketplaces[0].model_copy(
-                    update={
-                        "code": "TR",
-                        "id": "A33AVAJ2PDY3EV",
-                        "sales_channel": "Amazon.com.tr",
-                        "timezone": "Europe/Istanbul",
-                        "country": "TR",
-                    }
-                ),
-            )
-        }
+    turkey = replace(
+        EU.marketplaces[0],
+        code="TR",
+        id="A33AVAJ2PDY3EV",
+        sales_channel="Amazon.com.tr",
+        timezone="Europe/Istanbul",
+        country="TR",
     )
+    wider = replace(EU, marketplaces=(*EU.marketplaces, turkey))
     (fixed,) = list(replay_record(rej.raw, wider))
     assert isinstance(fixed, OrderRecord) and fixed.marketplace_id == "A33AVAJ2PDY3EV"
 

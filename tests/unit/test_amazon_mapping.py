@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -34,10 +35,8 @@ TR = Marketplace(
     code="TR", id="A33AVAJ2PDY3EV", sales_channel="Amazon.com.tr", timezone="Europe/Istanbul", country="TR"
 )
 # An account listing every marketplace of the official examples (BR and TR are not TESmart's).
-WIDE = NA.model_copy(
-    update={
-        "marketplaces": NA.marketplaces + EU.marketplaces + STORES.amazon("amazon-fe").marketplaces + (BR, TR)
-    }
+WIDE = replace(
+    NA, marketplaces=NA.marketplaces + EU.marketplaces + STORES.amazon("amazon-fe").marketplaces + (BR, TR)
 )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from vipsync.config.settings import CONFIG_DIR, load_settings
+from vipsync.config.settings import CONFIG_DIR, Settings, load_settings
 from vipsync.config.stores import load_stores
 from vipsync.errors import ConfigError
 
@@ -75,3 +77,99 @@ def test_credentials_come_from_the_named_environment_variable(monkeypatch):
         shop.credential("access_token")
     monkeypatch.setenv("VIPSYNC_SHOPIFY_US_ACCESS_TOKEN", "tok")
     assert shop.credential("access_token") == "tok"
+
+
+def test_a_value_given_wins_over_the_environment_which_wins_over_the_default(monkeypatch):
+    monkeypatch.setenv("VIPSYNC_BATCH_SIZE", "250")
+    monkeypatch.setenv("vipsync_lock_ttl_s", "90")  # the variables' names are read in any case
+    monkeypatch.delenv("VIPSYNC_SYNC_INTERVAL_S", raising=False)
+    settings = Settings(batch_size=100)
+    assert (settings.batch_size, settings.lock_ttl_s, settings.sync_interval_s) == (100, 90, 300)
+    assert {"batch_size", "lock_ttl_s"} <= settings.fields_set
+    assert "sync_interval_s" not in settings.fields_set
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "says"),
+    [
+        ("VIPSYNC_BATCH_SIZE", "0", "at least 1"),
+        ("VIPSYNC_BATCH_SIZE", "10001", "at most 10000"),
+        ("VIPSYNC_PII_KEY_ID", "k" * 33, "at most 32 characters"),
+        ("VIPSYNC_PROOF_MIN_DELAY_MS", "100", "proof_fetch_timeout_ms"),
+    ],
+)
+def test_a_value_out_of_its_bounds_names_the_variable_and_the_bound(monkeypatch, var, value, says):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match=says) as err:
+        load_settings()
+    assert var in str(err.value)
+
+
+def test_a_secret_setting_never_shows_in_a_repr(monkeypatch):
+    monkeypatch.setenv("VIPSYNC_PII_KEY", "s3cret-value-" * 4)
+    settings = load_settings()
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.pii_key)
+    assert settings.pii_key is not None
+    assert settings.pii_key.get_secret_value() == "s3cret-value-" * 4
+
+
+def test_replace_checks_the_change_and_keeps_what_was_set(monkeypatch):
+    monkeypatch.delenv("VIPSYNC_REDIS_URL", raising=False)
+    settings = Settings(batch_size=100)
+    changed = settings.replace(stores_file="other.toml")
+    assert changed.stores_file == Path("other.toml") and changed.batch_size == 100
+    assert changed.fields_set == settings.fields_set | {"stores_file"}
+    with pytest.raises(ConfigError, match="VIPSYNC_REDIS_URL"):
+        settings.replace(redis_url="http://x")
+
+
+def test_stores_file_refuses_an_unknown_key_and_names_it(tmp_path):
+    path = tmp_path / "stores.toml"
+    path.write_text(
+        '[stores.web]\nkind = "shopify"\nshop_domain = "x.myshopify.com"\ntimezone = "UTC"\n'
+        'country = "US"\nreplacment_tag = "r"\n'
+    )
+    with pytest.raises(ConfigError, match=r"stores\.web\.replacment_tag: unknown key"):
+        load_stores(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ('kind = "shopify"\ntimezone = "UTC"\ncountry = "US"\n', "stores.s.shop_domain: required"),
+        ('kind = "shopify"\nshop_domain = "x"\ntimezone = "UTC"\ncountry = "USA"\n', "stores.s.country"),
+        ('kind = "shopify"\nshop_domain = "x"\ntimezone = "UTC"\ncountry = "US"\nofficial = 3\n', "official"),
+        ('kind = "amazon"\nregion = "SA"\nmarketplaces = ["US"]\n', "stores.s.region: must be one of"),
+        (
+            'kind = "amazon"\nregion = "EU"\nmarketplaces = ["DE", { code = "FR", timezone = "Mars/X" }]\n',
+            "stores.s.marketplaces.1.timezone",
+        ),
+        ('kind = "amazon"\nregion = "EU"\nmarketplaces = ["DE", "DE"]\n', "listed twice"),
+    ],
+)
+def test_stores_file_errors_name_the_key_down_to_a_marketplace(tmp_path, body, where):
+    path = tmp_path / "stores.toml"
+    path.write_text("[stores.s]\n" + body)
+    with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+        load_stores(path)
+
+
+def test_a_store_made_in_code_is_checked_like_one_from_the_file():
+    from vipsync.config.stores import AmazonAccount, Marketplace
+
+    account = AmazonAccount(
+        key="a",
+        region="NA",
+        marketplaces=(
+            {
+                "code": "US",
+                "id": "ATVPDKIKX0DER",
+                "sales_channel": "Amazon.com",
+                "timezone": "America/Los_Angeles",
+                "country": "us",
+            },
+        ),
+    )
+    assert isinstance(account.marketplaces[0], Marketplace) and account.marketplaces[0].country == "US"
+    with pytest.raises(ValueError, match="timezone"):
+        Marketplace(code="X", id="x", sales_channel="x", timezone="Nowhere/None", country="US")

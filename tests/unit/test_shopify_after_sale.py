@@ -7,6 +7,7 @@ import copy
 import io
 import json
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -138,7 +139,7 @@ def test_without_the_tag_or_without_a_configured_tag_an_order_is_a_purchase(fixt
     order.update(total_price="0.00")
     assert map_rest_order(order, US).is_replacement is False
     order.update(tags="replacement")
-    plain = US.model_copy(update={"replacement_tag": None})
+    plain = replace(US, replacement_tag=None)
     assert map_rest_order(order, plain).is_replacement is False
 
 

@@ -94,7 +94,7 @@ def run_demo(*, shopify_orders: int = 60, amazon_orders: int = 25) -> dict:
         os.environ[FAKE_SHOPIFY_SECRET_ENV] = shop_fake.webhook_secret
         for cred, var in FAKE_AMAZON_ENV.items():
             os.environ[var] = f"fake-{cred}"
-        ctx = Context(settings=settings.model_copy(update={"stores_file": stores_file}), database_url=url)
+        ctx = Context(settings=settings.replace(stores_file=stores_file), database_url=url)
         set_context(ctx)
         try:
             console.rule("1. bundled sample files")

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-
+from vipsync.config.fields import FieldError, build, check
 from vipsync.errors import ConfigError
 
 __all__ = [
@@ -31,7 +30,7 @@ def _zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA time zone {value!r}") from None
+        raise FieldError(("timezone",), f"unknown IANA time zone {value!r}") from None
     return value
 
 
@@ -40,15 +39,17 @@ def _country(value: str) -> str:
     if value == "UK":
         value = "GB"
     if len(value) != 2 or not value.isalpha():
-        raise ValueError(f"not an ISO 3166-1 alpha-2 country code: {value!r}")
+        raise FieldError(("country",), f"not an ISO 3166-1 alpha-2 country code: {value!r}")
     return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# The stores' classes are frozen dataclasses checked by vipsync.config.fields: each value
+# against its annotation when built (from the file or in code), unknown keys refused by
+# `load_stores`.
 
 
-class Marketplace(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class Marketplace:
     """One Amazon marketplace an account sells in."""
 
     code: str  # US, DE, JP, ...
@@ -57,19 +58,22 @@ class Marketplace(_Strict):
     timezone: str
     country: str
 
-    _tz = field_validator("timezone")(_zone)
-    _cc = field_validator("country")(_country)
+    def __post_init__(self) -> None:
+        check(self)
+        object.__setattr__(self, "timezone", _zone(self.timezone))
+        object.__setattr__(self, "country", _country(self.country))
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
-class _StoreBase(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class _StoreBase:
     key: str
     name: str = ""
     official: bool = True
-    credentials: dict[str, str] = {}
+    credentials: dict[str, str] = field(default_factory=dict)
     endpoint: str | None = None
 
     def credential(self, name: str) -> str:
@@ -86,6 +90,7 @@ class _StoreBase(_Strict):
         return all(os.environ.get(var) for var in self.credentials.values())
 
 
+@dataclass(frozen=True, kw_only=True)
 class ShopifyShop(_StoreBase):
     """One official Shopify web store."""
 
@@ -105,14 +110,17 @@ class ShopifyShop(_StoreBase):
     # trade-in quote's code into (POLICY.md, Trade-in); its value is read as a trade-in code.
     trade_in_attribute: str = "trade_in_code"
 
-    _tz = field_validator("timezone")(_zone)
-    _cc = field_validator("country")(_country)
+    def __post_init__(self) -> None:
+        check(self)
+        object.__setattr__(self, "timezone", _zone(self.timezone))
+        object.__setattr__(self, "country", _country(self.country))
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
+@dataclass(frozen=True, kw_only=True)
 class AmazonAccount(_StoreBase):
     """One official Amazon seller account in one SP-API region."""
 
@@ -121,14 +129,13 @@ class AmazonAccount(_StoreBase):
     seller_id: str = ""
     marketplaces: tuple[Marketplace, ...]
 
-    @model_validator(mode="after")
-    def _unique_marketplaces(self) -> AmazonAccount:
+    def __post_init__(self) -> None:
+        check(self)
         ids = [m.id for m in self.marketplaces]
         if len(ids) != len(set(ids)):
-            raise ValueError("a marketplace is listed twice")
+            raise FieldError(("marketplaces",), "a marketplace is listed twice")
         if not ids:
-            raise ValueError("an Amazon account needs at least one marketplace")
-        return self
+            raise FieldError(("marketplaces",), "an Amazon account needs at least one marketplace")
 
     def marketplace_by_id(self, marketplace_id: str) -> Marketplace | None:
         return next((m for m in self.marketplaces if m.id == marketplace_id), None)
@@ -292,16 +299,14 @@ def load_stores(path: Path | str) -> Stores:
         kind = data.get("kind")
         try:
             if kind == "shopify":
-                store: StoreConfig = ShopifyShop.model_validate(data)
+                store: StoreConfig = build(ShopifyShop, data)
             elif kind == "amazon":
                 data["marketplaces"] = [_marketplace(m, where) for m in data.get("marketplaces", [])]
-                store = AmazonAccount.model_validate(data)
+                store = build(AmazonAccount, data)
             else:
                 raise ConfigError(f"{where}.kind: must be 'shopify' or 'amazon', not {kind!r}")
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"{where}.{loc}: {err['msg']}") from None
+        except FieldError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
         stores[key] = store
     if not stores:
         raise ConfigError(f"stores file {path} lists no stores")

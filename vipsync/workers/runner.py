@@ -54,7 +54,7 @@ def _lock_client(settings: Any) -> Any:
     """A Redis client for the store locks, or None when Redis is not configured (the
     embedded default runs alone) or cannot be reached (then no worker can be syncing
     either: the workers need Redis to take a message; a warning says so)."""
-    if "redis_url" not in settings.model_fields_set:
+    if "redis_url" not in settings.fields_set:
         return None
     import redis
 
