@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import json
 import marshal
-import sqlite3
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vipsync.connectors.records import Rejected
 from vipsync.downloads import current_workspace, downloads_dir
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["assemble_bulk_orders", "child_type", "default_work_dir", "gid_type", "is_bulk_line"]
 
@@ -89,6 +90,11 @@ def assemble_bulk_orders(
     other types are skipped and counted in ``skipped`` (by type; ``"unknown"`` when the
     line names none). The join file lives in ``work_dir`` (default
     :func:`default_work_dir`) and is removed when the iteration ends."""
+    # The join's modules load only for a bulk file: an import of other files into
+    # PostgreSQL does not carry SQLite's module (about 1 MiB).
+    import sqlite3
+    import tempfile
+
     skipped = skipped if skipped is not None else Counter()
     # A job's private workspace of the data folder when there is one (downloads.py).
     base = work_dir or current_workspace() or default_work_dir()
