@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
+
+from vipsync.connectors.json_text import canonical_json, canonical_json_finite
 
 __all__ = [
     "FactKind",
@@ -79,10 +80,6 @@ def normalize_country(value: str | None) -> str | None:
     if not value:
         return None
     return "GB" if value == "UK" else value
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 def payload_sha256(value: Any) -> str:
@@ -199,7 +196,8 @@ class OrderRecord:
             body["trade_in_codes"] = list(self.trade_in_codes)
         if self.ops_flags:
             body["flags"] = list(self.ops_flags)
-        return payload_sha256(body)
+        # payload_sha256(body): the body holds text, integers, booleans and None only.
+        return hashlib.sha256(canonical_json_finite(body).encode("utf-8")).hexdigest()
 
     def unit_keys(self) -> list[tuple[str, int]]:
         """(sku, ordinal) of every unit of quantity, ordinals 1..n per SKU in line order."""

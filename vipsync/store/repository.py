@@ -40,6 +40,7 @@ from sqlalchemy import CursorResult, delete, func, insert, or_, select, text, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from vipsync.connectors.json_text import canonical_json_finite
 from vipsync.connectors.minimize import minimize
 from vipsync.connectors.records import MemberRecord, OrderFact, OrderRecord, canonical_json, payload_sha256
 from vipsync.errors import ConfigError, RecordError
@@ -296,7 +297,7 @@ class Repository:
         raw_texts: dict[tuple[str, str], tuple[str, str]] = {}
         ties: list[tuple[OrderRecord, str, int]] = []
         for rec in records:
-            raw_text = canonical_json(rec.raw)
+            raw_text = canonical_json_finite(rec.raw)  # minimized: no NaN or infinity left
             sha = hashlib.sha256(raw_text.encode("utf-8")).hexdigest()
             raw_texts[rec.identity] = (raw_text, sha)
             digest = rec.content_hash(raw_sha256=sha)

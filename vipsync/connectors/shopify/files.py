@@ -23,6 +23,7 @@ from typing import IO, Any
 import ijson
 
 from vipsync.config.stores import ShopifyShop
+from vipsync.connectors.json_text import loads
 from vipsync.connectors.limits import json_clean, map_or_reject
 from vipsync.connectors.records import OrderRecord, Rejected
 from vipsync.connectors.shopify.bulk_jsonl import assemble_bulk_orders, gid_type, is_bulk_line
@@ -205,7 +206,7 @@ def _read_json_lines(reader: _Prefixed, shop: ShopifyShop) -> Iterator[OrderReco
         if not text:
             continue
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except (ValueError, RecursionError):
             yield Rejected(
                 f"line {number}", None, "not valid JSON", {"unparsed_line": text.decode("utf-8", "replace")}
