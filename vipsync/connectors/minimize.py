@@ -439,7 +439,13 @@ def _keep(value: Any, allowed: frozenset[str], key: str | None) -> Any:
         out = {}
         for k, v in value.items():
             if k in allowed:
-                out[k] = _kept(v, allowed, k)
+                kind = type(v)  # _kept's first cases, inline: most values of an order
+                if kind is str:
+                    out[k] = v if "\x00" not in v else v.replace("\x00", "\ufffd")
+                elif kind is int or kind is bool or v is None:
+                    out[k] = v
+                else:
+                    out[k] = _kept(v, allowed, k)
         return out
     if isinstance(value, list):
         return [_kept(v, allowed, key) for v in value]
