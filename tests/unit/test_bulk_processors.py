@@ -55,3 +55,19 @@ def test_equal_decimals_of_another_scale_store_the_same():
     columns = ("unit_price",)
     procs = _processors(table_of(OrderLineRow), columns, DIALECT)
     assert _apply([(Decimal("1.0"),), (Decimal("1.00"),), (None,)], procs) == [(1.0,), (1.0,), (None,)]
+
+
+@given(_AWARE, st.integers(min_value=1, max_value=40), st.sampled_from([True, False]))
+def test_a_column_of_one_value_converts_as_each_value_alone_would(when, n, flag):
+    """A column holding one value (a batch's write time, its flags) is converted once; the
+    same instant at another offset, or an equal value of another type, stays apart."""
+    table = table_of(Order)
+    columns = ("created_at", "is_test", "total_amount")
+    procs = {c: table.c[c].type._cached_bind_processor(DIALECT) for c in columns}
+    other = when.astimezone(timezone(timedelta(hours=3)))
+    for rows in (
+        [(when, flag, Decimal("169.99"))] * n,
+        [(when, flag, Decimal("1"))] * n + [(other, int(flag), 1)],
+    ):
+        got = _apply(rows, _processors(table, columns, DIALECT))
+        assert got == [tuple(procs[c](v) for c, v in zip(columns, row, strict=True)) for row in rows]

@@ -159,6 +159,14 @@ def _apply(rows: Sequence[Sequence[Any]], procs: Processors) -> list[tuple[Any, 
 
 
 def _convert_column(values: Sequence[Any], proc: Callable[[Any], Any], mode: int) -> list[Any]:
+    first = values[0] if values else None
+    if (
+        mode == _MEMO
+        and type(first) in _MEMO_TYPES
+        and values.count(first) == len(values)  # compared in C: equal values...
+        and len(set(map(type, values))) == 1  # ...of one type: one form, made once
+    ):
+        return [proc(first)] * len(values)  # the batch's write time, its flags
     memo: dict[Any, Any] = {}
     out: list[Any] = []
     append = out.append
