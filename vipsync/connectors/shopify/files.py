@@ -69,13 +69,16 @@ def _lines(reader: _Prefixed) -> Iterator[tuple[int, bytes]]:
         yield number + 1, pending
 
 
+_GRAPHQL_KEYS = frozenset({"legacyResourceId", "processedAt", "updatedAt", "lineItems"})
+
+
 def is_graphql_order(obj: Any) -> bool:
     """True for the GraphQL Admin API shape (``gid://`` id or camelCase order fields)."""
     if not isinstance(obj, dict):
         return False
     if gid_type(obj.get("id")) is not None:
         return True
-    return any(k in obj for k in ("legacyResourceId", "processedAt", "updatedAt", "lineItems"))
+    return not _GRAPHQL_KEYS.isdisjoint(obj)
 
 
 def _record_id(obj: Any, fallback: str) -> str:

@@ -445,12 +445,24 @@ def _lines(order: dict, shape: _Shape, record_id: str) -> tuple[OrderLine, ...]:
 def _map(order: dict, shop: ShopifyShop, shape: _Shape) -> OrderRecord:
     if not isinstance(order, dict):
         raise RecordError("an order must be a JSON object", record_id="?", field=None)
-    record_id = next((legacy_id(order.get(k)) for k in shape.ids if legacy_id(order.get(k))), None)
+    record_id = None
+    for key in shape.ids:  # the first id given
+        record_id = legacy_id(order.get(key))
+        if record_id:
+            break
     if not record_id:
         raise RecordError("missing order id", record_id=str(order.get("name") or "?"), field=shape.ids[0])
 
+    parsed: dict[str, datetime | None] = {}
+
     def when(name: str) -> datetime | None:
-        return parse_timestamp(order.get(name), record_id=record_id, field=name)
+        value = order.get(name)
+        if type(value) is str and value in parsed:  # the same text under another name
+            return parsed[value]
+        ts = parse_timestamp(value, record_id=record_id, field=name)
+        if type(value) is str:
+            parsed[value] = ts
+        return ts
 
     purchased, purchase_date = _purchase_times(
         when(shape.processed), when(shape.created), shop, record_id, shape.processed
