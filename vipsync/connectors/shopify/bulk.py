@@ -1,5 +1,6 @@
 """Backfill through a bulk operation: start it, poll it to the end, stream the JSONL
-result to disk with ``requests``, then parse it in constant memory.
+result to disk (the standard library's ``urllib``, as the Admin API client: no second HTTP
+library loaded for one download, about 5 MiB), then parse it in constant memory.
 
 Outcomes handled: another bulk query already running for this app and shop (we wait for it
 to finish, then start ours: Shopify runs one at a time); ``FAILED``, ``CANCELED`` and
@@ -9,15 +10,17 @@ to finish, then start ours: Shopify runs one at a time); ``FAILED``, ``CANCELED`
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
+from typing import IO
 
 from vipsync.config.stores import ShopifyShop
 from vipsync.connectors.records import OrderRecord, Rejected
@@ -92,7 +95,6 @@ def run_bulk_query(
     timeout_s: float = 6 * 3600,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    session: requests.Session | None = None,
 ) -> BulkResult:
     """Run the orders bulk query for ``search`` and download its result into ``dest_dir``."""
     key = client.shop.key
@@ -147,7 +149,7 @@ def run_bulk_query(
     dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = dest_dir / f"bulk-{key}-{op_id.rsplit('/', 1)[-1]}.jsonl"
     expected = int(final["fileSize"]) if final.get("fileSize") not in (None, "") else None
-    download_result(url, path, expected_bytes=expected, session=session, sleep=sleep)
+    download_result(url, path, expected_bytes=expected, sleep=sleep)
     return BulkResult(operation_id=op_id, object_count=count, path=path, waited_for_other=waited)
 
 
@@ -159,44 +161,49 @@ def download_result(
     attempts: int = 4,
     timeout_s: float = 60.0,
     chunk_bytes: int = 1 << 16,
-    session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Stream ``url`` to ``path`` (never whole in memory); retry on a dropped or short
-    download. Returns the bytes written."""
-    http = session or requests.Session()
+    download, a server error or 429. Returns the bytes written."""
     problem = ""
     for attempt in range(1, attempts + 1):
         tmp = path.with_suffix(path.suffix + ".part")
         try:
-            with http.get(url, stream=True, timeout=timeout_s) as resp:
-                if resp.status_code >= 500 or resp.status_code == 429:
-                    problem = f"HTTP {resp.status_code}"
-                    raise _Retry()
-                if resp.status_code >= 400:
-                    raise PermanentSourceError(f"bulk result download refused: HTTP {resp.status_code}")
+            with _get(url, timeout_s) as resp:
                 written = 0
                 with open_private(tmp) as out:
-                    for chunk in resp.iter_content(chunk_size=chunk_bytes):
+                    while chunk := resp.read(chunk_bytes):
                         out.write(chunk)
                         written += len(chunk)
             if expected_bytes is not None and written != expected_bytes:
-                problem = f"short download ({written} of {expected_bytes} bytes)"
-                raise _Retry()
+                raise _Retry(f"short download ({written} of {expected_bytes} bytes)")
             os.replace(tmp, path)
             return written
         except (
             _Retry,
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
+            urllib.error.URLError,
+            http.client.HTTPException,
+            ConnectionError,
+            TimeoutError,
         ) as exc:
-            if not isinstance(exc, _Retry):
-                problem = type(exc).__name__
+            # A dropped or timed-out connection, while connecting (URLError) or reading.
+            problem = str(exc) if isinstance(exc, _Retry) else type(exc).__name__
             tmp.unlink(missing_ok=True)
             if attempt < attempts:
                 sleep(backoff_s(attempt))
     raise TransientSourceError(f"bulk result download failed: {problem} after {attempts} attempts")
+
+
+def _get(url: str, timeout_s: float) -> IO[bytes]:
+    """The response to GET ``url``, open for reading; an error status raises: 429 and 5xx
+    as worth retrying, any other as a permanent refusal."""
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url), timeout=timeout_s)
+    except urllib.error.HTTPError as err:
+        err.close()
+        if err.code >= 500 or err.code == 429:
+            raise _Retry(f"HTTP {err.code}") from None
+        raise PermanentSourceError(f"bulk result download refused: HTTP {err.code}") from None
 
 
 class _Retry(Exception):
