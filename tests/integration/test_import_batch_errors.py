@@ -144,3 +144,41 @@ def test_the_objects_older_than_a_run_are_frozen_during_it_and_handed_back_after
     with pytest.raises(RuntimeError):
         import_records(session_factory, failing(), kind="shopify", store_key=shop.key, batch_size=10)
     assert gc.get_freeze_count() == 0
+
+
+def test_a_run_refreshes_the_planners_statistics_as_it_fills_the_store(session_factory, monkeypatch):
+    """On PostgreSQL the orders and raw payloads are analyzed when a run has inserted
+    ANALYZE_FIRST rows, then twice as many, ...: the statistics count the rows of the last
+    analyze (the planner then looks keys up by index). SQLite keeps no statistics."""
+    from sqlalchemy import text
+
+    from vipsync.workers import imports
+
+    monkeypatch.setattr(imports, "ANALYZE_FIRST", 10)
+    shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
+    body = ("\n".join(json.dumps(_order(i)) for i in range(30)) + "\n").encode()
+    summary = import_records(
+        session_factory,
+        read_orders_file(io.BytesIO(body), shop),
+        kind="shopify",
+        store_key=shop.key,
+        batch_size=10,
+    )
+    assert summary.inserted == 30
+    with session_factory() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            counted = dict(
+                s.execute(
+                    text(
+                        "SELECT relname, reltuples FROM pg_class WHERE relname IN ('orders', 'raw_payloads')"
+                    )
+                ).all()
+            )
+            # Analyzed at 10 and 20 inserted (the next at 40); never analyzed would be -1
+            # (30: a server whose autovacuum came by since).
+            assert counted["orders"] in (20, 30) and counted["raw_payloads"] in (20, 30)
+        else:
+            assert (
+                s.execute(text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")).scalar()
+                == 0
+            )

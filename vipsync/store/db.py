@@ -169,6 +169,25 @@ def purge_freed_pages(engine: Engine) -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+# The tables whose rows an import looks up by key while it fills them (orders, raw payloads).
+IMPORT_LOOKUP_TABLES = ("orders", "raw_payloads")
+
+
+def refresh_statistics(
+    factory: sessionmaker[Session], tables: tuple[str, ...] = IMPORT_LOOKUP_TABLES
+) -> None:
+    """PostgreSQL: ANALYZE ``tables``, so the planner knows what they hold now. Without
+    statistics (a store being filled, autovacuum not yet come by, or off) it took an
+    import's lookup of 500 keys by store for a selective condition and filtered every order
+    of the store: 30 to 70 ms a batch at 100,000 orders, growing with each one. SQLite:
+    nothing (its planner uses the key indexes without statistics)."""
+    with factory() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        session.execute(text(f"ANALYZE {', '.join(tables)}"))
+        session.commit()
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""

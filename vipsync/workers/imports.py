@@ -19,6 +19,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.connectors.records import MemberRecord, OrderFact, OrderRecord, Rejected
+from vipsync.store.db import refresh_statistics
 from vipsync.store.repository import Repository, UpsertCounts
 from vipsync.store.writer import write_page
 
@@ -27,6 +28,8 @@ __all__ = ["ImportSummary", "import_facts", "import_records"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+ANALYZE_FIRST = 1_000  # rows a run inserts before it first refreshes the planner's statistics
 
 
 @dataclass
@@ -64,13 +67,21 @@ def import_records(
     """Write ``items`` to the store; returns the counts. ``kind`` names the source in the
     import-error table (``shopify``, ``amazon-report``, ``members``)."""
 
+    analyze_at = ANALYZE_FIRST
+
     def write(batch: list[OrderRecord | MemberRecord | OrderFact | Rejected], summary: ImportSummary) -> None:
+        nonlocal analyze_at
         outcome = write_page(factory, batch, source=kind, store_key=store_key, run_id=summary.run_id)
         summary.read += outcome.read
         summary.inserted += outcome.inserted
         summary.updated += outcome.updated
         summary.unchanged += outcome.unchanged
         summary.rejected += outcome.rejected
+        if summary.inserted >= analyze_at:
+            # The store has grown by what this run wrote: the planner's statistics follow
+            # at 1,000, 2,000, 4,000... rows, so its key lookups stay index lookups.
+            analyze_at = 2 * summary.inserted
+            refresh_statistics(factory)
         if on_batch:
             on_batch(summary)
 
