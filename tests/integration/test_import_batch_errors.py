@@ -152,9 +152,9 @@ def test_a_run_refreshes_the_planners_statistics_as_it_fills_the_store(session_f
     analyze (the planner then looks keys up by index). SQLite keeps no statistics."""
     from sqlalchemy import text
 
-    from vipsync.workers import imports
+    from vipsync.workers import runs
 
-    monkeypatch.setattr(imports, "ANALYZE_FIRST", 10)
+    monkeypatch.setattr(runs, "ANALYZE_FIRST", 10)
     shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
     body = ("\n".join(json.dumps(_order(i)) for i in range(30)) + "\n").encode()
     summary = import_records(

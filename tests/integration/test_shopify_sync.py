@@ -235,6 +235,38 @@ def test_bulk_backfill_loads_every_order_with_refunds_and_sets_the_bookmark(fake
     assert _sync(ctx).inserted == 0
 
 
+def test_a_backfill_runs_as_an_import_does_older_objects_frozen_and_statistics_following(
+    fake, ctx, monkeypatch
+):
+    """As a file import (workers/runs.py): the objects older than the sync are out of the
+    collector's full collections while it writes, handed back after; on PostgreSQL the
+    orders and raw payloads are analyzed once the sync has inserted ANALYZE_FIRST rows."""
+    import gc
+
+    from sqlalchemy import text
+
+    from vipsync.workers import runs
+
+    monkeypatch.setattr(runs, "ANALYZE_FIRST", 100)
+    fake.add_orders(150)
+    frozen: list[int] = []
+    result = _sync(ctx, backfill=True, progress=lambda *a, **k: frozen.append(gc.get_freeze_count()))
+    assert result.inserted == 150
+    assert frozen and all(n > 0 for n in frozen)
+    assert gc.get_freeze_count() == 0
+    with ctx.session_factory() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            counted = dict(
+                s.execute(
+                    text(
+                        "SELECT relname, reltuples FROM pg_class WHERE relname IN ('orders', 'raw_payloads')"
+                    )
+                ).all()
+            )
+            # Never analyzed: -1. Analyzed after the page that crossed 100 rows: 150.
+            assert counted == {"orders": 150, "raw_payloads": 150}
+
+
 def test_backfill_without_read_all_orders_says_plainly_that_only_60_days_come_back(fake, sqlite_ctx):
     fake.scopes = {"read_orders"}
     fake.add_orders(5)

@@ -49,6 +49,7 @@ from vipsync.store.models import Order, OrderLineRow
 from vipsync.store.repository import Repository
 from vipsync.store.writer import write_page
 from vipsync.workers.results import SyncResult
+from vipsync.workers.runs import follow_growth
 
 __all__ = [
     "BACKFILL_STREAM",
@@ -126,8 +127,11 @@ def known_orders(factory, store_key: str) -> Callable[[Sequence[str]], Mapping[s
 def _write(
     ctx, items: list[OrderRecord | Rejected], *, store_key: str, source: str, result: SyncResult
 ) -> None:
-    """Commit one page through the one writer: a bad order is rejected alone."""
+    """Commit one page through the one writer: a bad order is rejected alone; the
+    planner's statistics follow what the sync has inserted (an All Orders report is large)."""
+    before = result.inserted
     result.add_page(write_page(ctx.session_factory, items, source=source, store_key=store_key))
+    follow_growth(ctx.session_factory, before, result.inserted)
 
 
 def _set_cursor(ctx, store_key: str, stream: str, value: str | None, state: dict) -> None:

@@ -9,27 +9,23 @@ the culprit alone is rejected.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.connectors.records import MemberRecord, OrderFact, OrderRecord, Rejected
-from vipsync.store.db import refresh_statistics
 from vipsync.store.repository import Repository, UpsertCounts
 from vipsync.store.writer import write_page
+from vipsync.workers.runs import follow_growth, older_objects_frozen
 
 __all__ = ["ImportSummary", "import_facts", "import_records"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-ANALYZE_FIRST = 1_000  # rows a run inserts before it first refreshes the planner's statistics
 
 
 @dataclass
@@ -67,21 +63,15 @@ def import_records(
     """Write ``items`` to the store; returns the counts. ``kind`` names the source in the
     import-error table (``shopify``, ``amazon-report``, ``members``)."""
 
-    analyze_at = ANALYZE_FIRST
-
     def write(batch: list[OrderRecord | MemberRecord | OrderFact | Rejected], summary: ImportSummary) -> None:
-        nonlocal analyze_at
+        before = summary.inserted
         outcome = write_page(factory, batch, source=kind, store_key=store_key, run_id=summary.run_id)
         summary.read += outcome.read
         summary.inserted += outcome.inserted
         summary.updated += outcome.updated
         summary.unchanged += outcome.unchanged
         summary.rejected += outcome.rejected
-        if summary.inserted >= analyze_at:
-            # The store has grown by what this run wrote: the planner's statistics follow
-            # at 1,000, 2,000, 4,000... rows, so its key lookups stay index lookups.
-            analyze_at = 2 * summary.inserted
-            refresh_statistics(factory)
+        follow_growth(factory, before, summary.inserted)
         if on_batch:
             on_batch(summary)
 
@@ -116,7 +106,7 @@ def _run_in_batches(
     summary = ImportSummary(run_id=run_id)
     batch: list[T] = []
     try:
-        with _older_objects_frozen():
+        with older_objects_frozen():
             for item in items:
                 batch.append(item)
                 if len(batch) >= batch_size:
@@ -130,25 +120,6 @@ def _run_in_batches(
     _finish(factory, run_id, summary, status="done")
     log.info(done_message, extra={"kind": kind, "store": store_key, **summary.as_dict()})
     return summary
-
-
-@contextmanager
-def _older_objects_frozen() -> Iterator[None]:
-    """The objects that exist before a run (modules, the ORM's mappings, the settings) are
-    left out of the cyclic garbage collector's full collections while it runs
-    (``gc.freeze``), and handed back to it at the end (``gc.unfreeze``). An import makes many
-    short-lived containers (each order's parsed JSON); the full collections they trigger
-    walked every older object too, about a tenth of an import's CPU time. Nothing is kept
-    longer: the run's own garbage is collected as before. Objects frozen already (by a
-    server that forks) are left as they are."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _finish(factory, run_id: int, summary: ImportSummary, *, status: str) -> None:

@@ -43,6 +43,7 @@ from vipsync.store.models import WebhookDelivery
 from vipsync.store.repository import Repository, utcnow
 from vipsync.store.writer import is_unavailable, write_page
 from vipsync.workers.results import SyncResult
+from vipsync.workers.runs import follow_growth, older_objects_frozen
 
 __all__ = [
     "DEFAULT_OVERLAP_S",
@@ -86,10 +87,13 @@ def _since_start(since: str | date | None, shop: ShopifyShop) -> datetime | None
 def _write_page(
     ctx, shop: ShopifyShop, records: list[OrderRecord], rejected: Iterable[Rejected], result: SyncResult
 ) -> None:
-    """Commit one page through the one writer: a bad order is rejected alone."""
+    """Commit one page through the one writer: a bad order is rejected alone; the
+    planner's statistics follow what the sync has inserted."""
+    before = result.inserted
     result.add_page(
         write_page(ctx.session_factory, [*records, *rejected], source="shopify", store_key=shop.key)
     )
+    follow_growth(ctx.session_factory, before, result.inserted)
 
 
 def _set_bookmark(ctx, shop: ShopifyShop, value: datetime, state: dict) -> None:
@@ -121,31 +125,32 @@ def sync_shop(
     result = SyncResult(store_key=store_key, mode="backfill" if backfill else "incremental")
     advance = progress or (lambda n=1, total=None: None)
     try:
-        if backfill:
-            _backfill(
-                ctx,
-                shop,
-                client,
-                result,
-                since=_since_start(since, shop),
-                started=started,
-                cap=cap,
-                progress=advance,
-                poll_s=bulk_poll_s,
-            )
-        else:
-            _incremental(
-                ctx,
-                shop,
-                client,
-                result,
-                since=_since_start(since, shop),
-                started=started,
-                cap=cap,
-                progress=advance,
-                bulk=incremental_bulk,
-                poll_s=bulk_poll_s,
-            )
+        with older_objects_frozen():
+            if backfill:
+                _backfill(
+                    ctx,
+                    shop,
+                    client,
+                    result,
+                    since=_since_start(since, shop),
+                    started=started,
+                    cap=cap,
+                    progress=advance,
+                    poll_s=bulk_poll_s,
+                )
+            else:
+                _incremental(
+                    ctx,
+                    shop,
+                    client,
+                    result,
+                    since=_since_start(since, shop),
+                    started=started,
+                    cap=cap,
+                    progress=advance,
+                    bulk=incremental_bulk,
+                    poll_s=bulk_poll_s,
+                )
     finally:
         result.api_calls = client.calls
         result.rate_limit_wait_s = client.wait_s
