@@ -152,6 +152,7 @@ def test_a_run_refreshes_the_planners_statistics_as_it_fills_the_store(session_f
     analyze (the planner then looks keys up by index). SQLite keeps no statistics."""
     from sqlalchemy import text
 
+    from tests.store_helpers import planner_row_counts
     from vipsync.workers import runs
 
     monkeypatch.setattr(runs, "ANALYZE_FIRST", 10)
@@ -167,13 +168,7 @@ def test_a_run_refreshes_the_planners_statistics_as_it_fills_the_store(session_f
     assert summary.inserted == 30
     with session_factory() as s:
         if s.get_bind().dialect.name == "postgresql":
-            counted = dict(
-                s.execute(
-                    text(
-                        "SELECT relname, reltuples FROM pg_class WHERE relname IN ('orders', 'raw_payloads')"
-                    )
-                ).all()
-            )
+            counted = planner_row_counts(s, "orders", "raw_payloads")
             # Analyzed at 10 and 20 inserted (the next at 40); never analyzed would be -1
             # (30: a server whose autovacuum came by since).
             assert counted["orders"] in (20, 30) and counted["raw_payloads"] in (20, 30)

@@ -243,8 +243,7 @@ def test_a_backfill_runs_as_an_import_does_older_objects_frozen_and_statistics_f
     orders and raw payloads are analyzed once the sync has inserted ANALYZE_FIRST rows."""
     import gc
 
-    from sqlalchemy import text
-
+    from tests.store_helpers import planner_row_counts
     from vipsync.workers import runs
 
     monkeypatch.setattr(runs, "ANALYZE_FIRST", 100)
@@ -256,13 +255,7 @@ def test_a_backfill_runs_as_an_import_does_older_objects_frozen_and_statistics_f
     assert gc.get_freeze_count() == 0
     with ctx.session_factory() as s:
         if s.get_bind().dialect.name == "postgresql":
-            counted = dict(
-                s.execute(
-                    text(
-                        "SELECT relname, reltuples FROM pg_class WHERE relname IN ('orders', 'raw_payloads')"
-                    )
-                ).all()
-            )
+            counted = planner_row_counts(s, "orders", "raw_payloads")
             # Never analyzed: -1. Analyzed after the page that crossed 100 rows: 150.
             assert counted == {"orders": 150, "raw_payloads": 150}
 
