@@ -13,7 +13,7 @@ from vipsync.config.settings import CONFIG_DIR
 from vipsync.config.stores import load_stores
 from vipsync.connectors.shopify.files import read_orders_file
 from vipsync.store.models import ImportError_, Order, Unit
-from vipsync.workers.imports import import_records
+from vipsync.workers.imports import ImportSummary, import_records
 
 N = 10_000
 BAD = 4_321
@@ -117,32 +117,32 @@ def test_a_fact_the_database_refuses_is_rejected_alone_and_the_rest_of_its_batch
     assert (again.inserted, again.unchanged, again.rejected) == (0, 49, 1)
 
 
+def _thirty_orders_in_tens(session_factory, *, wrap=lambda records: records, **kw) -> ImportSummary:
+    """30 generated orders imported into shopify-us from one file in batches of 10; ``wrap``
+    may change the records on their way (e.g. a reader that breaks after them)."""
+    shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
+    body = ("\n".join(json.dumps(_order(i)) for i in range(30)) + "\n").encode()
+    records = wrap(read_orders_file(io.BytesIO(body), shop))
+    return import_records(session_factory, records, kind="shopify", store_key=shop.key, batch_size=10, **kw)
+
+
 def test_the_objects_older_than_a_run_are_frozen_during_it_and_handed_back_after(session_factory, tmp_path):
     """A run leaves the collector's full collections to its own objects (gc.freeze) and
     gives the older ones back at its end, whether it ends well or not."""
     import gc
 
-    shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
-    body = ("\n".join(json.dumps(_order(i)) for i in range(30)) + "\n").encode()
     seen: list[int] = []
-    summary = import_records(
-        session_factory,
-        read_orders_file(io.BytesIO(body), shop),
-        kind="shopify",
-        store_key=shop.key,
-        batch_size=10,
-        on_batch=lambda _: seen.append(gc.get_freeze_count()),
-    )
+    summary = _thirty_orders_in_tens(session_factory, on_batch=lambda _: seen.append(gc.get_freeze_count()))
     assert summary.inserted == 30 and len(seen) == 3
     assert all(n > 0 for n in seen)
     assert gc.get_freeze_count() == 0
 
-    def failing():
-        yield from read_orders_file(io.BytesIO(body), shop)
+    def failing(records):
+        yield from records
         raise RuntimeError("reader broke")
 
     with pytest.raises(RuntimeError):
-        import_records(session_factory, failing(), kind="shopify", store_key=shop.key, batch_size=10)
+        _thirty_orders_in_tens(session_factory, wrap=failing)
     assert gc.get_freeze_count() == 0
 
 
@@ -156,15 +156,7 @@ def test_a_run_refreshes_the_planners_statistics_as_it_fills_the_store(session_f
     from vipsync.workers import runs
 
     monkeypatch.setattr(runs, "ANALYZE_FIRST", 10)
-    shop = load_stores(CONFIG_DIR / "stores.toml").shopify("shopify-us")
-    body = ("\n".join(json.dumps(_order(i)) for i in range(30)) + "\n").encode()
-    summary = import_records(
-        session_factory,
-        read_orders_file(io.BytesIO(body), shop),
-        kind="shopify",
-        store_key=shop.key,
-        batch_size=10,
-    )
+    summary = _thirty_orders_in_tens(session_factory)
     assert summary.inserted == 30
     with session_factory() as s:
         if s.get_bind().dialect.name == "postgresql":
