@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
+from vipsync.store.db import PREPARED
 from vipsync.store.models import (
     Claim,
     Member,
@@ -101,6 +102,8 @@ def _facts(rows: Any) -> list[OrderFacts]:
 
 # The statements of a proof are built once, their values bound at each call: building a
 # SELECT with correlated subqueries cost more than running it (bench/proofs_bench.py).
+# On PostgreSQL they are prepared statements (PREPARED): planning them cost more than
+# running them too.
 _LOOKUPS = ("names", "amazon", "amazon_in_stores")
 
 
@@ -134,7 +137,12 @@ def _lookup(
 
 @cache
 def _orders_statement(lookup: str) -> Any:
-    return select(*_ORDER_COLS, _owner_col()).where(_order_filter(lookup)).order_by(_O.c.id)
+    return (
+        select(*_ORDER_COLS, _owner_col())
+        .where(_order_filter(lookup))
+        .order_by(_O.c.id)
+        .execution_options(**PREPARED)
+    )
 
 
 @cache
@@ -144,7 +152,7 @@ def _member_orders_statement(lookup: str | None) -> Any:
     q = select(*member_cols).select_from(anchor).outerjoin(_M, _M.c.email_hash == bindparam("member_hash"))
     if lookup is not None:
         q = q.add_columns(*_ORDER_COLS, _owner_col()).outerjoin(_O, _order_filter(lookup)).order_by(_O.c.id)
-    return q
+    return q.execution_options(**PREPARED)
 
 
 def _kept(rows: Any, names: dict[str, list[str]] | None) -> list[OrderFacts]:
@@ -269,6 +277,7 @@ def _answers_statement(by: str) -> Any:
         .outerjoin(_X, _X.c.unit_id == _U.c.id)
         .where(where)
         .order_by(_U.c.id, _X.c.id)
+        .execution_options(**PREPARED)
     )
 
 
@@ -341,8 +350,8 @@ def _answer(r: Any) -> dict[str, Any]:
     }
 
 
-_DECISION = insert(table_of(ProofDecision))
-_LINK = insert(_L)
+_DECISION = insert(table_of(ProofDecision)).execution_options(**PREPARED)
+_LINK = insert(_L).execution_options(**PREPARED)
 
 
 def record_decision(

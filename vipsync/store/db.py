@@ -57,17 +57,37 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    # No server-side prepared statements: after five runs psycopg prepares a statement and
-    # PostgreSQL may switch to a generic plan, which for the batch lookups by `= ANY($1)`
-    # cost ~80 ms a batch instead of ~3 ms (measured by bench/import_bench.py).
-    return create_engine(
+    # Server-side prepared statements only where a statement asks (PREPARED): psycopg's own
+    # rule (prepare after five runs) let PostgreSQL switch the batch lookups by `= ANY($1)`
+    # to a generic plan, ~80 ms a batch instead of ~3 ms (bench/import_bench.py). A
+    # threshold never reached, not None: None would refuse the statements that ask too.
+    engine = create_engine(
         url,
         echo=echo,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
-        connect_args={"prepare_threshold": None},
+        connect_args={"prepare_threshold": _NEVER_BY_COUNT},
     )
+
+    @event.listens_for(engine, "do_execute")
+    def _prepared(cursor, statement, parameters, context) -> bool:
+        if not context.execution_options.get(PREPARED_OPTION):
+            return False  # executed the usual way
+        cursor.execute(statement, parameters, prepare=True)
+        return True
+
+    return engine
+
+
+# A statement run with the execution options PREPARED is prepared on its connection the first
+# time and then only executed: PostgreSQL neither parses nor, once it settles on a generic
+# plan, plans it again. For the small, fixed lookups of a request, where planning costs
+# more than running (a proof of purchase, bench/proofs_bench.py); never for batches, whose
+# plans depend on how many rows they carry. Ignored on SQLite.
+PREPARED_OPTION = "vipsync_prepared"
+PREPARED = {PREPARED_OPTION: True}
+_NEVER_BY_COUNT = 2**31 - 1
 
 
 def make_session_factory(engine: Engine, *, digester: Digester | None = None) -> sessionmaker[Session]:
