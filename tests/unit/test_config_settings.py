@@ -96,6 +96,7 @@ def test_a_value_given_wins_over_the_environment_which_wins_over_the_default(mon
         ("VIPSYNC_BATCH_SIZE", "10001", "at most 10000"),
         ("VIPSYNC_PII_KEY_ID", "k" * 33, "at most 32 characters"),
         ("VIPSYNC_PROOF_MIN_DELAY_MS", "100", "proof_fetch_timeout_ms"),
+        ("VIPSYNC_API_THREADS", "0", "at least 1"),
     ],
 )
 def test_a_value_out_of_its_bounds_names_the_variable_and_the_bound(monkeypatch, var, value, says):

@@ -82,6 +82,10 @@ class Settings:
     api_tokens: str = setting("")
     # The /v1 customer API (vipsync/api/members.py, proofs.py, claims.py).
     api_max_body_bytes: int = setting(3_000_000, ge=1_024)  # a larger request body gets 413
+    # Requests doing blocking work (database, Redis) at once in one web process, the others
+    # wait their turn: fewer threads taking turns at the interpreter lock, and no more than
+    # the process's database pool (5) can serve without waiting (vipsync/api/app.py).
+    api_threads: int = setting(4, ge=1, le=64)
     invoice_max_bytes: int = setting(2_000_000, ge=1_024)  # an invoice PDF, decoded
     # Every refusal of an order and factor answers no sooner than this (at least the fetch limit).
     proof_min_delay_ms: int = setting(1_500, ge=0)
