@@ -17,7 +17,22 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, literal, or_, select, text, true, union, update
+from sqlalchemy import (
+    and_,
+    any_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    union,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from vipsync.store.bulk import raw_connection
@@ -564,38 +579,60 @@ def unit_fact_rows(
     transaction; the rows still say whether they were flagged): on PostgreSQL in the same
     statement that takes and locks them. Rows are plain rows (no ORM processing)."""
     pg = session.get_bind().dialect.name == "postgresql"
-    q: Any = _fact_select()
-    if unit_ids is not None:
-        q = q.where(in_values(Unit.id, list(unit_ids), pg=pg))
-        if selection is not None:
-            # Units another run tagged meanwhile are no longer taken.
-            q = q.where(_selected(selection, pg=pg))
+    values: dict[str, Any] = {}
+    if unit_ids is not None and selection is None:
+        # Built once: building the statement cost more than running it for the few units
+        # of a proof of purchase or a claim.
+        q: Any = _units_fact_statement(pg=pg, lock=lock and pg, clear_flags=clear_flags and pg)
+        values["unit_ids"] = list(unit_ids)
     else:
-        q = q.where(Unit.id > after_id, _selected(selection or UnitSelection(), pg=pg)).limit(limit)
-    if lock and pg:
-        q = q.with_for_update(of=Unit, skip_locked=True)
-    if clear_flags and pg:
-        # The facts taken (and locked) as one CTE, the flags cleared by a data-modifying
-        # CTE in the same statement; the rows say whether each unit was flagged.
-        taken = q.cte("taken")
-        # The id bound lets the update walk the unit index from where the batch starts;
-        # given ids are probed one by one (the tagging job plans batches by ids as nested loops).
-        bound = [Unit.id > after_id] if unit_ids is None else []
-        cleared = (
-            update(Unit)
-            .where(Unit.id == taken.c.id, *bound, Unit.needs_tag.is_(True))
-            .values(needs_tag=False)
-            .returning(Unit.id)
-            .cte("cleared")
-        )
-        q = select(taken).add_cte(cleared).order_by(taken.c.id)
+        selected = _selected(selection or UnitSelection(), pg=pg)
+        if unit_ids is not None:
+            # Units another run tagged meanwhile are no longer taken.
+            q = _fact_select().where(in_values(Unit.id, list(unit_ids), pg=pg), selected)
+        else:
+            q = _fact_select().where(Unit.id > after_id, selected).limit(limit)
+        if lock and pg:
+            q = q.with_for_update(of=Unit, skip_locked=True)
+        if clear_flags and pg:
+            # The id bound lets the update walk the unit index from where the batch starts;
+            # given ids are probed one by one (the tagging job plans batches by ids as nested loops).
+            q = _clearing_flags(q, [Unit.id > after_id] if unit_ids is None else [])
     conn = session.connection()
-    rows = list(conn.execute(q).all())
+    rows = list(conn.execute(q, values).all())
     if clear_flags and not pg:
         flagged = [r[0] for r in rows if r[5]]
         for i in range(0, len(flagged), 500):
             conn.execute(update(Unit).where(Unit.id.in_(flagged[i : i + 500])).values(needs_tag=False))
     return rows
+
+
+def _clearing_flags(q: Any, bound: list[Any]) -> Any:
+    """PostgreSQL: the facts taken (and locked) as one CTE, the flags cleared by a
+    data-modifying CTE in the same statement; the rows say whether each unit was flagged."""
+    taken = q.cte("taken")
+    cleared = (
+        update(Unit)
+        .where(Unit.id == taken.c.id, *bound, Unit.needs_tag.is_(True))
+        .values(needs_tag=False)
+        .returning(Unit.id)
+        .cte("cleared")
+    )
+    return select(taken).add_cte(cleared).order_by(taken.c.id)
+
+
+@functools.cache
+def _units_fact_statement(*, pg: bool, lock: bool, clear_flags: bool) -> Any:
+    """:func:`unit_fact_rows` of the units bound as ``unit_ids``, whatever selects them."""
+    ids = (
+        Unit.id == any_(bindparam("unit_ids", type_=ARRAY(Unit.id.type)))
+        if pg
+        else Unit.id.in_(bindparam("unit_ids", expanding=True))
+    )
+    q = _fact_select().where(ids)
+    if lock:
+        q = q.with_for_update(of=Unit, skip_locked=True)
+    return _clearing_flags(q, []) if clear_flags else q
 
 
 @dataclass(frozen=True)
