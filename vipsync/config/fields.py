@@ -118,6 +118,10 @@ def _bounds(value: Any, meta: Mapping[str, Any], loc: tuple[str | int, ...]) -> 
         raise FieldError(loc, f"must be at most {meta['max_length']} characters")
 
 
+# The field types made from one text value, with what an error says of a value of another kind.
+_FROM_TEXT: dict[Any, str] = {Path: "must be a path", SecretStr: "must be text"}
+
+
 def _convert(value: Any, hint: Any, loc: tuple[str | int, ...]) -> Any:
     """``value`` as the type ``hint`` names; text (from the environment) is parsed."""
     origin = get_origin(hint)
@@ -160,18 +164,12 @@ def _convert(value: Any, hint: Any, loc: tuple[str | int, ...]) -> Any:
         if isinstance(value, str):
             return value
         raise FieldError(loc, "must be text")
-    if hint is Path:
-        if isinstance(value, Path):
+    if hint in _FROM_TEXT:  # a type made from text: given as it is, or as the text
+        if isinstance(value, hint):
             return value
         if isinstance(value, str):
-            return Path(value)
-        raise FieldError(loc, "must be a path")
-    if hint is SecretStr:
-        if isinstance(value, SecretStr):
-            return value
-        if isinstance(value, str):
-            return SecretStr(value)
-        raise FieldError(loc, "must be text")
+            return hint(value)
+        raise FieldError(loc, _FROM_TEXT[hint])
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
