@@ -7,13 +7,14 @@ the SQLite default migrates itself on first use so the embedded path needs no se
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipsync.errors import SchemaOutOfDate
@@ -64,11 +65,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     engine = create_engine(
         url,
         echo=echo,
-        pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
         connect_args={"prepare_threshold": _NEVER_BY_COUNT},
     )
+    _ping_when_idle(engine)
 
     @event.listens_for(engine, "do_execute")
     def _prepared(cursor, statement, parameters, context) -> bool:
@@ -78,6 +79,39 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         return True
 
     return engine
+
+
+# A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 1.0
+_LAST_USED = "vipsync_last_used"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections idle longer than PING_AFTER_IDLE_S.
+
+    A ping is a round trip: on a proof of purchase, one in five of its round trips and
+    0.15 ms of the web process's CPU (bench/proofs_bench.py). A connection back in the pool
+    less than a second ago is handed out as it is. A dead one is replaced before use
+    (SQLAlchemy's documented checkout-event recipe: ``DisconnectionError`` makes the pool
+    connect again); a server restarted within that second fails the statement instead,
+    and SQLAlchemy then invalidates every pooled connection, so the next checkout
+    reconnects (the API answers 503 "try again later" meanwhile, a worker's job retries).
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_conn, record) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:
+        last = record.info.get(_LAST_USED)
+        if last is None or time.monotonic() - last < PING_AFTER_IDLE_S:
+            return  # just connected, or busy
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as err:
+            raise exc.InvalidatePoolError(str(err)) from err
 
 
 # A statement run with the execution options PREPARED is prepared on its connection the first
