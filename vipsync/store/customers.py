@@ -8,10 +8,13 @@ the store. Nothing personal is read or returned: members are their pseudonymous 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cache
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select
@@ -59,6 +62,8 @@ class OrderFacts:
     country: str | None
     purchase_date: date
     owner: int | None = None
+    # Its units' answers (:func:`order_unit_answers`) when the statement read them too.
+    answers: tuple[list[dict[str, Any]], bool] | None = None
 
 
 _O = table_of(Order)
@@ -151,12 +156,12 @@ def _member_orders_statement(lookup: str | None) -> Any:
     member_cols = (_M.c.id, _M.c.registered_at, _M.c.exited_at, _M.c.erased_at)
     q = select(*member_cols).select_from(anchor).outerjoin(_M, _M.c.email_hash == bindparam("member_hash"))
     if lookup is not None:
-        q = q.add_columns(*_ORDER_COLS, _owner_col()).outerjoin(_O, _order_filter(lookup)).order_by(_O.c.id)
+        q = q.add_columns(*_ORDER_COLS, _owner_col(), *_ANSWER_COLS).outerjoin(_O, _order_filter(lookup))
+        q = _answer_joins(q.outerjoin(_U, _U.c.order_id == _O.c.id)).order_by(_O.c.id, _U.c.id, _X.c.id)
     return q.execution_options(**PREPARED)
 
 
-def _kept(rows: Any, names: dict[str, list[str]] | None) -> list[OrderFacts]:
-    found = _facts(rows)
+def _kept(found: list[OrderFacts], names: dict[str, list[str]] | None) -> list[OrderFacts]:
     return found if names is None else [o for o in found if o.name in names.get(o.store_key, ())]
 
 
@@ -174,7 +179,7 @@ def find_orders(
         return []
     lookup, values = found
     rows = session.connection().execute(_orders_statement(lookup), values)
-    return _kept(rows, None if amazon_id is not None else names)
+    return _kept(_facts(rows), None if amazon_id is not None else names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +200,9 @@ def member_and_orders(
     amazon_id: str | None = None,
     amazon_stores: Sequence[str] = (),
 ) -> tuple[MemberState | None, list[OrderFacts]]:
-    """The member with this e-mail digest and :func:`find_orders`, in one statement: a row
-    anchors the member (absent: nulls), the matching orders join it."""
+    """The member with this e-mail digest and :func:`find_orders`, each order with its
+    units' answers, in one statement: a row anchors the member (absent: nulls), the
+    matching orders join it, their units join them."""
     found = _lookup(names, amazon_id, amazon_stores)
     lookup, values = found if found is not None else (None, {})
     statement = _member_orders_statement(lookup)
@@ -207,7 +213,13 @@ def member_and_orders(
     member = MemberState(*first[:4]) if first is not None and first[0] is not None else None
     if lookup is None:
         return member, []
-    orders = [r[4:] for r in rows if r[4] is not None]
+    cut = 4 + len(_ORDER_COLS) + 1  # member, order, owner, then the answer's columns
+    orders: list[OrderFacts] = []
+    for _, group in groupby((r for r in rows if r[4] is not None), key=itemgetter(4)):
+        order_rows = list(group)
+        head = order_rows[0]
+        answers = _answers([r[cut:] for r in order_rows if r[cut] is not None])
+        orders.append(replace(OrderFacts(*head[4:cut]), answers=answers))
     return member, _kept(orders, None if amazon_id is not None else names)
 
 
@@ -236,6 +248,48 @@ _C = table_of(Claim)
 _X = table_of(WarrantyExchange)
 
 
+# A unit's answer: the unit, its tag, its claim, its ordinary exchanges (one row each).
+_ANSWER_COLS = (
+    _U.c.id,
+    _U.c.store_key,
+    _U.c.order_external_id,
+    _U.c.sku,
+    _U.c.ordinal,
+    _U.c.needs_tag,
+    _T.c.policy_version,
+    _T.c.eligible,
+    _T.c.reasons,
+    _T.c.purchase_date,
+    _T.c.original_warranty_end,
+    _T.c.registration_deadline,
+    _T.c.extended_warranty_end,
+    _T.c.trade_in_opens,
+    _T.c.benefit_status,
+    _T.c.member_id,
+    _C.c.kind,
+    _C.c.claimed_on,
+    _C.c.ship_date,
+    _C.c.replacement_cover_end,
+    _X.c.requested_on.label("exchange_requested_on"),
+    _X.c.ship_date.label("exchange_ship_date"),
+    _X.c.replacement_cover_end.label("exchange_cover_end"),
+)
+# A row of those columns with their names (the answer statement's own rows, or a slice of
+# the member-and-orders statement's).
+_answer_row: Callable[[Sequence[Any]], Any] = namedtuple(  # type: ignore[attr-defined]
+    "_AnswerRow", [c.name for c in _ANSWER_COLS]
+)._make
+
+
+def _answer_joins(q: Any) -> Any:
+    """``q``, which reads ``units``, joined to their tags, claims and ordinary exchanges."""
+    return (
+        q.outerjoin(_T, _T.c.unit_id == _U.c.id)
+        .outerjoin(_C, _C.c.unit_id == _U.c.id)
+        .outerjoin(_X, _X.c.unit_id == _U.c.id)
+    )
+
+
 @cache
 def _answers_statement(by: str) -> Any:
     """The units of one order (``by="order"``, bound ``order_id``) or of a list of units
@@ -246,35 +300,7 @@ def _answers_statement(by: str) -> Any:
         else _U.c.id.in_(bindparam("unit_ids", expanding=True))
     )
     return (
-        select(
-            _U.c.id,
-            _U.c.store_key,
-            _U.c.order_external_id,
-            _U.c.sku,
-            _U.c.ordinal,
-            _U.c.needs_tag,
-            _T.c.policy_version,
-            _T.c.eligible,
-            _T.c.reasons,
-            _T.c.purchase_date,
-            _T.c.original_warranty_end,
-            _T.c.registration_deadline,
-            _T.c.extended_warranty_end,
-            _T.c.trade_in_opens,
-            _T.c.benefit_status,
-            _T.c.member_id,
-            _C.c.kind,
-            _C.c.claimed_on,
-            _C.c.ship_date,
-            _C.c.replacement_cover_end,
-            _X.c.requested_on.label("exchange_requested_on"),
-            _X.c.ship_date.label("exchange_ship_date"),
-            _X.c.replacement_cover_end.label("exchange_cover_end"),
-        )
-        .select_from(_U)
-        .outerjoin(_T, _T.c.unit_id == _U.c.id)
-        .outerjoin(_C, _C.c.unit_id == _U.c.id)
-        .outerjoin(_X, _X.c.unit_id == _U.c.id)
+        _answer_joins(select(*_ANSWER_COLS).select_from(_U))
         .where(where)
         .order_by(_U.c.id, _X.c.id)
         .execution_options(**PREPARED)
@@ -286,21 +312,23 @@ def unit_answers(session: Session, unit_ids: Sequence[int]) -> list[dict[str, An
     replacement's cover, and its ordinary warranty exchanges; no personal data."""
     if not unit_ids:
         return []
-    return _answers(session, _answers_statement("units"), {"unit_ids": list(unit_ids)})[0]
+    return _answers(session.connection().execute(_answers_statement("units"), {"unit_ids": list(unit_ids)}))[
+        0
+    ]
 
 
 def order_unit_answers(session: Session, order_id: int) -> tuple[list[dict[str, Any]], bool]:
     """:func:`unit_answers` of every unit of an order, and whether their tags are current
     (none waits for its tag, none was never tagged): one statement."""
-    return _answers(session, _answers_statement("order"), {"order_id": order_id})
+    return _answers(session.connection().execute(_answers_statement("order"), {"order_id": order_id}))
 
 
-def _answers(session: Session, statement: Any, values: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
-    rows = session.connection().execute(statement, values).all()
+def _answers(rows: Any) -> tuple[list[dict[str, Any]], bool]:
+    """The answers of rows of the answer's columns, and whether every tag is current."""
     out: list[dict[str, Any]] = []
     current = True
     last: dict[str, Any] | None = None
-    for r in rows:
+    for r in map(_answer_row, rows):
         if last is None or last["unit_id"] != r.id:
             last = _answer(r)
             out.append(last)

@@ -298,7 +298,8 @@ def _verified(
     entry: dict[str, Any] = {"store": o.store_key, "order": o.name, "status": status, "message": message}
     if status == "other_member":
         return entry
-    units, current = order_unit_answers(session, o.id)
+    # Read with the order by member_and_orders; read now after an on-demand fetch.
+    units, current = o.answers if o.answers is not None else order_unit_answers(session, o.id)
     if status == "linked" or not current:
         tag_units_now(session, cached_rules(ctx, session=session), [u["unit_id"] for u in units])
         units, _ = order_unit_answers(session, o.id)
