@@ -13,14 +13,12 @@ from sqlalchemy.exc import OperationalError
 
 from tests.conftest import PG_ADMIN_URL
 from vipsync.store import db
-from vipsync.store.db import make_engine
 
 
 @pytest.fixture
-def engine(pg_url):
-    eng = make_engine(pg_url)
-    yield eng
-    eng.dispose()
+def db_url(pg_url) -> str:
+    """PostgreSQL only (the shared ``engine`` fixture reads this)."""
+    return pg_url
 
 
 @pytest.fixture
