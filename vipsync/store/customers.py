@@ -17,7 +17,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from vipsync.store.db import PREPARED
@@ -101,6 +101,12 @@ _ORDER_COLS = (
 )
 
 
+def _connection(db: Session | Connection) -> Connection:
+    """The connection a statement runs on: a session's, or the one given (a proof's reads
+    and decisions run on an autocommit connection, outside any session)."""
+    return db if isinstance(db, Connection) else db.connection()
+
+
 def _facts(rows: Any) -> list[OrderFacts]:
     return [OrderFacts(*r) for r in rows]
 
@@ -166,7 +172,7 @@ def _kept(found: list[OrderFacts], names: dict[str, list[str]] | None) -> list[O
 
 
 def find_orders(
-    session: Session,
+    db: Session | Connection,
     *,
     names: dict[str, list[str]] | None = None,
     amazon_id: str | None = None,
@@ -178,7 +184,7 @@ def find_orders(
     if found is None:
         return []
     lookup, values = found
-    rows = session.connection().execute(_orders_statement(lookup), values)
+    rows = _connection(db).execute(_orders_statement(lookup), values)
     return _kept(_facts(rows), None if amazon_id is not None else names)
 
 
@@ -193,7 +199,7 @@ class MemberState:
 
 
 def member_and_orders(
-    session: Session,
+    db: Session | Connection,
     member_hash: str,
     *,
     names: dict[str, list[str]] | None = None,
@@ -206,9 +212,7 @@ def member_and_orders(
     found = _lookup(names, amazon_id, amazon_stores)
     lookup, values = found if found is not None else (None, {})
     statement = _member_orders_statement(lookup)
-    rows: list[Any] = list(
-        session.connection().execute(statement, {**values, "member_hash": member_hash}).all()
-    )
+    rows: list[Any] = list(_connection(db).execute(statement, {**values, "member_hash": member_hash}).all())
     first = rows[0] if rows else None
     member = MemberState(*first[:4]) if first is not None and first[0] is not None else None
     if lookup is None:
@@ -383,7 +387,7 @@ _LINK = insert(_L).execution_options(**PREPARED)
 
 
 def record_decision(
-    session: Session,
+    db: Session | Connection,
     *,
     client: str,
     method: str,
@@ -394,7 +398,7 @@ def record_decision(
     store_key: str | None = None,
     member_id: int | None = None,
 ) -> None:
-    session.connection().execute(
+    _connection(db).execute(
         _DECISION,
         {
             "decided_at": now,

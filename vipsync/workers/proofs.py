@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
 
 from vipsync.connectors.records import OrderRecord, normalize_country
 from vipsync.eligibility.membership import is_active_member
@@ -197,29 +198,30 @@ def verify_proof(
     if req.store is not None and req.store not in {s.key for s in ctx.stores if s.official}:
         raise RecordError("not an official store", field="store")
 
-    # One session, one transaction (the on-demand fetch aside): every round trip to the
-    # database counts in the answer's time.
-    with ctx.session_factory() as session:
-        member, orders = member_and_orders(session, member_hash, **_where(ctx, ref, req.store))
+    # Reads and decision rows in autocommit: each is one statement, and nothing they do
+    # needs another's transaction, so a proof that links nothing costs no BEGIN and no
+    # COMMIT round trip. Links and re-tags go in one transaction of their own.
+    conn = _autocommit(ctx)
+    try:
+        member, orders = member_and_orders(conn, member_hash, **_where(ctx, ref, req.store))
         if (
             member is None
             or member.erased_at is not None
             or not is_active_member(member.registered_at, member.exited_at)
         ):
             record_decision(
-                session,
+                conn,
                 client=client,
                 method=req.method,
                 outcome="register_first",
                 reason="not an active member",
                 now=now,
             )
-            session.commit()
             return ProofResult("register_first", REGISTER_FIRST, ref.value)
         member_id = int(member.id)
 
         if not orders and fetch is not None:
-            session.rollback()  # no transaction stays open while a source answers
+            conn.close()  # no connection is held while a source answers
             kind = "amazon" if ref.kind == "amazon_order_id" else "shopify"
             keys = [s.key for s in _stores(ctx, kind, req.store)]
             try:
@@ -229,8 +231,9 @@ def verify_proof(
                     "on-demand fetch failed",
                     extra={"reference_kind": ref.kind, "error": type(exc).__name__},
                 )
+                conn = _autocommit(ctx)
                 record_decision(
-                    session,
+                    conn,
                     client=client,
                     method=req.method,
                     outcome="try_later",
@@ -238,20 +241,20 @@ def verify_proof(
                     now=now,
                     member_id=member_id,
                 )
-                session.commit()
                 return ProofResult("try_later", TRY_LATER, ref.value)
+            for rec in records:  # the normal write path: a bad record is rejected alone, for ops
+                source = "shopify" if rec.source == "shopify" else "amazon-api"
+                write_page(ctx.session_factory, [rec], source=source, store_key=rec.store_key)
+            conn = _autocommit(ctx)
             if records:
-                for rec in records:  # the normal write path: a bad record is rejected alone, for ops
-                    source = "shopify" if rec.source == "shopify" else "amazon-api"
-                    write_page(ctx.session_factory, [rec], source=source, store_key=rec.store_key)
-                orders = find_orders(session, **_where(ctx, ref, req.store))
+                orders = find_orders(conn, **_where(ctx, ref, req.store))
 
         matched = [o for o in orders if _matches(ctx, o, req, factor_hash)]
         if not matched:
             reason = "unknown order" if not orders else "factor does not match"
             for o in orders or [None]:  # type: ignore[list-item]
                 record_decision(
-                    session,
+                    conn,
                     client=client,
                     method=req.method,
                     outcome="refused",
@@ -261,31 +264,57 @@ def verify_proof(
                     store_key=o.store_key if o else None,
                     member_id=member_id,
                 )
-            session.commit()
             return ProofResult("refused", REFUSED, ref.value)
-        answers = [_verified(ctx, session, o, req, member_id, client, now) for o in matched]
-        session.commit()
+        if all(_settled(o, member_id) for o in matched):
+            answers = [_decided(conn, o, _status(o, member_id), req, member_id, client, now) for o in matched]
+        else:
+            conn.close()
+            with ctx.session_factory() as session:
+                answers = [_verified(ctx, session, o, req, member_id, client, now) for o in matched]
+                session.commit()
+    finally:
+        conn.close()
     message = "proof of purchase verified"
     if all(a["status"] == "other_member" for a in answers):
         message = OTHER_MEMBER
     return ProofResult("verified", message, ref.value, answers)
 
 
-def _verified(
-    ctx, session, o: OrderFacts, req: ProofRequest, member_id: int, client: str, now: datetime
-) -> dict[str, Any]:
-    """Link one matched order (unless it has an owner), record the decision, and answer its
-    units with their tags; the units are re-tagged only when the link is new or a tag is
-    not current."""
+def _autocommit(ctx) -> Connection:
+    """A pooled connection whose every statement commits on its own."""
+    return ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _status(o: OrderFacts, member_id: int) -> tuple[str, str]:
     if o.owner is not None and o.owner != member_id:
-        status, message = "other_member", OTHER_MEMBER
-    elif o.owner == member_id:
-        status, message = "already_yours", "verified again: this order is already linked to you"
-    else:
-        link_order(session, order_id=o.id, member_id=member_id, method=req.method, now=now)
-        status, message = "linked", "proof of purchase verified: the order is linked to you"
+        return "other_member", OTHER_MEMBER
+    if o.owner == member_id:
+        return "already_yours", "verified again: this order is already linked to you"
+    return "linked", "proof of purchase verified: the order is linked to you"
+
+
+def _settled(o: OrderFacts, member_id: int) -> bool:
+    """Nothing to write for this order but the decision: another member's, or already this
+    member's with every unit's tag current (read with the order)."""
+    status, _ = _status(o, member_id)
+    return status == "other_member" or (status == "already_yours" and o.answers is not None and o.answers[1])
+
+
+def _decided(
+    db: Session | Connection,
+    o: OrderFacts,
+    outcome: tuple[str, str],
+    req: ProofRequest,
+    member_id: int,
+    client: str,
+    now: datetime,
+    units: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Record the decision on one matched order; its entry in the answer (with ``units``,
+    else the ones read with the order, unless another member owns it)."""
+    status, message = outcome
     record_decision(
-        session,
+        db,
         client=client,
         method=req.method,
         outcome=status,
@@ -296,15 +325,28 @@ def _verified(
         member_id=member_id,
     )
     entry: dict[str, Any] = {"store": o.store_key, "order": o.name, "status": status, "message": message}
+    if status != "other_member":
+        entry["units"] = units if units is not None else (o.answers or ([], True))[0]
+    return entry
+
+
+def _verified(
+    ctx, session: Session, o: OrderFacts, req: ProofRequest, member_id: int, client: str, now: datetime
+) -> dict[str, Any]:
+    """Link one matched order (unless it has an owner), record the decision, and answer its
+    units with their tags; the units are re-tagged only when the link is new or a tag is
+    not current."""
+    status, message = _status(o, member_id)
     if status == "other_member":
-        return entry
+        return _decided(session, o, (status, message), req, member_id, client, now)
+    if status == "linked":
+        link_order(session, order_id=o.id, member_id=member_id, method=req.method, now=now)
     # Read with the order by member_and_orders; read now after an on-demand fetch.
     units, current = o.answers if o.answers is not None else order_unit_answers(session, o.id)
     if status == "linked" or not current:
         tag_units_now(session, cached_rules(ctx, session=session), [u["unit_id"] for u in units])
         units, _ = order_unit_answers(session, o.id)
-    entry["units"] = units
-    return entry
+    return _decided(session, o, (status, message), req, member_id, client, now, units)
 
 
 def recent_decisions(ctx, *, limit: int = 50, since: datetime | None = None) -> list[dict[str, Any]]:
