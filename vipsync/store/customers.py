@@ -316,15 +316,19 @@ def unit_answers(session: Session, unit_ids: Sequence[int]) -> list[dict[str, An
     replacement's cover, and its ordinary warranty exchanges; no personal data."""
     if not unit_ids:
         return []
-    return _answers(session.connection().execute(_answers_statement("units"), {"unit_ids": list(unit_ids)}))[
-        0
-    ]
+    return _read_answers(session, "units", {"unit_ids": list(unit_ids)})[0]
 
 
 def order_unit_answers(session: Session, order_id: int) -> tuple[list[dict[str, Any]], bool]:
     """:func:`unit_answers` of every unit of an order, and whether their tags are current
     (none waits for its tag, none was never tagged): one statement."""
-    return _answers(session.connection().execute(_answers_statement("order"), {"order_id": order_id}))
+    return _read_answers(session, "order", {"order_id": order_id})
+
+
+def _read_answers(
+    db: Session | Connection, by: str, values: dict[str, Any]
+) -> tuple[list[dict[str, Any]], bool]:
+    return _answers(_connection(db).execute(_answers_statement(by), values))
 
 
 def _answers(rows: Any) -> tuple[list[dict[str, Any]], bool]:
